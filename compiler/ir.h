@@ -1,0 +1,190 @@
+/*
+ * ir.h — the tensor IR and everything that transforms it.
+ *
+ * A function is a list of instructions in SSA form: value %i is the result
+ * of instruction i, and operands always name earlier values. Shapes are static
+ * (rank 0, 1 or 2, row-major). Element type is TY_REAL (float32 or float64,
+ * chosen only at codegen; the interpreter uses double) or TY_I32 (indices).
+ * Elementwise ops take operands of identical shape: broadcasting is explicit
+ * (IR_BCAST), so every op's adjoint is local.
+ *
+ * Sections: ir.c (builder, verifier), print.c (text form), autodiff.c,
+ * interp.c, passes/ (one file per pass, order in passes/passes.c), lower.c.
+ */
+#ifndef LOBE_IR_H
+#define LOBE_IR_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "front.h"
+
+typedef enum { TY_REAL, TY_I32 } IrType;
+
+typedef struct IrShape {
+  int rank;                /* 0, 1 or 2 */
+  int dim[2];
+} IrShape;
+
+#define IR_SCALAR   ((IrShape){0, {1, 1}})
+#define IR_VEC(n)   ((IrShape){1, {(n), 1}})
+#define IR_MAT(m, n) ((IrShape){2, {(m), (n)}})
+
+#define IR_OPS(X)                                                         \
+  /* leaves */                                                           \
+  X(INPUT, "input")     /* function argument `index` */                  \
+  X(CONST, "const")     /* `value` in every element */                   \
+  X(TENSOR, "tensor")   /* constant elements `data` (numel doubles) */   \
+  /* elementwise binary: same shapes */                                   \
+  X(ADD, "add") X(SUB, "sub") X(MUL, "mul") X(DIV, "div")                \
+  /* elementwise unary */                                                 \
+  X(NEG, "neg") X(EXP, "exp") X(LOG, "log") X(SIN, "sin") X(COS, "cos")  \
+  X(TANH, "tanh") X(SIGMOID, "sigmoid") X(RELU, "relu")                  \
+  X(STEP, "step")       /* x > 0 ? 1 : 0; zero gradient */               \
+  X(SQRT, "sqrt")                                                        \
+  /* shape */                                                             \
+  X(BCAST, "bcast")     /* axis 0: [n]->[m,n]; 1: [m]->[m,n]; -1: []->any */ \
+  X(SUM, "sum")         /* axis 0: [m,n]->[n]; 1: [m,n]->[m]; -1: any->[] */ \
+  X(MATMUL, "matmul")   /* op(a)[m,k] x op(b)[k,n]; trans_a, trans_b */  \
+  X(CONCAT, "concat")   /* columns of n rank-2 operands with equal rows */ \
+  X(SLICE, "slice")     /* columns [start, start+len) of a rank-2 operand */ \
+  X(PAD, "pad")         /* [m,len] at column `start` of zeros [m,n] */   \
+  X(GATHER, "gather")   /* table[V,E], idx i32[m] -> [m,E] (rows) */     \
+  X(SCATTER_ADD, "scatter_add") /* src[m,E], idx[m] -> zeros[V,E] += rows */
+
+typedef enum {
+#define IR_ENUM(name, text) IR_##name,
+  IR_OPS(IR_ENUM)
+#undef IR_ENUM
+  IR_NOPS
+} IrOp;
+
+typedef struct IrInstr {
+  IrOp op;
+  IrType type;
+  IrShape shape;
+  int nargs;
+  int *args;               /* operand value ids, each < this id */
+  /* attributes; meaning depends on op */
+  int index;               /* INPUT: argument number */
+  int axis;                /* BCAST, SUM */
+  int start;               /* SLICE, PAD */
+  bool trans_a, trans_b;   /* MATMUL */
+  double value;            /* CONST */
+  double *data;            /* TENSOR: owned, numel elements */
+  char *name;              /* optional: INPUT's argument name, debug names */
+} IrInstr;
+
+typedef struct IrFunc {
+  char *name;
+  IrInstr *ins;
+  int nins, cap;
+  int ninputs;             /* INPUT instrs carry index 0..ninputs-1 */
+  int *outputs;
+  int noutputs;
+} IrFunc;
+
+/* Trainable parameter (function inputs named after it). init is LOBE_INIT_*
+ * from runtime/lobe_model.h. */
+typedef struct IrParam {
+  char *name;
+  int rows, cols;          /* a vector has rows == 1 */
+  int init;
+  double scale;
+} IrParam;
+
+/* The entry points lower builds for one data source; ids index IrModule.funcs.
+ *   forward:   (params..., t[B], module[B], subject[B]) -> out[B,C]
+ *   loss:      (params..., t[B], module[B], subject[B], y[B,C]) -> loss[]
+ *   loss_grad: same inputs -> loss[], d loss / d params[grad_params[i]]... */
+typedef struct IrSourceFns {
+  int forward, loss, loss_grad;
+  int *grad_params;
+  int ngrad;
+} IrSourceFns;
+
+typedef struct IrModule {
+  IrFunc **funcs;
+  int nfuncs;
+  IrParam *params;
+  int nparams;
+  const Model *model;      /* names, sources, train config for the descriptor */
+  IrSourceFns *source_fns; /* one per model source */
+} IrModule;
+
+/* ---------------------------------------------------------------- ir.c */
+/* Builder functions check shapes and types and abort on misuse: a bad
+ * instruction is a compiler bug, never a user error. Each returns the id. */
+
+IrFunc *ir_func_new(const char *name);
+void ir_func_free(IrFunc *f);
+int ir_input(IrFunc *f, const char *name, IrType type, IrShape shape);
+int ir_const(IrFunc *f, double value, IrShape shape);
+int ir_tensor(IrFunc *f, const double *data, IrShape shape);
+int ir_binary(IrFunc *f, IrOp op, int a, int b);
+int ir_unary(IrFunc *f, IrOp op, int a);
+int ir_bcast(IrFunc *f, int a, int axis, IrShape to);
+int ir_sum(IrFunc *f, int a, int axis);
+int ir_matmul(IrFunc *f, int a, int b, bool trans_a, bool trans_b);
+int ir_concat(IrFunc *f, const int *parts, int n);
+int ir_slice(IrFunc *f, int a, int start, int len);
+int ir_pad(IrFunc *f, int a, int start, int cols);
+int ir_gather(IrFunc *f, int table, int idx);
+int ir_scatter_add(IrFunc *f, int src, int idx, int rows);
+void ir_output(IrFunc *f, int value);
+
+/* Appends a copy of instruction `in` with operands renamed through map
+ * (map[old id] = new id); used by passes and autodiff. */
+int ir_copy_instr(IrFunc *f, const IrInstr *in, const int *map);
+
+long ir_numel(IrShape s);
+bool ir_shape_eq(IrShape a, IrShape b);
+bool ir_is_elementwise(IrOp op);
+const char *ir_op_name(IrOp op);
+int ir_input_value(const IrFunc *f, int index);   /* value id of argument */
+
+/* Checks SSA order, shapes and types; returns 0, or -1 with a message. */
+int ir_verify(const IrFunc *f, char *err, int errlen);
+
+IrModule *ir_module_new(const Model *m);
+int ir_module_add(IrModule *mod, IrFunc *f);       /* returns the func id */
+void ir_module_free(IrModule *mod);
+
+/* -------------------------------------------------------------- print.c */
+/*   func loss_V1.m1(%0: real[16,64] "fc0.w", ...) {
+ *     %7 = matmul %5, %0 : real[256,64]
+ *     ret %9, %12
+ *   }                                                                    */
+void ir_print(FILE *out, const IrFunc *f);
+void ir_print_module(FILE *out, const IrModule *mod);
+
+/* ----------------------------------------------------------- autodiff.c */
+/* Reverse mode as an IR-to-IR transformation: copies f's forward
+ * instructions, then walks them backwards keeping an adjoint table keyed by
+ * value (missing = zero), accumulating with adds into fresh values. Output 0
+ * of f must be a scalar. The result has f's inputs and outputs
+ * (f's outputs..., d out0 / d input wrt[i]...). */
+IrFunc *ad_grad(const IrFunc *f, const int *wrt, int nwrt, const char *name);
+
+/* ------------------------------------------------------------- interp.c */
+/* Reference evaluator in double precision. in[i] holds argument i (I32
+ * arguments as doubles holding integers); out[i] must hold numel(output i).
+ * Returns 0, or -1 with a message (e.g. an index out of range). */
+int interp_run(const IrFunc *f, const double *const *in, double *const *out,
+               char *err, int errlen);
+
+/* ------------------------------------------------------------- passes/ */
+/* Runs the optimisation pipeline in its fixed order; with dump_after set to
+ * a pass name (or "all"), prints the function after that pass to dump. */
+void pass_run_all(IrFunc *f, const char *dump_after, FILE *dump);
+void pass_fold(IrFunc *f);   /* constant folding, algebraic identities */
+void pass_cse(IrFunc *f);    /* common subexpressions */
+void pass_dce(IrFunc *f);    /* dead values; renumbers */
+const char *const *pass_names(void);  /* NULL-terminated, in order */
+
+/* -------------------------------------------------------------- lower.c */
+/* Builds every entry point of the model (forward, loss, loss_grad per
+ * source). Returns NULL only on internal error. */
+IrModule *lower_model(const Model *m);
+
+#endif

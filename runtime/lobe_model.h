@@ -1,0 +1,86 @@
+/*
+ * lobe_model.h — the ABI between a compiled model and the runtime.
+ *
+ * lobec emits one object that defines `lobe_model_desc`; the runtime library
+ * (which holds main) drives it and knows nothing model-specific. Every entry
+ * point has the signature lobe_fn: args[] holds pointers to the inputs in
+ * order, then to the outputs. Real buffers are float (the _f32 functions) or
+ * double (_f64); id buffers are int32_t. All tensors are dense, row-major.
+ *
+ * Per data source, with P = nparams, B = batch, C = channels:
+ *   forward:   params[0..P), t[B], module[B], subject[B]        -> out[B,C]
+ *   loss_grad: params[0..P), t[B], module[B], subject[B], y[B,C]
+ *                -> loss[1], grad[k] for k < ngrad (shape of params[grad_params[k]])
+ * Times are seconds; module is the region index, subject the subject index.
+ * Functions are not reentrant (each owns a static workspace).
+ */
+#ifndef LOBE_MODEL_H
+#define LOBE_MODEL_H
+
+#include <stdint.h>
+
+#define LOBE_ABI_VERSION 1
+
+typedef void (*lobe_fn)(void *const *args);
+
+enum {
+  LOBE_INIT_ZEROS = 0,
+  LOBE_INIT_NORMAL = 1,   /* normal(0, scale) */
+  LOBE_INIT_UNIFORM = 2,  /* uniform(-scale, scale) */
+};
+
+enum { LOBE_SRC_CSV = 0, LOBE_SRC_NPY = 1 };
+enum { LOBE_LOSS_MSE = 0 };
+
+typedef struct lobe_param {
+  const char *name;
+  int32_t rows, cols;       /* a vector has rows == 1 */
+  int32_t init;
+  double scale;
+} lobe_param;
+
+typedef struct lobe_region {
+  const char *name;
+  const char *aunn;
+} lobe_region;
+
+typedef struct lobe_source {
+  const char *name;         /* "REGION.SUBJECT", the key of --data */
+  int32_t region, subject;
+  int32_t kind;             /* LOBE_SRC_* */
+  const char *path;         /* absolute, as bound at compile time */
+  double rate, t0;          /* Hz, seconds */
+  int32_t channels;
+  const char *const *channel_names;
+  int32_t loss_kind;        /* LOBE_LOSS_* */
+  double loss_weight;
+  lobe_fn forward_f32;
+  lobe_fn loss_grad_f32;
+  lobe_fn loss_grad_f64;    /* for gradcheck */
+  int32_t ngrad;
+  const int32_t *grad_params;
+} lobe_source;
+
+typedef struct lobe_model {
+  int32_t abi_version;      /* LOBE_ABI_VERSION */
+  const char *name;         /* spec file's base name */
+  const char *spec_path;
+  int32_t nparams;
+  const lobe_param *params;
+  int32_t nregions;
+  const lobe_region *regions;
+  int32_t nsubjects;
+  const char *const *subjects;
+  int32_t nsources;
+  const lobe_source *sources;
+  /* train block defaults; the CLI may override steps and seed */
+  int32_t batch;
+  int32_t steps;
+  double lr, beta1, beta2, eps;
+  uint64_t seed;
+  int32_t checkpoint_every;
+} lobe_model;
+
+extern const lobe_model lobe_model_desc;
+
+#endif
