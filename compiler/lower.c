@@ -1,0 +1,283 @@
+/*
+ * lower.c — from the checked Model to the tensor IR.
+ *
+ * For every data source the model gets three entry points (ir.h,
+ * IrSourceFns): the forward pass of the source's region through its AUNN and
+ * the source's readout head, the source's loss, and the loss's gradient
+ * (autodiff of the loss with respect to the parameters the source reaches).
+ * Every entry point takes all parameters, in IrModule.params order, so the
+ * runtime passes one argument vector to all of them.
+ *
+ * Parameters of an AUNN named A:
+ *   A.emb.module [regions, Em]   A.emb.subject [subjects, Es]   (normal 0,1)
+ *   A.fcL.w [in, out]  A.fcL.b [out]                             (uniform 1/sqrt(in))
+ *   A.latent.w [H, latent]  A.latent.b [latent]                  (when latent > 0)
+ * and of each source S: head.S.w [in, channels], head.S.b [channels].
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../runtime/lobe_model.h"
+#include "ir.h"
+
+typedef struct AunnParams {
+  int emb_module, emb_subject;
+  int w[MODEL_MAX_LAYERS], b[MODEL_MAX_LAYERS];
+  int latent_w, latent_b;          /* -1 without a latent layer */
+  int width;                       /* features the readout heads see */
+} AunnParams;
+
+typedef struct Lowering {
+  const Model *model;
+  IrModule *mod;
+  AunnParams *aunn;                /* per Model.aunns */
+  int *head_w, *head_b;            /* per Model.sources */
+} Lowering;
+
+static char *fmt_name(const char *fmt, const char *a, const char *b) {
+  int n = snprintf(NULL, 0, fmt, a, b);
+  char *s = malloc(n + 1);
+  snprintf(s, n + 1, fmt, a, b);
+  return s;
+}
+
+static int add_param(IrModule *mod, char *name, int rows, int cols, int init,
+                     double scale) {
+  mod->params = realloc(mod->params, (mod->nparams + 1) * sizeof *mod->params);
+  mod->params[mod->nparams] = (IrParam){name, rows, cols, init, scale};
+  return mod->nparams++;
+}
+
+/* A dense layer's weight and bias, initialised like torch.nn.Linear. */
+static void add_dense(IrModule *mod, const char *prefix, const char *layer,
+                      int in, int out, int *w, int *b) {
+  double bound = 1.0 / sqrt(in);
+  *w = add_param(mod, fmt_name("%s.%s.w", prefix, layer), in, out,
+                 LOBE_INIT_UNIFORM, bound);
+  *b = add_param(mod, fmt_name("%s.%s.b", prefix, layer), 1, out,
+                 LOBE_INIT_UNIFORM, bound);
+}
+
+static int encoding_width(const AunnDef *a) { return 2 * a->bands; }
+
+static void declare_aunn_params(Lowering *L, int ai) {
+  const AunnDef *a = &L->model->aunns[ai];
+  AunnParams *p = &L->aunn[ai];
+  IrModule *mod = L->mod;
+  p->emb_module = add_param(mod, fmt_name("%s.%s", a->name, "emb.module"),
+                            L->model->nregions, a->module_dim, LOBE_INIT_NORMAL, 1.0);
+  p->emb_subject = add_param(mod, fmt_name("%s.%s", a->name, "emb.subject"),
+                             L->model->nsubjects, a->subject_dim, LOBE_INIT_NORMAL, 1.0);
+  int in = encoding_width(a) + a->module_dim + a->subject_dim;
+  for (int l = 0; l < a->nhidden; l++) {
+    char layer[16];
+    snprintf(layer, sizeof layer, "fc%d", l);
+    add_dense(mod, a->name, layer, in, a->hidden[l], &p->w[l], &p->b[l]);
+    in = a->hidden[l];
+  }
+  p->latent_w = p->latent_b = -1;
+  if (a->latent > 0) {
+    add_dense(mod, a->name, "latent", in, a->latent, &p->latent_w, &p->latent_b);
+    in = a->latent;
+  }
+  p->width = in;
+}
+
+static void declare_params(Lowering *L) {
+  const Model *m = L->model;
+  for (int ai = 0; ai < m->naunns; ai++)
+    declare_aunn_params(L, ai);
+  for (int s = 0; s < m->nsources; s++) {
+    const Source *src = &m->sources[s];
+    int in = L->aunn[m->regions[src->region].aunn].width;
+    add_dense(L->mod, "head", src->name, in, src->channels, &L->head_w[s],
+              &L->head_b[s]);
+  }
+}
+
+/* ---- building one function ------------------------------------------------ */
+
+typedef struct Builder {
+  IrFunc *f;
+  int *param;                      /* value id of each parameter input */
+  int t, module, subject;          /* batch inputs */
+  int batch;
+} Builder;
+
+static Builder begin_function(const Lowering *L, const char *kind,
+                              const Source *src) {
+  Builder b = {0};
+  char *name = fmt_name("%s.%s", kind, src->name);
+  b.f = ir_func_new(name);
+  free(name);
+  b.batch = L->model->train.batch;
+  b.param = malloc(L->mod->nparams * sizeof *b.param);
+  for (int i = 0; i < L->mod->nparams; i++) {
+    const IrParam *p = &L->mod->params[i];
+    IrShape shape = p->rows == 1 ? IR_VEC(p->cols) : IR_MAT(p->rows, p->cols);
+    b.param[i] = ir_input(b.f, p->name, TY_REAL, shape);
+  }
+  b.t = ir_input(b.f, "t", TY_REAL, IR_VEC(b.batch));
+  b.module = ir_input(b.f, "module", TY_I32, IR_VEC(b.batch));
+  b.subject = ir_input(b.f, "subject", TY_I32, IR_VEC(b.batch));
+  return b;
+}
+
+/* Angular frequencies 2*pi*f_k, geometric from 1/max_period to 1/min_period.
+ * Without a min_period the fastest band sits at the Nyquist period of the
+ * fastest source the AUNN reads. */
+static void fourier_frequencies(const Model *m, int ai, double *omega) {
+  const AunnDef *a = &m->aunns[ai];
+  double min_period = a->min_period;
+  if (min_period <= 0) {
+    double rate = 0;
+    for (int s = 0; s < m->nsources; s++)
+      if (m->regions[m->sources[s].region].aunn == ai && m->sources[s].rate > rate)
+        rate = m->sources[s].rate;
+    min_period = rate > 0 ? 2.0 / rate : a->max_period / 1000.0;
+  }
+  double lo = 1.0 / a->max_period, hi = 1.0 / min_period;
+  for (int k = 0; k < a->bands; k++) {
+    double frac = a->bands > 1 ? (double)k / (a->bands - 1) : 0.0;
+    omega[k] = 2.0 * M_PI * lo * pow(hi / lo, frac);
+  }
+}
+
+/* [sin(t * omega), cos(t * omega)]: [B, 2*bands] */
+static int lower_fourier(const Lowering *L, Builder *b, int ai) {
+  int bands = L->model->aunns[ai].bands;
+  double *omega = malloc(bands * sizeof *omega);
+  fourier_frequencies(L->model, ai, omega);
+  IrShape phase_shape = IR_MAT(b->batch, bands);
+  int w = ir_bcast(b->f, ir_tensor(b->f, omega, IR_VEC(bands)), 0, phase_shape);
+  int t = ir_bcast(b->f, b->t, 1, phase_shape);
+  free(omega);
+  int phase = ir_binary(b->f, IR_MUL, t, w);
+  int parts[2] = {ir_unary(b->f, IR_SIN, phase), ir_unary(b->f, IR_COS, phase)};
+  return ir_concat(b->f, parts, 2);
+}
+
+static int lower_dense(Builder *b, int x, int w, int bias) {
+  int y = ir_matmul(b->f, x, b->param[w], false, false);
+  int bb = ir_bcast(b->f, b->param[bias], 0, b->f->ins[y].shape);
+  return ir_binary(b->f, IR_ADD, y, bb);
+}
+
+static int lower_activation(Builder *b, Activation act, int x) {
+  switch (act) {
+  case ACT_SILU:
+    return ir_binary(b->f, IR_MUL, x, ir_unary(b->f, IR_SIGMOID, x));
+  case ACT_RELU:
+    return ir_unary(b->f, IR_RELU, x);
+  case ACT_TANH:
+    return ir_unary(b->f, IR_TANH, x);
+  case ACT_SIGMOID:
+    return ir_unary(b->f, IR_SIGMOID, x);
+  case ACT_SINE:
+    return ir_unary(b->f, IR_SIN, x);
+  }
+  abort();
+}
+
+/* The AUNN trunk for region r: encoding and concat conditioning, hidden
+ * layers, optional linear latent layer. */
+static int lower_trunk(const Lowering *L, Builder *b, int ai) {
+  const AunnDef *a = &L->model->aunns[ai];
+  const AunnParams *p = &L->aunn[ai];
+  int parts[3] = {
+      lower_fourier(L, b, ai),
+      ir_gather(b->f, b->param[p->emb_module], b->module),
+      ir_gather(b->f, b->param[p->emb_subject], b->subject),
+  };
+  int x = ir_concat(b->f, parts, 3);
+  for (int l = 0; l < a->nhidden; l++)
+    x = lower_activation(b, a->activation, lower_dense(b, x, p->w[l], p->b[l]));
+  if (p->latent_w >= 0)
+    x = lower_dense(b, x, p->latent_w, p->latent_b);
+  return x;
+}
+
+static int lower_readout(const Lowering *L, Builder *b, int s) {
+  int ai = L->model->regions[L->model->sources[s].region].aunn;
+  int x = lower_trunk(L, b, ai);
+  return lower_dense(b, x, L->head_w[s], L->head_b[s]);
+}
+
+/* mean((out - y)^2) over the batch and channels */
+static int lower_mse(Builder *b, int out, int y) {
+  IrShape shape = b->f->ins[out].shape;
+  int d = ir_binary(b->f, IR_SUB, out, y);
+  int sse = ir_sum(b->f, ir_binary(b->f, IR_MUL, d, d), -1);
+  int inv_n = ir_const(b->f, 1.0 / (double)ir_numel(shape), IR_SCALAR);
+  return ir_binary(b->f, IR_MUL, sse, inv_n);
+}
+
+static IrFunc *finish(Builder *b) {
+  free(b->param);
+  return b->f;
+}
+
+static IrFunc *lower_forward(const Lowering *L, int s) {
+  Builder b = begin_function(L, "forward", &L->model->sources[s]);
+  ir_output(b.f, lower_readout(L, &b, s));
+  return finish(&b);
+}
+
+static IrFunc *lower_loss(const Lowering *L, int s) {
+  const Source *src = &L->model->sources[s];
+  Builder b = begin_function(L, "loss", src);
+  int y = ir_input(b.f, "y", TY_REAL, IR_MAT(b.batch, src->channels));
+  ir_output(b.f, lower_mse(&b, lower_readout(L, &b, s), y));
+  return finish(&b);
+}
+
+/* The parameters source s reaches: its AUNN's and its own head's. */
+static int grad_params(const Lowering *L, int s, int *out) {
+  const AunnParams *p = &L->aunn[L->model->regions[L->model->sources[s].region].aunn];
+  int n = 0;
+  out[n++] = p->emb_module;
+  out[n++] = p->emb_subject;
+  const AunnDef *a = &L->model->aunns[L->model->regions[L->model->sources[s].region].aunn];
+  for (int l = 0; l < a->nhidden; l++) {
+    out[n++] = p->w[l];
+    out[n++] = p->b[l];
+  }
+  if (p->latent_w >= 0) {
+    out[n++] = p->latent_w;
+    out[n++] = p->latent_b;
+  }
+  out[n++] = L->head_w[s];
+  out[n++] = L->head_b[s];
+  return n;
+}
+
+static void lower_source(Lowering *L, int s) {
+  IrSourceFns *fns = &L->mod->source_fns[s];
+  IrFunc *loss = lower_loss(L, s);
+  fns->grad_params = malloc(L->mod->nparams * sizeof *fns->grad_params);
+  fns->ngrad = grad_params(L, s, fns->grad_params);
+  /* parameters are inputs 0..nparams-1, so input numbers are param ids */
+  char *name = fmt_name("%s.%s", "loss_grad", L->model->sources[s].name);
+  IrFunc *grad = ad_grad(loss, fns->grad_params, fns->ngrad, name);
+  free(name);
+  fns->forward = ir_module_add(L->mod, lower_forward(L, s));
+  fns->loss = ir_module_add(L->mod, loss);
+  fns->loss_grad = ir_module_add(L->mod, grad);
+}
+
+IrModule *lower_model(const Model *m) {
+  Lowering L = {.model = m, .mod = ir_module_new(m)};
+  L.aunn = calloc(m->naunns ? m->naunns : 1, sizeof *L.aunn);
+  L.head_w = calloc(m->nsources ? m->nsources : 1, sizeof *L.head_w);
+  L.head_b = calloc(m->nsources ? m->nsources : 1, sizeof *L.head_b);
+  declare_params(&L);
+  L.mod->source_fns = calloc(m->nsources ? m->nsources : 1, sizeof *L.mod->source_fns);
+  for (int s = 0; s < m->nsources; s++)
+    lower_source(&L, s);
+  free(L.aunn);
+  free(L.head_w);
+  free(L.head_b);
+  return L.mod;
+}

@@ -1,0 +1,248 @@
+/*
+ * main.c — the lobec driver. The pipeline, in order:
+ *
+ *   parse -> sema -> bind data -> lower -> passes -> codegen -> link
+ *
+ *   lobec check SPEC                      diagnostics only
+ *   lobec build SPEC [-o OUT] [--emit=ast|ir|llvm|obj|exe] [--dump-after=PASS|all]
+ */
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../runtime/lobe_model.h"
+#include "backend.h"
+#include "data.h"
+#include "ir.h"
+
+#define LOBE_VERSION "0.1.0"
+
+typedef enum { EMIT_AST, EMIT_IR, EMIT_LLVM, EMIT_OBJ, EMIT_EXE } Emit;
+
+typedef struct Options {
+  const char *command;
+  const char *spec;
+  const char *out;
+  const char *dump_after;
+  Emit emit;
+} Options;
+
+static void usage(FILE *to) {
+  fputs("usage: lobec check SPEC.lobe\n"
+        "       lobec build SPEC.lobe [-o OUT] [--emit=ast|ir|llvm|obj|exe]\n"
+        "                             [--dump-after=PASS|all]\n"
+        "       lobec --version\n"
+        "\n"
+        "build compiles SPEC into an executable (default: SPEC's base name) that\n"
+        "trains the model: run `OUT --help` for its commands. --emit stops early\n"
+        "and writes that stage's form to OUT (default: standard output for ast and\n"
+        "ir). --dump-after prints the IR after the named pass to standard error.\n",
+        to);
+}
+
+static int parse_emit(const char *s, Emit *e) {
+  static const char *const names[] = {"ast", "ir", "llvm", "obj", "exe"};
+  for (int i = 0; i < 5; i++)
+    if (strcmp(s, names[i]) == 0) {
+      *e = (Emit)i;
+      return 0;
+    }
+  return -1;
+}
+
+static int parse_args(int argc, char **argv, Options *o) {
+  *o = (Options){.emit = EMIT_EXE};
+  if (argc < 2)
+    return -1;
+  o->command = argv[1];
+  for (int i = 2; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "-o") == 0 && i + 1 < argc)
+      o->out = argv[++i];
+    else if (strncmp(a, "--emit=", 7) == 0) {
+      if (parse_emit(a + 7, &o->emit) != 0) {
+        fprintf(stderr, "lobec: unknown --emit value '%s'\n", a + 7);
+        return -1;
+      }
+    } else if (strncmp(a, "--dump-after=", 13) == 0)
+      o->dump_after = a + 13;
+    else if (a[0] == '-' && a[1]) {
+      fprintf(stderr, "lobec: unknown option '%s'\n", a);
+      return -1;
+    } else if (!o->spec)
+      o->spec = a;
+    else {
+      fprintf(stderr, "lobec: more than one spec file ('%s', '%s')\n", o->spec, a);
+      return -1;
+    }
+  }
+  if (!o->spec) {
+    fprintf(stderr, "lobec: no spec file given\n");
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- front end ----------------------------------------------------------- */
+
+static Model *check_spec(Diag *d, const char *path, Program **prog) {
+  SrcFile *file = diag_load_file(d, path);
+  if (!file)
+    return NULL;
+  *prog = parse_file(d, file);
+  if (!*prog || diag_errors(d))
+    return NULL;
+  return sema_check(d, *prog);
+}
+
+static int source_kind(SourceKind k) {
+  return k == SRC_NPY ? LOBE_SRC_NPY : LOBE_SRC_CSV;
+}
+
+/* Learns each source's channels from its file. A source that declares
+ * `channels: N` compiles without the file (it is bound at train time with
+ * --data), but when the file is there it must agree. */
+static void bind_source(Diag *d, Source *src) {
+  DataTable t = {0};
+  char err[512];
+  if (data_probe(source_kind(src->kind), src->path, &t, err, sizeof err) != 0) {
+    if (src->channels == 0)
+      diag_report(d, DIAG_ERROR, src->path_pos,
+                  "cannot read data for '%s': %s (give `channels: N` to compile "
+                  "without the file)", src->name, err);
+    return;
+  }
+  if (src->channels != 0 && src->channels != t.cols)
+    diag_report(d, DIAG_ERROR, src->path_pos,
+                "'%s' declares %d channels but the file has %d", src->name,
+                src->channels, t.cols);
+  else {
+    src->channels = t.cols;
+    src->channel_names = t.names;
+    t.names = NULL;
+  }
+  data_free(&t);
+}
+
+static void bind_data(Diag *d, Model *m) {
+  for (int s = 0; s < m->nsources; s++)
+    bind_source(d, &m->sources[s]);
+}
+
+/* ---- middle and back end ------------------------------------------------- */
+
+static int optimise(IrModule *mod, const char *dump_after) {
+  char err[512];
+  for (int i = 0; i < mod->nfuncs; i++) {
+    pass_run_all(mod->funcs[i], dump_after, stderr);
+    if (ir_verify(mod->funcs[i], err, sizeof err) != 0) {
+      fprintf(stderr, "lobec: internal error: %s: %s\n", mod->funcs[i]->name, err);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static FILE *open_out(const char *path) {
+  if (!path || strcmp(path, "-") == 0)
+    return stdout;
+  FILE *f = fopen(path, "w");
+  if (!f)
+    perror(path);
+  return f;
+}
+
+static int close_out(FILE *f) {
+  return f == stdout ? fflush(f) : fclose(f);
+}
+
+/* Default executable name: the spec's base name without .lobe. */
+static char *default_output(const char *spec) {
+  char *copy = strdup(spec);
+  char *base = strdup(basename(copy));
+  free(copy);
+  char *dot = strrchr(base, '.');
+  if (dot && dot != base)
+    *dot = 0;
+  return base;
+}
+
+static int emit_backend(const IrModule *mod, const Options *o) {
+  char err[1024], obj[4096];
+  char *exe = o->out ? strdup(o->out) : default_output(o->spec);
+  CgOptions cg = {.opt_level = 2, .descriptor = true};
+  if (o->emit == EMIT_LLVM)
+    cg.emit_llvm = exe;
+  if (o->emit == EMIT_OBJ)
+    snprintf(obj, sizeof obj, "%s", exe);
+  else
+    snprintf(obj, sizeof obj, "%s.%d.o", exe, (int)getpid());
+  int rc = cg_emit_object(mod, &cg, obj, err, sizeof err);
+  if (rc == 0 && o->emit == EMIT_EXE)
+    rc = link_executable(obj, exe, false, err, sizeof err);
+  if (rc != 0)
+    fprintf(stderr, "lobec: %s\n", err);
+  if (o->emit != EMIT_OBJ)
+    unlink(obj);
+  free(exe);
+  return rc;
+}
+
+static int build(const Options *o, Diag *d, Model *m, Program *prog) {
+  if (o->emit == EMIT_AST) {
+    FILE *f = open_out(o->out);
+    if (!f)
+      return 1;
+    ast_dump(f, prog);
+    return close_out(f) ? 1 : 0;
+  }
+  bind_data(d, m);
+  diag_flush(d);
+  if (diag_errors(d))
+    return 1;
+  IrModule *mod = lower_model(m);
+  int rc = optimise(mod, o->dump_after);
+  if (rc == 0 && o->emit == EMIT_IR) {
+    FILE *f = open_out(o->out);
+    rc = f ? 0 : -1;
+    if (f) {
+      ir_print_module(f, mod);
+      rc = close_out(f);
+    }
+  } else if (rc == 0)
+    rc = emit_backend(mod, o);
+  ir_module_free(mod);
+  return rc ? 1 : 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+    printf("lobec %s\n", LOBE_VERSION);
+    return 0;
+  }
+  if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+    usage(stdout);
+    return 0;
+  }
+  Options o;
+  if (parse_args(argc, argv, &o) != 0 ||
+      (strcmp(o.command, "check") != 0 && strcmp(o.command, "build") != 0)) {
+    usage(stderr);
+    return 2;
+  }
+  Diag *d = diag_new(stderr, isatty(STDERR_FILENO));
+  Program *prog = NULL;
+  Model *m = check_spec(d, o.spec, &prog);
+  diag_flush(d);
+  int rc = 1;
+  if (m)
+    rc = strcmp(o.command, "check") == 0 ? 0 : build(&o, d, m, prog);
+  if (m)
+    sema_free(m);
+  if (prog)
+    ast_free(prog);
+  diag_free(d);
+  return rc;
+}

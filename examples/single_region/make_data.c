@@ -1,0 +1,126 @@
+/*
+ * make_data.c — the single_region example's recordings.
+ *
+ * Four latent oscillators (0.3, 1.1, 2.7 and 6.2 Hz, slowly amplitude
+ * modulated) are mixed into CHANNELS channels by a subject-specific matrix,
+ * plus a little Gaussian noise: 20 s at 100 Hz per subject. Writes
+ *   OUTDIR/v1_m1.csv       subject m1, CSV with a header of channel names
+ *   OUTDIR/v1_m2.npy       subject m2, NPY float32 (samples x channels)
+ *   OUTDIR/v1_m1_alt.csv   another session of m1 (other mixing and phases),
+ *                          for rebinding with `brain train --data V1.m1=...`
+ * Usage: make_data OUTDIR
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+enum { CHANNELS = 6, LATENTS = 4, RATE = 100, SECONDS = 20, SAMPLES = RATE * SECONDS };
+
+static const double latent_hz[LATENTS] = {0.3, 1.1, 2.7, 6.2};
+
+static uint64_t rng_state;
+
+static double uniform(void) {
+  rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+  return ((rng_state >> 11) + 0.5) / 9007199254740992.0;
+}
+
+static double gaussian(void) {
+  return sqrt(-2 * log(uniform())) * cos(2 * M_PI * uniform());
+}
+
+/* samples x channels, row-major, for one session */
+static float *make_session(uint64_t seed) {
+  rng_state = seed;
+  double mix[CHANNELS][LATENTS], phase[LATENTS];
+  for (int c = 0; c < CHANNELS; c++)
+    for (int l = 0; l < LATENTS; l++)
+      mix[c][l] = gaussian();
+  for (int l = 0; l < LATENTS; l++)
+    phase[l] = 2 * M_PI * uniform();
+  float *x = malloc(sizeof(float) * SAMPLES * CHANNELS);
+  for (int k = 0; k < SAMPLES; k++) {
+    double t = (double)k / RATE, latent[LATENTS];
+    for (int l = 0; l < LATENTS; l++)
+      latent[l] = (1 + 0.5 * sin(2 * M_PI * 0.05 * (l + 1) * t)) *
+                  sin(2 * M_PI * latent_hz[l] * t + phase[l]);
+    for (int c = 0; c < CHANNELS; c++) {
+      double v = 0.05 * gaussian();
+      for (int l = 0; l < LATENTS; l++)
+        v += mix[c][l] * latent[l];
+      x[k * CHANNELS + c] = (float)v;
+    }
+  }
+  return x;
+}
+
+static FILE *create(const char *dir, const char *name) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "wb");
+  if (!f) {
+    fprintf(stderr, "make_data: %s: %s\n", path, strerror(errno));
+    exit(1);
+  }
+  return f;
+}
+
+static void finish(FILE *f, const char *name) {
+  if (ferror(f) | fclose(f)) {
+    fprintf(stderr, "make_data: writing %s failed\n", name);
+    exit(1);
+  }
+}
+
+static void write_csv(const char *dir, const char *name, const float *x) {
+  FILE *f = create(dir, name);
+  for (int c = 0; c < CHANNELS; c++)
+    fprintf(f, "%sch%d", c ? "," : "", c + 1);
+  fputc('\n', f);
+  for (int k = 0; k < SAMPLES; k++)
+    for (int c = 0; c < CHANNELS; c++)
+      fprintf(f, "%.6g%c", x[k * CHANNELS + c], c + 1 < CHANNELS ? ',' : '\n');
+  finish(f, name);
+}
+
+/* NPY v1.0: magic, header length, a Python dict padded to 64 bytes. */
+static void write_npy(const char *dir, const char *name, const float *x) {
+  FILE *f = create(dir, name);
+  char header[128];
+  int n = snprintf(header, sizeof header,
+                   "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }",
+                   SAMPLES, CHANNELS);
+  int total = (10 + n + 1 + 63) / 64 * 64;
+  memset(header + n, ' ', total - 10 - n - 1);
+  header[total - 10 - 1] = '\n';
+  uint16_t len = (uint16_t)(total - 10);
+  fwrite("\x93NUMPY\x01\x00", 1, 8, f);
+  fputc(len & 0xff, f);
+  fputc(len >> 8, f);
+  fwrite(header, 1, len, f);
+  fwrite(x, sizeof(float), (size_t)SAMPLES * CHANNELS, f);
+  finish(f, name);
+}
+
+int main(int argc, char **argv) {
+  if (argc != 2) {
+    fprintf(stderr, "usage: make_data OUTDIR\n");
+    return 2;
+  }
+  if (mkdir(argv[1], 0777) != 0 && errno != EEXIST) {
+    fprintf(stderr, "make_data: %s: %s\n", argv[1], strerror(errno));
+    return 1;
+  }
+  float *m1 = make_session(1), *m2 = make_session(2), *alt = make_session(3);
+  write_csv(argv[1], "v1_m1.csv", m1);
+  write_npy(argv[1], "v1_m2.npy", m2);
+  write_csv(argv[1], "v1_m1_alt.csv", alt);
+  free(m1);
+  free(m2);
+  free(alt);
+  return 0;
+}

@@ -1,0 +1,242 @@
+/*
+ * test_codegen_model.c — a whole model through the pipeline: a spec is
+ * parsed, checked and lowered; its gradient function is checked against
+ * finite differences in the interpreter, and the compiled code (f32 and f64)
+ * against the interpreter.
+ */
+#include <check.h>
+#include <dlfcn.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "ir.h"
+#include "lobe_model.h"
+
+static const char *const spec =
+    "subjects m1, m2, m3\n"
+    "aunn cortex {\n"
+    "  index     fourier(bands: 3, max_period: 4s, min_period: 50ms)\n"
+    "  condition concat(module: 2, subject: 3)\n"
+    "  mlp       7 x 2, %s\n"
+    "  latent    %d\n"
+    "}\n"
+    "region V1, V2 : cortex\n"
+    "data V1 of m1 = csv(\"v1.csv\", rate: 100Hz, channels: 3)\n"
+    "data V2 of m3 = npy(\"v2.npy\", rate: 50Hz, channels: 2)\n"
+    "loss mse(V1) + 0.5 * mse(V2)\n"
+    "train { batch: 5, steps: 10 }\n";
+
+typedef struct Fixture {
+  Diag *diag;
+  Program *prog;
+  Model *model;
+  IrModule *mod;
+} Fixture;
+
+static Fixture build(const char *activation, int latent) {
+  char text[2048];
+  snprintf(text, sizeof text, spec, activation, latent);
+  Fixture fx = {.diag = diag_new(stderr, false)};
+  SrcFile *file = diag_add_source(fx.diag, "model.lobe", text);
+  fx.prog = parse_file(fx.diag, file);
+  ck_assert_ptr_nonnull(fx.prog);
+  fx.model = sema_check(fx.diag, fx.prog);
+  diag_flush(fx.diag);
+  ck_assert_ptr_nonnull(fx.model);
+  fx.mod = lower_model(fx.model);
+  ck_assert_int_eq(fx.mod->nfuncs, 3 * fx.model->nsources);
+  return fx;
+}
+
+static void release(Fixture *fx) {
+  ir_module_free(fx->mod);
+  sema_free(fx->model);
+  ast_free(fx->prog);
+  diag_free(fx->diag);
+}
+
+static double uniform(unsigned *state) {
+  *state = *state * 1103515245u + 12345u;
+  return ((*state >> 8) & 0xffff) / 65536.0 * 2 - 1;
+}
+
+/* Random arguments for every input of f: reals in [-1, 1), ids in range. */
+static double **make_inputs(const Fixture *fx, const IrFunc *f, unsigned seed) {
+  double **in = calloc(f->ninputs, sizeof *in);
+  for (int k = 0; k < f->ninputs; k++) {
+    const IrInstr *x = &f->ins[ir_input_value(f, k)];
+    long n = ir_numel(x->shape);
+    in[k] = malloc(n * sizeof **in);
+    int bound = strcmp(x->name, "module") == 0    ? fx->model->nregions
+                : strcmp(x->name, "subject") == 0 ? fx->model->nsubjects
+                                                  : 0;
+    for (long i = 0; i < n; i++) {
+      double u = uniform(&seed);
+      in[k][i] = bound ? floor((u + 1) / 2 * bound) : u;
+      if (strcmp(x->name, "t") == 0)
+        in[k][i] = 3 * (u + 1);
+    }
+  }
+  return in;
+}
+
+static void free_buffers(double **b, int n) {
+  for (int i = 0; i < n; i++)
+    free(b[i]);
+  free(b);
+}
+
+static double **make_outputs(const IrFunc *f) {
+  double **out = calloc(f->noutputs, sizeof *out);
+  for (int i = 0; i < f->noutputs; i++)
+    out[i] = calloc(ir_numel(f->ins[f->outputs[i]].shape), sizeof **out);
+  return out;
+}
+
+static double run_loss(const IrFunc *f, double **in) {
+  double loss, *out[1] = {&loss};
+  char err[256];
+  ck_assert_msg(interp_run(f, (const double *const *)in, out, err, sizeof err) == 0, "%s", err);
+  return loss;
+}
+
+/* The lowered gradient against central differences of the lowered loss. */
+static void check_gradients(const Fixture *fx, int s) {
+  const IrSourceFns *fns = &fx->mod->source_fns[s];
+  const IrFunc *loss = fx->mod->funcs[fns->loss], *grad = fx->mod->funcs[fns->loss_grad];
+  double **in = make_inputs(fx, loss, 7 + s), **out = make_outputs(grad);
+  char err[256];
+  ck_assert_msg(interp_run(grad, (const double *const *)in, out, err, sizeof err) == 0, "%s", err);
+  ck_assert_double_eq_tol(out[0][0], run_loss(loss, in), 1e-12);
+  for (int g = 0; g < fns->ngrad; g++) {
+    int p = fns->grad_params[g];
+    long n = ir_numel(loss->ins[ir_input_value(loss, p)].shape);
+    for (long i = 0; i < n; i++) {
+      double keep = in[p][i], h = 1e-6;
+      in[p][i] = keep + h;
+      double up = run_loss(loss, in);
+      in[p][i] = keep - h;
+      double down = run_loss(loss, in);
+      in[p][i] = keep;
+      double fd = (up - down) / (2 * h), an = out[1 + g][i];
+      ck_assert_msg(fabs(fd - an) <= 1e-6 * fmax(1e-3, fabs(fd) + fabs(an)),
+                    "%s[%ld]: autodiff %.10g, finite differences %.10g",
+                    fx->mod->params[p].name, i, an, fd);
+    }
+  }
+  free_buffers(in, loss->ninputs);
+  free_buffers(out, grad->noutputs);
+}
+
+START_TEST(gradients_match_finite_differences) {
+  static const char *const acts[] = {"silu", "tanh", "sigmoid", "sine"};
+  for (int a = 0; a < 4; a++) {
+    Fixture fx = build(acts[a], a % 2 ? 0 : 3);
+    for (int s = 0; s < fx.model->nsources; s++)
+      check_gradients(&fx, s);
+    release(&fx);
+  }
+}
+END_TEST
+
+/* ---- compiled against interpreted ------------------------------------------ */
+
+static void *compile(const Fixture *fx, char *dir) {
+  char obj[512], so[512], err[1024];
+  snprintf(obj, sizeof obj, "%s/model.o", dir);
+  snprintf(so, sizeof so, "%s/model.so", dir);
+  for (int i = 0; i < fx->mod->nfuncs; i++)
+    pass_run_all(fx->mod->funcs[i], NULL, NULL);
+  CgOptions opt = {.opt_level = 2, .descriptor = false};
+  ck_assert_msg(cg_emit_object(fx->mod, &opt, obj, err, sizeof err) == 0, "%s", err);
+  ck_assert_msg(link_executable(obj, so, true, err, sizeof err) == 0, "%s", err);
+  void *lib = dlopen(so, RTLD_NOW | RTLD_LOCAL);
+  ck_assert_msg(lib != NULL, "%s", dlerror());
+  unlink(obj);
+  unlink(so);
+  return lib;
+}
+
+/* Calls f's compiled form with the interpreter's inputs converted to its
+ * precision; returns the largest norm-wise relative error over outputs. */
+static double compiled_error(void *lib, const IrFunc *f, double **in, double **want,
+                             bool f64) {
+  char sym[256];
+  cg_symbol(f, f64 ? "f64" : "f32", sym, sizeof sym);
+  lobe_fn fn = (lobe_fn)dlsym(lib, sym);
+  ck_assert_msg(fn != NULL, "no symbol %s", sym);
+  int nargs = f->ninputs + f->noutputs;
+  void **args = calloc(nargs, sizeof *args);
+  for (int k = 0; k < nargs; k++) {
+    const IrInstr *x = &f->ins[k < f->ninputs ? ir_input_value(f, k)
+                                               : f->outputs[k - f->ninputs]];
+    long n = ir_numel(x->shape);
+    size_t size = x->type == TY_I32 ? 4 : f64 ? 8 : 4;
+    args[k] = calloc(n, size);
+    for (long i = 0; k < f->ninputs && i < n; i++) {
+      if (x->type == TY_I32)
+        ((int32_t *)args[k])[i] = (int32_t)in[k][i];
+      else if (f64)
+        ((double *)args[k])[i] = in[k][i];
+      else
+        ((float *)args[k])[i] = (float)in[k][i];
+    }
+  }
+  fn(args);
+  double worst = 0;
+  for (int o = 0; o < f->noutputs; o++) {
+    long n = ir_numel(f->ins[f->outputs[o]].shape);
+    double diff = 0, norm = 0;
+    for (long i = 0; i < n; i++) {
+      void *buf = args[f->ninputs + o];
+      double got = f64 ? ((double *)buf)[i] : ((float *)buf)[i];
+      diff += (got - want[o][i]) * (got - want[o][i]);
+      norm += want[o][i] * want[o][i];
+    }
+    worst = fmax(worst, sqrt(diff) / fmax(sqrt(norm), 1e-12));
+  }
+  for (int k = 0; k < nargs; k++)
+    free(args[k]);
+  free(args);
+  return worst;
+}
+
+START_TEST(compiled_matches_interpreter) {
+  char dir[] = "/tmp/lobe-test-XXXXXX";
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  Fixture fx = build("silu", 3);
+  void *lib = compile(&fx, dir);
+  for (int i = 0; i < fx.mod->nfuncs; i++) {
+    const IrFunc *f = fx.mod->funcs[i];
+    double **in = make_inputs(&fx, f, 11 + i), **want = make_outputs(f);
+    char err[256];
+    ck_assert_msg(interp_run(f, (const double *const *)in, want, err, sizeof err) == 0, "%s", err);
+    double e32 = compiled_error(lib, f, in, want, false);
+    double e64 = compiled_error(lib, f, in, want, true);
+    ck_assert_msg(e32 < 1e-4, "%s f32: relative error %g", f->name, e32);
+    ck_assert_msg(e64 < 1e-10, "%s f64: relative error %g", f->name, e64);
+    free_buffers(in, f->ninputs);
+    free_buffers(want, f->noutputs);
+  }
+  dlclose(lib);
+  release(&fx);
+  rmdir(dir);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("codegen_model");
+  TCase *tc = tcase_create("model");
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, gradients_match_finite_differences);
+  tcase_add_test(tc, compiled_matches_interpreter);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
