@@ -124,15 +124,150 @@ typedef struct Model {
 } Model;
 
 /* ---------------------------------------------------------------- ast.c */
-/* The AST is the parser's business (see ast.h-sections below once written);
- * other stages only see Program through parse_ and sema_ and ast_dump. */
+/* The parser's output: a generic tree that sema interprets. Names point into
+ * the source text (which the Diag owns), so a Program must not outlive it. */
 
-typedef struct Program Program;
+typedef struct Name {
+  const char *start;  /* into SrcFile.text; not NUL-terminated */
+  int len;
+  SrcPos pos;
+} Name;
+
+typedef enum {
+  EXPR_ERROR,   /* a piece already reported (bad number); sema skips it quietly */
+  EXPR_NUMBER,  /* 10ms: number + unit */
+  EXPR_STRING,
+  EXPR_NAME,
+  EXPR_CALL,    /* name(args) */
+  EXPR_LIST,    /* [args], all positional */
+  EXPR_BINARY,  /* lhs op rhs, op one of + - * / x */
+  EXPR_NEG      /* -lhs */
+} ExprKind;
+
+typedef struct Expr Expr;
+
+typedef struct Arg {
+  Name name;          /* len 0: positional */
+  Expr *value;
+} Arg;
+
+typedef struct Args {
+  Arg *v;
+  int n;
+} Args;
+
+struct Expr {
+  ExprKind kind;
+  SrcPos pos;         /* the whole expression, clipped to its first line */
+  int depth;          /* 1 for leaves; the parser bounds it by AST_MAX_DEPTH */
+  double number;      /* NUMBER */
+  Name unit;          /* NUMBER: the glued suffix, len 0 if none */
+  char *string;       /* STRING: escapes decoded */
+  Name name;          /* NAME; CALL: the callee */
+  char op;            /* BINARY */
+  Expr *lhs, *rhs;    /* BINARY; NEG uses lhs */
+  Args args;          /* CALL, LIST */
+};
+
+/* `mlp 64 x 2, silu` inside aunn {} (values: 64 x 2 and silu) or
+ * `steps: 100` inside train {} (one value). */
+typedef struct Item {
+  Name key;
+  Args values;        /* all positional */
+} Item;
+
+typedef enum {
+  DECL_IMPORT, DECL_SUBJECTS, DECL_AUNN, DECL_REGION, DECL_DATA, DECL_LOSS,
+  DECL_TRAIN
+} DeclKind;
+
+typedef struct Decl {
+  DeclKind kind;
+  SrcPos pos;         /* the keyword */
+  char *module;       /* import: "std.encodings" */
+  SrcPos module_pos;
+  Name name;          /* aunn: its name; data: the region */
+  Name *names;        /* subjects, region: the names declared */
+  int nnames;
+  Name ref;           /* region: its aunn; data: the subject */
+  Expr *value;        /* data: the source call; loss: the sum of terms */
+  Item *items;        /* aunn, train */
+  int nitems;
+} Decl;
+
+typedef struct Program {
+  const SrcFile *file;
+  Decl *decls;
+  int ndecls;
+} Program;
+
+enum { AST_MAX_DEPTH = 64 };  /* deeper expressions are an error */
 
 void ast_dump(FILE *out, const Program *p);
 void ast_free(Program *p);
 
+/* For the parser. */
+Program *ast_program_new(const SrcFile *file);
+void ast_program_add(Program *p, Decl decl);
+void ast_decl_free(Decl *d);
+Expr *ast_leaf(ExprKind kind, SrcPos pos);
+Expr *ast_binary(char op, Expr *lhs, Expr *rhs);
+Expr *ast_neg(SrcPos minus, Expr *operand);
+Expr *ast_call(Name callee, Args args, SrcPos close);
+Expr *ast_list(SrcPos open, Args items, SrcPos close);
+void ast_expr_free(Expr *e);
+Args ast_args_add(Args list, Name name, Expr *value);
+void ast_args_free(Args list);
+Name *ast_names_add(Name *names, int n, Name name);
+Item *ast_items_add(Item *items, int n, Item item);
+void ast_items_free(Item *items, int n);
+char *ast_decode_string(const char *quoted, int len); /* drops quotes, unescapes */
+SrcPos ast_span(SrcPos first, SrcPos last); /* first..last if on one line */
+/* Levenshtein distance of a[0..alen) and b, or limit + 1 when it is larger
+ * (cheap for long names): for "did you mean". */
+int ast_edit_distance(const char *a, int alen, const char *b, int limit);
+
+/* Source-like text of an expression, binary operations in parentheses. */
+void ast_expr_print(FILE *out, const Expr *e);
+
 /* ------------------------------------------------------- lexer.re, parse */
+
+/* Token kinds are the TK_* codes of the generated grammar.h; 0 ends input. */
+typedef struct Token {
+  int kind;
+  const char *start;  /* into the source text */
+  int len;
+  SrcPos pos;
+} Token;
+
+enum { LEX_MAX_OPEN = 32, LEX_QUEUE = 4 };
+
+/* The lexer emits NEWLINE at the end of a line that had tokens, unless inside
+ * ( ) or [ ]. A statement keyword starting a line closes what is still open:
+ * parentheses quietly (the parser then reports the missing ')'), braces with
+ * an error here, so that one missing bracket does not swallow the file. */
+typedef struct Lexer {
+  Diag *diag;
+  const SrcFile *file;
+  const unsigned char *cur, *end, *line_start;
+  int line;
+  int nest;                        /* open ( and [ */
+  int braces;                      /* open { */
+  SrcPos brace_pos[LEX_MAX_OPEN];  /* where the innermost ones opened */
+  bool line_has_token;
+  SrcPos after_last;               /* just past the last token: NEWLINE's place */
+  Token queue[LEX_QUEUE];          /* tokens made up to close brackets */
+  int queued, next;
+} Lexer;
+
+void lex_init(Lexer *lx, Diag *d, const SrcFile *file);
+int lex_next(Lexer *lx, Token *t);
+/* How messages name a token kind: "'{'", "a name", "end of line". */
+const char *lex_kind_name(int kind);
+bool lex_is_statement_keyword(int kind);
+/* The value of a NUMBER token and the length of its numeric part (the rest is
+ * its unit); false if out of range (the lexer has reported it). */
+bool lex_number_value(const Token *t, double *value, int *digits);
 
 /* Parses one file; errors go to d. Returns NULL only when nothing usable was
  * parsed; a Program with errors reported is still returned for sema to skip. */

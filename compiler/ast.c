@@ -1,0 +1,279 @@
+/*
+ * ast.c — the syntax tree: construction (for the parser), freeing, and the
+ * readable dump behind `lobec build --emit=ast`.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "front.h"
+
+/* ---- construction ---------------------------------------------------------- */
+
+Program *ast_program_new(const SrcFile *file) {
+  Program *p = calloc(1, sizeof *p);
+  p->file = file;
+  return p;
+}
+
+void ast_program_add(Program *p, Decl decl) {
+  p->decls = realloc(p->decls, (p->ndecls + 1) * sizeof *p->decls);
+  p->decls[p->ndecls++] = decl;
+}
+
+SrcPos ast_span(SrcPos first, SrcPos last) {
+  if (first.file == last.file && first.line == last.line && last.col >= first.col)
+    first.len = last.col + last.len - first.col;
+  return first;
+}
+
+Expr *ast_leaf(ExprKind kind, SrcPos pos) {
+  Expr *e = calloc(1, sizeof *e);
+  e->kind = kind;
+  e->pos = pos;
+  e->depth = 1;
+  return e;
+}
+
+/* An operation on an expression already reported is itself reported. */
+static Expr *absorb_error(Expr *a, Expr *b, SrcPos pos) {
+  ast_expr_free(a);
+  ast_expr_free(b);
+  return ast_leaf(EXPR_ERROR, pos);
+}
+
+Expr *ast_binary(char op, Expr *lhs, Expr *rhs) {
+  SrcPos pos = ast_span(lhs->pos, rhs->pos);
+  if (lhs->kind == EXPR_ERROR || rhs->kind == EXPR_ERROR)
+    return absorb_error(lhs, rhs, pos);
+  Expr *e = ast_leaf(EXPR_BINARY, pos);
+  e->op = op;
+  e->lhs = lhs;
+  e->rhs = rhs;
+  e->depth = 1 + (lhs->depth > rhs->depth ? lhs->depth : rhs->depth);
+  return e;
+}
+
+Expr *ast_neg(SrcPos minus, Expr *operand) {
+  SrcPos pos = ast_span(minus, operand->pos);
+  if (operand->kind == EXPR_ERROR)
+    return absorb_error(operand, NULL, pos);
+  Expr *e = ast_leaf(EXPR_NEG, pos);
+  e->lhs = operand;
+  e->depth = 1 + operand->depth;
+  return e;
+}
+
+static int args_depth(Args args) {
+  int depth = 0;
+  for (int i = 0; i < args.n; i++)
+    if (args.v[i].value->depth > depth)
+      depth = args.v[i].value->depth;
+  return depth;
+}
+
+Expr *ast_call(Name callee, Args args, SrcPos close) {
+  Expr *e = ast_leaf(EXPR_CALL, ast_span(callee.pos, close));
+  e->name = callee;
+  e->args = args;
+  e->depth = 1 + args_depth(args);
+  return e;
+}
+
+Expr *ast_list(SrcPos open, Args items, SrcPos close) {
+  Expr *e = ast_leaf(EXPR_LIST, ast_span(open, close));
+  e->args = items;
+  e->depth = 1 + args_depth(items);
+  return e;
+}
+
+Args ast_args_add(Args list, Name name, Expr *value) {
+  list.v = realloc(list.v, (list.n + 1) * sizeof *list.v);
+  list.v[list.n++] = (Arg){name, value};
+  return list;
+}
+
+Name *ast_names_add(Name *names, int n, Name name) {
+  names = realloc(names, (n + 1) * sizeof *names);
+  names[n] = name;
+  return names;
+}
+
+Item *ast_items_add(Item *items, int n, Item item) {
+  items = realloc(items, (n + 1) * sizeof *items);
+  items[n] = item;
+  return items;
+}
+
+/* The lexer has checked the escapes; the first unescaped quote closes the
+ * string (an unterminated one has none). */
+char *ast_decode_string(const char *quoted, int len) {
+  char *s = malloc(len + 1), *out = s;
+  for (int i = 1; i < len && quoted[i] != '"'; i++) {
+    if (quoted[i] == '\\' && i + 1 < len && (quoted[i + 1] == '"' || quoted[i + 1] == '\\'))
+      i++;
+    *out++ = quoted[i];
+  }
+  *out = 0;
+  return s;
+}
+
+int ast_edit_distance(const char *a, int alen, const char *b, int limit) {
+  int blen = (int)strlen(b);
+  if (alen - blen > limit || blen - alen > limit || alen > 64 || blen > 64)
+    return limit + 1;
+  int row[65];
+  for (int j = 0; j <= blen; j++)
+    row[j] = j;
+  for (int i = 1; i <= alen; i++) {
+    int diag = row[0];
+    row[0] = i;
+    for (int j = 1; j <= blen; j++) {
+      int up = row[j];
+      int best = diag + (a[i - 1] != b[j - 1]);
+      best = up + 1 < best ? up + 1 : best;
+      best = row[j - 1] + 1 < best ? row[j - 1] + 1 : best;
+      row[j] = best;
+      diag = up;
+    }
+  }
+  return row[blen] > limit ? limit + 1 : row[blen];
+}
+
+/* ---- freeing ----------------------------------------------------------------- */
+
+void ast_args_free(Args list) {
+  for (int i = 0; i < list.n; i++)
+    ast_expr_free(list.v[i].value);
+  free(list.v);
+}
+
+void ast_expr_free(Expr *e) {
+  if (!e)
+    return;
+  ast_expr_free(e->lhs);
+  ast_expr_free(e->rhs);
+  ast_args_free(e->args);
+  free(e->string);
+  free(e);
+}
+
+void ast_items_free(Item *items, int n) {
+  for (int i = 0; i < n; i++)
+    ast_args_free(items[i].values);
+  free(items);
+}
+
+void ast_decl_free(Decl *d) {
+  free(d->module);
+  free(d->names);
+  ast_expr_free(d->value);
+  ast_items_free(d->items, d->nitems);
+}
+
+void ast_free(Program *p) {
+  if (!p)
+    return;
+  for (int i = 0; i < p->ndecls; i++)
+    ast_decl_free(&p->decls[i]);
+  free(p->decls);
+  free(p);
+}
+
+/* ---- printing ---------------------------------------------------------------- */
+
+static void print_string(FILE *out, const char *s) {
+  fputc('"', out);
+  for (; *s; s++) {
+    if (*s == '"' || *s == '\\')
+      fputc('\\', out);
+    fputc(*s, out);
+  }
+  fputc('"', out);
+}
+
+static void print_args(FILE *out, Args args) {
+  for (int i = 0; i < args.n; i++) {
+    if (i)
+      fputs(", ", out);
+    if (args.v[i].name.len)
+      fprintf(out, "%.*s: ", args.v[i].name.len, args.v[i].name.start);
+    ast_expr_print(out, args.v[i].value);
+  }
+}
+
+void ast_expr_print(FILE *out, const Expr *e) {
+  switch (e->kind) {
+  case EXPR_ERROR: fputs("<error>", out); break;
+  case EXPR_NUMBER:
+    fprintf(out, "%.15g%.*s", e->number, e->unit.len, e->unit.start);
+    break;
+  case EXPR_STRING: print_string(out, e->string); break;
+  case EXPR_NAME: fprintf(out, "%.*s", e->name.len, e->name.start); break;
+  case EXPR_CALL:
+    fprintf(out, "%.*s(", e->name.len, e->name.start);
+    print_args(out, e->args);
+    fputc(')', out);
+    break;
+  case EXPR_LIST:
+    fputc('[', out);
+    print_args(out, e->args);
+    fputc(']', out);
+    break;
+  case EXPR_BINARY:
+    fputc('(', out);
+    ast_expr_print(out, e->lhs);
+    fprintf(out, " %c ", e->op);
+    ast_expr_print(out, e->rhs);
+    fputc(')', out);
+    break;
+  case EXPR_NEG:
+    fputc('-', out);
+    ast_expr_print(out, e->lhs);
+    break;
+  }
+}
+
+static void print_names(FILE *out, const Name *names, int n) {
+  for (int i = 0; i < n; i++)
+    fprintf(out, "%s%.*s", i ? ", " : "", names[i].len, names[i].start);
+}
+
+static void dump_items(FILE *out, const Decl *d) {
+  for (int i = 0; i < d->nitems; i++) {
+    const Item *it = &d->items[i];
+    fprintf(out, "    %d:%d %.*s%s", it->key.pos.line, it->key.pos.col, it->key.len,
+            it->key.start, d->kind == DECL_TRAIN ? ": " : " ");
+    print_args(out, it->values);
+    fputc('\n', out);
+  }
+}
+
+static void dump_decl(FILE *out, const Decl *d) {
+  static const char *const keyword[] = {"import", "subjects", "aunn", "region",
+                                        "data", "loss", "train"};
+  fprintf(out, "  %d:%d %s", d->pos.line, d->pos.col, keyword[d->kind]);
+  switch (d->kind) {
+  case DECL_IMPORT: fprintf(out, " %s", d->module); break;
+  case DECL_SUBJECTS: fputc(' ', out); print_names(out, d->names, d->nnames); break;
+  case DECL_AUNN: fprintf(out, " %.*s", d->name.len, d->name.start); break;
+  case DECL_REGION:
+    fputc(' ', out);
+    print_names(out, d->names, d->nnames);
+    fprintf(out, " : %.*s", d->ref.len, d->ref.start);
+    break;
+  case DECL_DATA:
+    fprintf(out, " %.*s of %.*s = ", d->name.len, d->name.start, d->ref.len, d->ref.start);
+    ast_expr_print(out, d->value);
+    break;
+  case DECL_LOSS: fputc(' ', out); ast_expr_print(out, d->value); break;
+  case DECL_TRAIN: break;
+  }
+  fputc('\n', out);
+  dump_items(out, d);
+}
+
+void ast_dump(FILE *out, const Program *p) {
+  fprintf(out, "program %s\n", p->file ? p->file->path : "?");
+  for (int i = 0; i < p->ndecls; i++)
+    dump_decl(out, &p->decls[i]);
+}

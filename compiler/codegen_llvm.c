@@ -1,0 +1,1336 @@
+/*
+ * codegen_llvm.c — tensor IR to a native object through the LLVM C API.
+ *
+ * Every IR function becomes two exported functions, lobe_NAME_f32 and
+ * lobe_NAME_f64, with the lobe_fn signature (runtime/lobe_model.h). Each
+ * instruction that needs a buffer of its own becomes one internal "kernel"
+ * function taking its result and every buffer it reads as noalias pointers;
+ * the exported function only loads the argument pointers and calls the
+ * kernels in order. noalias is true by construction (the memory plan never
+ * lets a result share space with anything live), so after LLVM inlines the
+ * kernels its vectoriser needs no runtime alias checks.
+ *
+ * Fusion: elementwise values read by exactly one consumer that walks its
+ * operands element by element are computed inside that consumer's loop;
+ * CONST and BCAST are recomputed wherever they are read. See docs/codegen.md.
+ *
+ * Sections: analysis and memory plan, math library, loops and elements,
+ * kernels, entry points, descriptor, driver.
+ */
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Core.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/TargetMachine.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "lobe_model.h"
+
+enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112 };
+enum { SLOT_ALIGN = 16 };   /* elements: slots start on cache-line boundaries */
+
+typedef struct Prec {
+  const char *name;          /* symbol suffix */
+  LLVMTypeRef real;
+  int size;                  /* bytes per element */
+  bool approx;               /* inline polynomial math instead of libm */
+} Prec;
+
+typedef struct Cg {
+  LLVMContextRef ctx;
+  LLVMModuleRef mod;
+  LLVMBuilderRef b;          /* kernels and entry points */
+  LLVMBuilderRef mb;         /* math helpers, built on first use */
+  LLVMTargetMachineRef tm;
+  LLVMTypeRef i8, i32, i64, ptr, void_, f32, f64;
+  Prec prec[2];
+  LLVMValueRef mathf[IR_NOPS];   /* f32 helpers by op */
+  char *err;
+  int errlen;
+} Cg;
+
+static int cg_fail(Cg *cg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int cg_fail(Cg *cg, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  if (cg->errlen > 0)
+    vsnprintf(cg->err, cg->errlen, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
+static void *xcalloc(size_t n, size_t size) {
+  void *p = calloc(n ? n : 1, size);
+  if (!p) {
+    fprintf(stderr, "lobe: out of memory\n");
+    abort();
+  }
+  return p;
+}
+
+/* ---- analysis and memory plan ----------------------------------------------- */
+
+typedef struct Plan {
+  const IrFunc *f;
+  bool *live;                /* reaches an output */
+  int *uses;                 /* operand slots naming the value, live readers only */
+  int *out_slot;             /* first output holding the value, or -1 */
+  bool *stored;              /* computed by a kernel of its own */
+  int *last_read;            /* last kernel reading its buffer */
+  long *offset;              /* workspace offset in elements, or -1 */
+  long ws_elems;
+} Plan;
+
+static bool cheap(IrOp op) { return op == IR_CONST || op == IR_BCAST; }
+
+/* Consumers that visit each element of operand k at most once. */
+static bool walks_once(const IrInstr *c, int k) {
+  switch (c->op) {
+  case IR_SUM: case IR_CONCAT: case IR_SLICE: case IR_PAD:
+    return true;
+  case IR_SCATTER_ADD:
+    return k == 0;
+  default:
+    return ir_is_elementwise(c->op);
+  }
+}
+
+/* Is operand k of c computed inside c's kernel rather than read from memory? */
+static bool fused(const Plan *p, const IrInstr *c, int k) {
+  int u = c->args[k];
+  const IrInstr *v = &p->f->ins[u];
+  if (cheap(v->op))
+    return walks_once(c, k) || c->op == IR_BCAST;
+  return ir_is_elementwise(v->op) && p->uses[u] == 1 && p->out_slot[u] < 0 &&
+         walks_once(c, k);
+}
+
+static bool contains(const int *list, int n, int v) {
+  for (int i = 0; i < n; i++)
+    if (list[i] == v)
+      return true;
+  return false;
+}
+
+/* The buffers c's kernel reads: operands not fused, through fused ones. */
+static int collect_leaves(const Plan *p, int c, int *leaves, int n) {
+  const IrInstr *in = &p->f->ins[c];
+  for (int k = 0; k < in->nargs; k++) {
+    if (fused(p, in, k))
+      n = collect_leaves(p, in->args[k], leaves, n);
+    else if (!contains(leaves, n, in->args[k]))
+      leaves[n++] = in->args[k];
+  }
+  return n;
+}
+
+static void mark_live(Plan *p) {
+  const IrFunc *f = p->f;
+  for (int o = 0; o < f->noutputs; o++) {
+    p->live[f->outputs[o]] = true;
+    if (p->out_slot[f->outputs[o]] < 0)
+      p->out_slot[f->outputs[o]] = o;
+  }
+  for (int i = f->nins - 1; i >= 0; i--)
+    for (int k = 0; p->live[i] && k < f->ins[i].nargs; k++) {
+      p->live[f->ins[i].args[k]] = true;
+      p->uses[f->ins[i].args[k]]++;
+    }
+}
+
+static bool has_buffer_anyway(IrOp op) { return op == IR_INPUT || op == IR_TENSOR; }
+
+static void mark_stored(Plan *p) {
+  const IrFunc *f = p->f;
+  for (int i = 0; i < f->nins; i++) {
+    const IrInstr *in = &f->ins[i];
+    p->stored[i] = p->live[i] && !has_buffer_anyway(in->op) && p->out_slot[i] >= 0;
+  }
+  for (int i = 0; i < f->nins; i++)
+    for (int k = 0; p->live[i] && k < f->ins[i].nargs; k++) {
+      int u = f->ins[i].args[k];
+      if (!fused(p, &f->ins[i], k) && !has_buffer_anyway(f->ins[u].op))
+        p->stored[u] = true;
+    }
+}
+
+static void find_reads(Plan *p, int *scratch) {
+  for (int r = 0; r < p->f->nins; r++) {
+    if (!p->stored[r])
+      continue;
+    int n = collect_leaves(p, r, scratch, 0);
+    for (int k = 0; k < n; k++)
+      if (p->last_read[scratch[k]] < r)
+        p->last_read[scratch[k]] = r;
+  }
+}
+
+typedef struct Block {
+  long offset, size;
+} Block;
+
+static int by_offset(const void *a, const void *b) {
+  long x = ((const Block *)a)->offset, y = ((const Block *)b)->offset;
+  return (x > y) - (x < y);
+}
+
+static long round_up(long n) { return (n + SLOT_ALIGN - 1) / SLOT_ALIGN * SLOT_ALIGN; }
+
+/* Lowest offset where size elements fit between the live blocks. */
+static long first_fit(Block *live, int n, long size) {
+  qsort(live, n, sizeof *live, by_offset);
+  long at = 0;
+  for (int i = 0; i < n && live[i].offset < at + size; i++)
+    if (live[i].offset + live[i].size > at)
+      at = round_up(live[i].offset + live[i].size);
+  return at;
+}
+
+/* Intermediates live from their kernel to their last reader, inclusive, so a
+ * result never shares space with anything its own kernel reads. */
+static void place_buffers(Plan *p) {
+  const IrFunc *f = p->f;
+  Block *live = xcalloc(f->nins, sizeof *live);
+  for (int v = 0; v < f->nins; v++) {
+    if (!p->stored[v] || p->out_slot[v] >= 0)
+      continue;
+    int n = 0;
+    for (int u = 0; u < v; u++)
+      if (p->offset[u] >= 0 && p->last_read[u] >= v)
+        live[n++] = (Block){p->offset[u], ir_numel(f->ins[u].shape)};
+    long size = ir_numel(f->ins[v].shape);
+    p->offset[v] = first_fit(live, n, size);
+    if (p->offset[v] + size > p->ws_elems)
+      p->ws_elems = round_up(p->offset[v] + size);
+  }
+  free(live);
+}
+
+static Plan *plan_new(const IrFunc *f) {
+  int n = f->nins;
+  Plan *p = xcalloc(1, sizeof *p);
+  p->f = f;
+  p->live = xcalloc(n, sizeof *p->live);
+  p->uses = xcalloc(n, sizeof *p->uses);
+  p->out_slot = xcalloc(n, sizeof *p->out_slot);
+  p->stored = xcalloc(n, sizeof *p->stored);
+  p->last_read = xcalloc(n, sizeof *p->last_read);
+  p->offset = xcalloc(n, sizeof *p->offset);
+  for (int i = 0; i < n; i++)
+    p->out_slot[i] = p->last_read[i] = p->offset[i] = -1;
+  mark_live(p);
+  mark_stored(p);
+  int *scratch = xcalloc(n, sizeof *scratch);
+  find_reads(p, scratch);
+  free(scratch);
+  place_buffers(p);
+  return p;
+}
+
+static void plan_free(Plan *p) {
+  free(p->live);
+  free(p->uses);
+  free(p->out_slot);
+  free(p->stored);
+  free(p->last_read);
+  free(p->offset);
+  free(p);
+}
+
+/* ---- small builders ----------------------------------------------------------- */
+
+static LLVMValueRef i64c(Cg *cg, long v) {
+  return LLVMConstInt(cg->i64, (unsigned long long)v, true);
+}
+
+static LLVMValueRef i32c(Cg *cg, int v) {
+  return LLVMConstInt(cg->i32, (unsigned long long)(long long)v, true);
+}
+
+static void add_attr(Cg *cg, LLVMValueRef fn, LLVMAttributeIndex at, const char *name) {
+  unsigned kind = LLVMGetEnumAttributeKindForName(name, strlen(name));
+  LLVMAddAttributeAtIndex(fn, at, LLVMCreateEnumAttribute(cg->ctx, kind, 0));
+}
+
+static LLVMValueRef call_intrinsic(Cg *cg, LLVMBuilderRef b, const char *name,
+                                   LLVMTypeRef type, LLVMValueRef *args, int nargs) {
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  LLVMValueRef fn = LLVMGetIntrinsicDeclaration(cg->mod, id, &type, 1);
+  LLVMTypeRef fty = LLVMIntrinsicGetType(cg->ctx, id, &type, 1);
+  return LLVMBuildCall2(b, fty, fn, args, nargs, "");
+}
+
+/* An external function of the C library, declared once. */
+static LLVMValueRef libc_function(Cg *cg, const char *name, LLVMTypeRef type) {
+  LLVMValueRef fn = LLVMGetNamedFunction(cg->mod, name);
+  if (!fn) {
+    fn = LLVMAddFunction(cg->mod, name, type);
+    add_attr(cg, fn, LLVMAttributeFunctionIndex, "nounwind");
+  }
+  return fn;
+}
+
+/* ---- math library ------------------------------------------------------------- */
+/* f32 exp, log, sin, cos, tanh and sigmoid as straight-line code over one
+ * float (selects, no branches, no calls), so the loop vectoriser widens them
+ * once they are inlined. Coefficients are Chebyshev fits of the remainder
+ * after the leading Taylor terms; relative error stays near 1e-7. */
+
+typedef struct Math {
+  Cg *cg;
+  LLVMBuilderRef b;
+  LLVMTypeRef t;
+} Math;
+
+static LLVMValueRef mc(Math *m, double v) { return LLVMConstReal(m->t, v); }
+static LLVMValueRef madd(Math *m, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildFAdd(m->b, a, b, "");
+}
+static LLVMValueRef msub(Math *m, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildFSub(m->b, a, b, "");
+}
+static LLVMValueRef mmul(Math *m, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildFMul(m->b, a, b, "");
+}
+static LLVMValueRef mcmp(Math *m, LLVMRealPredicate pred, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildFCmp(m->b, pred, a, b, "");
+}
+static LLVMValueRef msel(Math *m, LLVMValueRef c, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildSelect(m->b, c, a, b, "");
+}
+static LLVMValueRef mcall1(Math *m, const char *intrinsic, LLVMValueRef x) {
+  return call_intrinsic(m->cg, m->b, intrinsic, LLVMTypeOf(x), &x, 1);
+}
+
+/* c[0] + x*(c[1] + x*(...)) */
+static LLVMValueRef horner(Math *m, LLVMValueRef x, const double *c, int n) {
+  LLVMValueRef acc = mc(m, c[n - 1]);
+  for (int i = n - 2; i >= 0; i--)
+    acc = madd(m, mmul(m, acc, x), mc(m, c[i]));
+  return acc;
+}
+
+/* 2^n for integer n in [-126, 127], built from its exponent bits. */
+static LLVMValueRef pow2i(Math *m, LLVMValueRef n) {
+  Cg *cg = m->cg;
+  LLVMValueRef bits = LLVMBuildShl(m->b, LLVMBuildAdd(m->b, n, i32c(cg, 127), ""),
+                                   i32c(cg, 23), "");
+  return LLVMBuildBitCast(m->b, bits, cg->f32, "");
+}
+
+/* exp(x) = 2^n exp(r), x = n ln2 + r, |r| <= ln2/2 (Cody-Waite: ln2 split so
+ * n * LN2_HI is exact). Clamping x to [-104, 89] before scaling by 2^n in two
+ * halves gives correct overflow to inf and gradual underflow to 0. */
+static LLVMValueRef math_exp(Math *m, LLVMValueRef x) {
+  static const double p[] = {0.5, 0.166665770256, 0.0416665546621, 0.00836317307451,
+                             0.00139261761199};
+  LLVMValueRef nan = mcmp(m, LLVMRealUNO, x, x);
+  LLVMValueRef xc = msel(m, mcmp(m, LLVMRealOGT, x, mc(m, 89)), mc(m, 89), x);
+  xc = msel(m, mcmp(m, LLVMRealOLT, xc, mc(m, -104)), mc(m, -104), xc);
+  xc = msel(m, nan, mc(m, 0), xc);
+  LLVMValueRef n = mcall1(m, "llvm.rint", mmul(m, xc, mc(m, 1.4426950408889634)));
+  LLVMValueRef r = msub(m, msub(m, xc, mmul(m, n, mc(m, 0.693359375))),
+                        mmul(m, n, mc(m, -2.1219444005469057e-4)));
+  LLVMValueRef er = madd(m, madd(m, mc(m, 1), r), mmul(m, mmul(m, r, r), horner(m, r, p, 5)));
+  LLVMValueRef ni = LLVMBuildFPToSI(m->b, n, m->cg->i32, "");
+  LLVMValueRef n1 = LLVMBuildAShr(m->b, ni, i32c(m->cg, 1), "");
+  LLVMValueRef n2 = LLVMBuildSub(m->b, ni, n1, "");
+  LLVMValueRef y = mmul(m, mmul(m, er, pow2i(m, n1)), pow2i(m, n2));
+  return msel(m, nan, x, y);
+}
+
+/* log(x) = e ln2 + log(f), x = f 2^e with f in [sqrt(1/2), sqrt(2));
+ * log(f) = 2 atanh(s), s = (f-1)/(f+1), |s| <= 0.172. Subnormals are scaled
+ * up first; 0, negatives, inf and NaN are patched at the end. */
+static LLVMValueRef math_log(Math *m, LLVMValueRef x) {
+  static const double l[] = {0.333333332772, 0.200000609199, 0.14275410408, 0.116652336082};
+  Cg *cg = m->cg;
+  LLVMValueRef tiny = mcmp(m, LLVMRealOLT, x, mc(m, 0x1p-126));
+  LLVMValueRef xs = msel(m, tiny, mmul(m, x, mc(m, 0x1p23)), x);
+  LLVMValueRef bits = LLVMBuildBitCast(m->b, xs, cg->i32, "");
+  LLVMValueRef e = LLVMBuildAnd(m->b, LLVMBuildLShr(m->b, bits, i32c(cg, 23), ""),
+                                i32c(cg, 255), "");
+  e = LLVMBuildSub(m->b, e, msel(m, tiny, i32c(cg, 150), i32c(cg, 127)), "");
+  LLVMValueRef mant = LLVMBuildOr(m->b, LLVMBuildAnd(m->b, bits, i32c(cg, 0x7fffff), ""),
+                                  i32c(cg, 0x3f800000), "");
+  LLVMValueRef f = LLVMBuildBitCast(m->b, mant, cg->f32, "");
+  LLVMValueRef big = mcmp(m, LLVMRealOGT, f, mc(m, 1.4142135623730951));
+  f = msel(m, big, mmul(m, f, mc(m, 0.5)), f);
+  e = LLVMBuildAdd(m->b, e, LLVMBuildZExt(m->b, big, cg->i32, ""), "");
+  LLVMValueRef g = msub(m, f, mc(m, 1));
+  LLVMValueRef s = LLVMBuildFDiv(m->b, g, madd(m, mc(m, 2), g), "");
+  LLVMValueRef z = mmul(m, s, s);
+  LLVMValueRef at = madd(m, s, mmul(m, mmul(m, s, z), horner(m, z, l, 4)));
+  LLVMValueRef ef = LLVMBuildSIToFP(m->b, e, cg->f32, "");
+  LLVMValueRef y = madd(m, mmul(m, ef, mc(m, 0.693359375)),
+                        madd(m, mmul(m, mc(m, 2), at), mmul(m, ef, mc(m, -2.1219444005469057e-4))));
+  LLVMValueRef ok = LLVMBuildAnd(m->b, mcmp(m, LLVMRealOGT, x, mc(m, 0)),
+                                 mcmp(m, LLVMRealOLT, x, mc(m, INFINITY)), "");
+  LLVMValueRef special = msel(m, mcmp(m, LLVMRealOEQ, x, mc(m, 0)), mc(m, -INFINITY),
+                              msel(m, mcmp(m, LLVMRealOEQ, x, mc(m, INFINITY)), x,
+                                   mc(m, NAN)));
+  return msel(m, ok, y, special);
+}
+
+/* sin (quarter 0) or cos (quarter 1): x = q pi/2 + r reduced in double with
+ * pi/2 split in three (q * H1 and q * H2 exact for |q| < 2^29), so the phase
+ * stays exact to ~1e-9 rad far beyond 1e5 rad; the polynomials run in float
+ * on |r| <= pi/4 and quadrant q + quarter picks sin or cos and the sign. */
+static LLVMValueRef math_sincos(Math *m, LLVMValueRef x, int quarter) {
+  static const double s[] = {-0.166666666639, 0.00833333187471, -0.000198400867354,
+                             2.72499258031e-6};
+  static const double c[] = {0.0416666666643, -0.0013888887672, 2.48006003772e-5,
+                             -2.73009592039e-7};
+  Cg *cg = m->cg;
+  Math d = {cg, m->b, cg->f64};
+  LLVMValueRef xd = LLVMBuildFPExt(m->b, x, cg->f64, "");
+  LLVMValueRef q = mcall1(&d, "llvm.rint", mmul(&d, xd, mc(&d, 0.6366197723675814)));
+  LLVMValueRef sane = mcmp(&d, LLVMRealOLT, mcall1(&d, "llvm.fabs", q), mc(&d, 0x1p62));
+  q = msel(&d, sane, q, mc(&d, 0));
+  LLVMValueRef r = msub(&d, xd, mmul(&d, q, mc(&d, 0x1.921fb6p+0)));
+  r = msub(&d, r, mmul(&d, q, mc(&d, -0x1.777a5cp-25)));
+  r = msub(&d, r, mmul(&d, q, mc(&d, -1.7151244994428829e-15)));
+  LLVMValueRef rf = LLVMBuildFPTrunc(m->b, r, cg->f32, "");
+  LLVMValueRef z = mmul(m, rf, rf);
+  LLVMValueRef sn = madd(m, rf, mmul(m, mmul(m, rf, z), horner(m, z, s, 4)));
+  LLVMValueRef cs = madd(m, msub(m, mc(m, 1), mmul(m, z, mc(m, 0.5))),
+                         mmul(m, mmul(m, z, z), horner(m, z, c, 4)));
+  LLVMValueRef qi = LLVMBuildAdd(m->b, LLVMBuildFPToSI(m->b, q, cg->i64, ""),
+                                 i64c(cg, quarter), "");
+  LLVMValueRef odd = LLVMBuildTrunc(m->b, qi, LLVMInt1TypeInContext(cg->ctx), "");
+  LLVMValueRef neg = LLVMBuildICmp(m->b, LLVMIntNE,
+                                   LLVMBuildAnd(m->b, qi, i64c(cg, 2), ""), i64c(cg, 0), "");
+  LLVMValueRef y = msel(m, odd, cs, sn);
+  y = msel(m, neg, LLVMBuildFNeg(m->b, y, ""), y);
+  LLVMValueRef finite = mcmp(m, LLVMRealOLT, mcall1(m, "llvm.fabs", x), mc(m, 0x1p62));
+  return msel(m, finite, y, mc(m, NAN));
+}
+
+static LLVMValueRef math_function(Cg *cg, IrOp op);
+
+static LLVMValueRef call_math(Math *m, IrOp op, LLVMValueRef x) {
+  LLVMValueRef fn = math_function(m->cg, op);
+  return LLVMBuildCall2(m->b, LLVMGlobalGetValueType(fn), fn, &x, 1, "");
+}
+
+/* Odd polynomial below 0.625 (where 1 - 2/(e^2x + 1) would cancel). */
+static LLVMValueRef math_tanh(Math *m, LLVMValueRef x) {
+  static const double t[] = {-0.333333331721, 0.133333035569, -0.0539592595772,
+                             0.021768918651, -0.00834394551584, 0.00229274481618};
+  LLVMValueRef a = mcall1(m, "llvm.fabs", x);
+  LLVMValueRef z = mmul(m, x, x);
+  LLVMValueRef small = madd(m, x, mmul(m, mmul(m, x, z), horner(m, z, t, 6)));
+  LLVMValueRef e = call_math(m, IR_EXP, madd(m, a, a));
+  LLVMValueRef big = msub(m, mc(m, 1), LLVMBuildFDiv(m->b, mc(m, 2), madd(m, e, mc(m, 1)), ""));
+  LLVMValueRef args[2] = {big, x};
+  big = call_intrinsic(m->cg, m->b, "llvm.copysign", m->t, args, 2);
+  return msel(m, mcmp(m, LLVMRealOLT, a, mc(m, 0.625)), small, big);
+}
+
+static LLVMValueRef math_sigmoid(Math *m, LLVMValueRef x) {
+  LLVMValueRef e = m->t == m->cg->f32 ? call_math(m, IR_EXP, LLVMBuildFNeg(m->b, x, ""))
+                                      : mcall1(m, "llvm.exp", LLVMBuildFNeg(m->b, x, ""));
+  return LLVMBuildFDiv(m->b, mc(m, 1), madd(m, mc(m, 1), e), "");
+}
+
+static LLVMValueRef math_body(Math *m, IrOp op, LLVMValueRef x) {
+  switch (op) {
+  case IR_EXP: return math_exp(m, x);
+  case IR_LOG: return math_log(m, x);
+  case IR_SIN: return math_sincos(m, x, 0);
+  case IR_COS: return math_sincos(m, x, 1);
+  case IR_TANH: return math_tanh(m, x);
+  default: return math_sigmoid(m, x);
+  }
+}
+
+/* The f32 helper for op, an internal always-inline function built once.
+ * Helpers that call exp get it declared first: building it moves mb. */
+static LLVMValueRef math_function(Cg *cg, IrOp op) {
+  if (cg->mathf[op])
+    return cg->mathf[op];
+  if (op == IR_TANH || op == IR_SIGMOID)
+    math_function(cg, IR_EXP);
+  char name[32];
+  snprintf(name, sizeof name, "lobe.%sf", ir_op_name(op));
+  LLVMValueRef fn = LLVMAddFunction(cg->mod, name, LLVMFunctionType(cg->f32, &cg->f32, 1, 0));
+  LLVMSetLinkage(fn, LLVMInternalLinkage);
+  add_attr(cg, fn, LLVMAttributeFunctionIndex, "alwaysinline");
+  add_attr(cg, fn, LLVMAttributeFunctionIndex, "nounwind");
+  cg->mathf[op] = fn;
+  LLVMPositionBuilderAtEnd(cg->mb, LLVMAppendBasicBlockInContext(cg->ctx, fn, "entry"));
+  Math m = {cg, cg->mb, cg->f32};
+  LLVMBuildRet(cg->mb, math_body(&m, op, LLVMGetParam(fn, 0)));
+  return fn;
+}
+
+/* f64 code favours correctness: the C library through LLVM's intrinsics. */
+static LLVMValueRef libm_unary(Cg *cg, IrOp op, LLVMValueRef x) {
+  Math m = {cg, cg->b, cg->f64};
+  switch (op) {
+  case IR_EXP: return mcall1(&m, "llvm.exp", x);
+  case IR_LOG: return mcall1(&m, "llvm.log", x);
+  case IR_SIN: return mcall1(&m, "llvm.sin", x);
+  case IR_COS: return mcall1(&m, "llvm.cos", x);
+  case IR_SIGMOID: return math_sigmoid(&m, x);
+  default: {
+    LLVMTypeRef type = LLVMFunctionType(cg->f64, &cg->f64, 1, 0);
+    return LLVMBuildCall2(cg->b, type, libc_function(cg, "tanh", type), &x, 1, "");
+  }
+  }
+}
+
+/* ---- loops and elements ------------------------------------------------------- */
+
+typedef struct Kernel {
+  Cg *cg;
+  const Prec *pr;
+  const Plan *p;
+  LLVMValueRef fn;
+  LLVMValueRef *buf;         /* per value id: the pointer a leaf is read from */
+  LLVMValueRef out;          /* the result buffer */
+} Kernel;
+
+/* Coordinates of one element: (i, j) of a matrix, i of a vector, nothing of
+ * a scalar; flat: i is the offset in a matrix whose operands all share its
+ * shape (no row or column broadcasts), so one loop covers it. */
+typedef struct Index {
+  LLVMValueRef i, j;
+  bool flat;
+} Index;
+
+typedef struct Loop {
+  LLVMValueRef iv;
+  LLVMBasicBlockRef body;
+  long n;
+} Loop;
+
+/* A counted loop 0..n-1 (n >= 1, shapes are never empty), tested at the
+ * bottom; the builder is left in the body. */
+static Loop loop_open(Kernel *K, long n) {
+  Cg *cg = K->cg;
+  LLVMBasicBlockRef pre = LLVMGetInsertBlock(cg->b);
+  Loop l = {.body = LLVMAppendBasicBlockInContext(cg->ctx, K->fn, "loop"), .n = n};
+  LLVMBuildBr(cg->b, l.body);
+  LLVMPositionBuilderAtEnd(cg->b, l.body);
+  l.iv = LLVMBuildPhi(cg->b, cg->i64, "i");
+  LLVMValueRef zero = i64c(cg, 0);
+  LLVMAddIncoming(l.iv, &zero, &pre, 1);
+  return l;
+}
+
+static void loop_close(Kernel *K, Loop *l) {
+  Cg *cg = K->cg;
+  LLVMValueRef next = LLVMBuildNUWAdd(cg->b, l->iv, i64c(cg, 1), "");
+  LLVMSetNSW(next, true);
+  LLVMValueRef more = LLVMBuildICmp(cg->b, LLVMIntULT, next, i64c(cg, l->n), "");
+  LLVMBasicBlockRef latch = LLVMGetInsertBlock(cg->b);
+  LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(cg->ctx, K->fn, "done");
+  LLVMBuildCondBr(cg->b, more, l->body, exit);
+  LLVMAddIncoming(l->iv, &next, &latch, 1);
+  LLVMPositionBuilderAtEnd(cg->b, exit);
+}
+
+typedef struct Nest {
+  Loop loop[2];
+  int depth;
+} Nest;
+
+static Index nest_open(Kernel *K, IrShape s, bool flat, Nest *nest) {
+  Index x = {i64c(K->cg, 0), i64c(K->cg, 0), false};
+  nest->depth = s.rank == 0 ? 0 : s.rank == 1 || flat ? 1 : 2;
+  if (nest->depth == 1) {
+    nest->loop[0] = loop_open(K, ir_numel(s));
+    x.i = nest->loop[0].iv;
+    x.flat = s.rank == 2;
+  } else if (nest->depth == 2) {
+    nest->loop[0] = loop_open(K, s.dim[0]);
+    nest->loop[1] = loop_open(K, s.dim[1]);
+    x.i = nest->loop[0].iv;
+    x.j = nest->loop[1].iv;
+  }
+  return x;
+}
+
+static void nest_close(Kernel *K, Nest *nest) {
+  for (int d = nest->depth - 1; d >= 0; d--)
+    loop_close(K, &nest->loop[d]);
+}
+
+/* The builder ends in the `then` block; if_close joins. */
+static LLVMBasicBlockRef if_open(Kernel *K, LLVMValueRef cond) {
+  Cg *cg = K->cg;
+  LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(cg->ctx, K->fn, "then");
+  LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(cg->ctx, K->fn, "join");
+  LLVMBuildCondBr(cg->b, cond, then, join);
+  LLVMPositionBuilderAtEnd(cg->b, then);
+  return join;
+}
+
+static void if_close(Kernel *K, LLVMBasicBlockRef join) {
+  LLVMBuildBr(K->cg->b, join);
+  LLVMPositionBuilderAtEnd(K->cg->b, join);
+}
+
+static LLVMValueRef offset_of(Kernel *K, IrShape s, Index x) {
+  if (s.rank == 0)
+    return i64c(K->cg, 0);
+  if (s.rank == 1 || x.flat)
+    return x.i;
+  LLVMValueRef row = LLVMBuildNUWMul(K->cg->b, x.i, i64c(K->cg, s.dim[1]), "");
+  return LLVMBuildNUWAdd(K->cg->b, row, x.j, "");
+}
+
+static LLVMTypeRef elem_type(Kernel *K, const IrInstr *in) {
+  return in->type == TY_I32 ? K->cg->i32 : K->pr->real;
+}
+
+static LLVMValueRef elem_ptr(Kernel *K, LLVMTypeRef type, LLVMValueRef base, LLVMValueRef off) {
+  return LLVMBuildInBoundsGEP2(K->cg->b, type, base, &off, 1, "");
+}
+
+static LLVMValueRef load_at(Kernel *K, int v, LLVMValueRef off) {
+  LLVMTypeRef type = elem_type(K, &K->p->f->ins[v]);
+  return LLVMBuildLoad2(K->cg->b, type, elem_ptr(K, type, K->buf[v], off), "");
+}
+
+static void store_out(Kernel *K, LLVMValueRef val, LLVMValueRef off) {
+  LLVMBuildStore(K->cg->b, val, elem_ptr(K, K->pr->real, K->out, off));
+}
+
+/* Scalar out[off] += val; reassociation lets the vectoriser split sums. */
+static void accumulate_out(Kernel *K, LLVMValueRef val, LLVMValueRef off) {
+  LLVMValueRef at = elem_ptr(K, K->pr->real, K->out, off);
+  LLVMValueRef sum = LLVMBuildFAdd(K->cg->b, LLVMBuildLoad2(K->cg->b, K->pr->real, at, ""),
+                                   val, "");
+  LLVMSetFastMathFlags(sum, LLVMFastMathAllowReassoc);
+  LLVMBuildStore(K->cg->b, sum, at);
+}
+
+/* Can v's fused tree be walked with one flat loop (no row/column bcast)? */
+static bool flat_ok(const Plan *p, int v) {
+  const IrInstr *in = &p->f->ins[v];
+  if (in->op == IR_BCAST && in->axis >= 0)
+    return false;
+  for (int k = 0; k < in->nargs; k++)
+    if (fused(p, in, k) && !flat_ok(p, in->args[k]))
+      return false;
+  return true;
+}
+
+static LLVMValueRef compute(Kernel *K, int v, Index x);
+
+/* Operand k of instruction c at element x of the operand's own shape. */
+static LLVMValueRef operand_at(Kernel *K, const IrInstr *c, int k, Index x) {
+  int u = c->args[k];
+  if (fused(K->p, c, k))
+    return compute(K, u, x);
+  return load_at(K, u, offset_of(K, K->p->f->ins[u].shape, x));
+}
+
+static LLVMValueRef unary(Kernel *K, IrOp op, LLVMValueRef a) {
+  Cg *cg = K->cg;
+  Math m = {cg, cg->b, K->pr->real};
+  switch (op) {
+  case IR_NEG: return LLVMBuildFNeg(cg->b, a, "");
+  case IR_SQRT: return mcall1(&m, "llvm.sqrt", a);
+  case IR_RELU: return msel(&m, mcmp(&m, LLVMRealOGT, a, mc(&m, 0)), a, mc(&m, 0));
+  case IR_STEP: return msel(&m, mcmp(&m, LLVMRealOGT, a, mc(&m, 0)), mc(&m, 1), mc(&m, 0));
+  default:
+    return K->pr->approx ? call_math(&m, op, a) : libm_unary(cg, op, a);
+  }
+}
+
+static LLVMValueRef binary(Kernel *K, IrOp op, LLVMValueRef a, LLVMValueRef b) {
+  switch (op) {
+  case IR_ADD: return LLVMBuildFAdd(K->cg->b, a, b, "");
+  case IR_SUB: return LLVMBuildFSub(K->cg->b, a, b, "");
+  case IR_MUL: return LLVMBuildFMul(K->cg->b, a, b, "");
+  default: return LLVMBuildFDiv(K->cg->b, a, b, "");
+  }
+}
+
+/* Axis 0 repeats a row: element (i, j) reads j; axis 1 reads i; -1 reads 0. */
+static Index bcast_index(const IrInstr *in, Index x) {
+  if (in->axis == 0)
+    return (Index){x.j, NULL, false};
+  if (in->axis == 1)
+    return (Index){x.i, NULL, false};
+  return (Index){NULL, NULL, false};
+}
+
+/* Element x of value v computed here (v is the kernel's root or fused). */
+static LLVMValueRef compute(Kernel *K, int v, Index x) {
+  const IrInstr *in = &K->p->f->ins[v];
+  if (in->op == IR_CONST)
+    return LLVMConstReal(K->pr->real, in->value);
+  if (in->op == IR_BCAST)
+    return operand_at(K, in, 0, bcast_index(in, x));
+  if (in->nargs == 2)
+    return binary(K, in->op, operand_at(K, in, 0, x), operand_at(K, in, 1, x));
+  return unary(K, in->op, operand_at(K, in, 0, x));
+}
+
+/* ---- kernels ------------------------------------------------------------------ */
+
+static void zero_out(Kernel *K, IrShape s) {
+  LLVMBuildMemSet(K->cg->b, K->out, LLVMConstInt(K->cg->i8, 0, false),
+                  i64c(K->cg, ir_numel(s) * K->pr->size), K->pr->size);
+}
+
+static void kernel_elementwise(Kernel *K, int v) {
+  IrShape s = K->p->f->ins[v].shape;
+  Nest nest;
+  Index x = nest_open(K, s, flat_ok(K->p, v), &nest);
+  store_out(K, compute(K, v, x), offset_of(K, s, x));
+  nest_close(K, &nest);
+}
+
+static void kernel_sum(Kernel *K, const IrInstr *in) {
+  IrShape s = K->p->f->ins[in->args[0]].shape;
+  zero_out(K, in->shape);
+  bool flat = in->axis < 0 && (!fused(K->p, in, 0) || flat_ok(K->p, in->args[0]));
+  Nest nest;
+  Index x = nest_open(K, s, flat, &nest);
+  LLVMValueRef at = in->axis == 0 ? x.j : in->axis == 1 ? x.i : i64c(K->cg, 0);
+  accumulate_out(K, operand_at(K, in, 0, x), at);
+  nest_close(K, &nest);
+}
+
+/* Each part fills its columns of every row. */
+static void kernel_concat(Kernel *K, const IrInstr *in) {
+  Cg *cg = K->cg;
+  int col = 0;
+  for (int k = 0; k < in->nargs; k++) {
+    IrShape s = K->p->f->ins[in->args[k]].shape;
+    Nest nest;
+    Index x = nest_open(K, s, false, &nest);
+    LLVMValueRef j = LLVMBuildNUWAdd(cg->b, x.j, i64c(cg, col), "");
+    store_out(K, operand_at(K, in, k, x), offset_of(K, in->shape, (Index){x.i, j, false}));
+    nest_close(K, &nest);
+    col += s.dim[1];
+  }
+}
+
+static void kernel_slice(Kernel *K, const IrInstr *in) {
+  Nest nest;
+  Index x = nest_open(K, in->shape, false, &nest);
+  LLVMValueRef j = LLVMBuildNUWAdd(K->cg->b, x.j, i64c(K->cg, in->start), "");
+  store_out(K, operand_at(K, in, 0, (Index){x.i, j, false}), offset_of(K, in->shape, x));
+  nest_close(K, &nest);
+}
+
+static void kernel_pad(Kernel *K, const IrInstr *in) {
+  zero_out(K, in->shape);
+  Nest nest;
+  Index x = nest_open(K, K->p->f->ins[in->args[0]].shape, false, &nest);
+  LLVMValueRef j = LLVMBuildNUWAdd(K->cg->b, x.j, i64c(K->cg, in->start), "");
+  store_out(K, operand_at(K, in, 0, x), offset_of(K, in->shape, (Index){x.i, j, false}));
+  nest_close(K, &nest);
+}
+
+/* Row number idx[i] as i64, and whether it names one of `rows` rows: ids
+ * out of range leave their row at zero instead of reading out of bounds. */
+static LLVMValueRef row_id(Kernel *K, int idx, LLVMValueRef i, int rows, LLVMValueRef *ok) {
+  LLVMValueRef r = LLVMBuildSExt(K->cg->b, load_at(K, idx, i), K->cg->i64, "");
+  *ok = LLVMBuildICmp(K->cg->b, LLVMIntULT, r, i64c(K->cg, rows), "");
+  return r;
+}
+
+static void kernel_gather(Kernel *K, const IrInstr *in) {
+  IrShape ts = K->p->f->ins[in->args[0]].shape;
+  zero_out(K, in->shape);
+  Loop rows = loop_open(K, in->shape.dim[0]);
+  LLVMValueRef ok, r = row_id(K, in->args[1], rows.iv, ts.dim[0], &ok);
+  LLVMBasicBlockRef join = if_open(K, ok);
+  Loop cols = loop_open(K, in->shape.dim[1]);
+  LLVMValueRef v = load_at(K, in->args[0], offset_of(K, ts, (Index){r, cols.iv, false}));
+  store_out(K, v, offset_of(K, in->shape, (Index){rows.iv, cols.iv, false}));
+  loop_close(K, &cols);
+  if_close(K, join);
+  loop_close(K, &rows);
+}
+
+static void kernel_scatter_add(Kernel *K, const IrInstr *in) {
+  zero_out(K, in->shape);
+  Loop rows = loop_open(K, K->p->f->ins[in->args[0]].shape.dim[0]);
+  LLVMValueRef ok, r = row_id(K, in->args[1], rows.iv, in->shape.dim[0], &ok);
+  LLVMBasicBlockRef join = if_open(K, ok);
+  Loop cols = loop_open(K, in->shape.dim[1]);
+  LLVMValueRef v = operand_at(K, in, 0, (Index){rows.iv, cols.iv, false});
+  LLVMValueRef at = offset_of(K, in->shape, (Index){r, cols.iv, false});
+  LLVMValueRef sum = LLVMBuildFAdd(K->cg->b, LLVMBuildLoad2(K->cg->b, K->pr->real,
+                                   elem_ptr(K, K->pr->real, K->out, at), ""), v, "");
+  store_out(K, sum, at);
+  loop_close(K, &cols);
+  if_close(K, join);
+  loop_close(K, &rows);
+}
+
+static LLVMValueRef gemm_function(Kernel *K) {
+  Cg *cg = K->cg;
+  LLVMTypeRef i = cg->i32, p = cg->ptr, r = K->pr->real;
+  LLVMTypeRef params[14] = {i, i, i, i, i, i, r, p, i, p, i, r, p, i};
+  LLVMTypeRef type = LLVMFunctionType(cg->void_, params, 14, 0);
+  return libc_function(cg, K->pr->real == cg->f32 ? "cblas_sgemm" : "cblas_dgemm", type);
+}
+
+/* C = op(A) op(B) by BLAS; transposes are flags, leading dimensions the
+ * stored (untransposed) widths. */
+static void kernel_matmul(Kernel *K, const IrInstr *in) {
+  Cg *cg = K->cg;
+  IrShape a = K->p->f->ins[in->args[0]].shape, b = K->p->f->ins[in->args[1]].shape;
+  int m = in->shape.dim[0], n = in->shape.dim[1], k = a.dim[in->trans_a ? 0 : 1];
+  LLVMValueRef fn = gemm_function(K);
+  LLVMValueRef args[14] = {
+      i32c(cg, CBLAS_ROW_MAJOR), i32c(cg, in->trans_a ? CBLAS_TRANS : CBLAS_NO_TRANS),
+      i32c(cg, in->trans_b ? CBLAS_TRANS : CBLAS_NO_TRANS), i32c(cg, m), i32c(cg, n),
+      i32c(cg, k), LLVMConstReal(K->pr->real, 1), K->buf[in->args[0]], i32c(cg, a.dim[1]),
+      K->buf[in->args[1]], i32c(cg, b.dim[1]), LLVMConstReal(K->pr->real, 0), K->out,
+      i32c(cg, n)};
+  LLVMBuildCall2(cg->b, LLVMGlobalGetValueType(fn), fn, args, 14, "");
+}
+
+static void kernel_body(Kernel *K, int v) {
+  const IrInstr *in = &K->p->f->ins[v];
+  switch (in->op) {
+  case IR_SUM: kernel_sum(K, in); break;
+  case IR_MATMUL: kernel_matmul(K, in); break;
+  case IR_CONCAT: kernel_concat(K, in); break;
+  case IR_SLICE: kernel_slice(K, in); break;
+  case IR_PAD: kernel_pad(K, in); break;
+  case IR_GATHER: kernel_gather(K, in); break;
+  case IR_SCATTER_ADD: kernel_scatter_add(K, in); break;
+  default: kernel_elementwise(K, v); break;
+  }
+}
+
+/* void SYMBOL.kV(ptr noalias out, ptr noalias leaf...) */
+static LLVMValueRef kernel_function(Cg *cg, const char *sym, int v, int nleaves) {
+  char name[300];
+  snprintf(name, sizeof name, "%s.k%d", sym, v);
+  LLVMTypeRef *params = xcalloc(nleaves + 1, sizeof *params);
+  for (int i = 0; i <= nleaves; i++)
+    params[i] = cg->ptr;
+  LLVMValueRef fn = LLVMAddFunction(cg->mod, name,
+                                    LLVMFunctionType(cg->void_, params, nleaves + 1, 0));
+  free(params);
+  LLVMSetLinkage(fn, LLVMInternalLinkage);
+  add_attr(cg, fn, LLVMAttributeFunctionIndex, "nounwind");
+  for (int i = 0; i <= nleaves; i++) {
+    add_attr(cg, fn, i + 1, "noalias");
+    add_attr(cg, fn, i + 1, "nocapture");
+  }
+  return fn;
+}
+
+/* Builds value v's kernel and returns it; leaves[] lists its buffers. */
+static LLVMValueRef emit_kernel(Kernel *K, const char *sym, int v, const int *leaves, int n) {
+  Cg *cg = K->cg;
+  LLVMBasicBlockRef caller = LLVMGetInsertBlock(cg->b);
+  K->fn = kernel_function(cg, sym, v, n);
+  LLVMPositionBuilderAtEnd(cg->b, LLVMAppendBasicBlockInContext(cg->ctx, K->fn, "entry"));
+  K->out = LLVMGetParam(K->fn, 0);
+  for (int i = 0; i < n; i++)
+    K->buf[leaves[i]] = LLVMGetParam(K->fn, i + 1);
+  kernel_body(K, v);
+  LLVMBuildRetVoid(cg->b);
+  for (int i = 0; i < n; i++)
+    K->buf[leaves[i]] = NULL;
+  LLVMPositionBuilderAtEnd(cg->b, caller);
+  return K->fn;
+}
+
+/* ---- entry points --------------------------------------------------------------- */
+
+typedef struct Entry {
+  Kernel K;
+  const char *sym;
+  LLVMValueRef *home;        /* per value: its buffer in the entry function */
+  LLVMValueRef *arg;         /* argument pointers: inputs, then outputs */
+} Entry;
+
+static LLVMValueRef private_global(Cg *cg, LLVMTypeRef type, const char *name,
+                                   LLVMValueRef init) {
+  LLVMValueRef g = LLVMAddGlobal(cg->mod, type, name);
+  LLVMSetLinkage(g, LLVMInternalLinkage);
+  LLVMSetInitializer(g, init);
+  LLVMSetAlignment(g, 64);
+  return g;
+}
+
+static LLVMValueRef tensor_global(Entry *e, int v) {
+  const IrInstr *in = &e->K.p->f->ins[v];
+  long n = ir_numel(in->shape);
+  LLVMValueRef *vals = xcalloc(n, sizeof *vals);
+  for (long i = 0; i < n; i++)
+    vals[i] = LLVMConstReal(e->K.pr->real, in->data[i]);
+  LLVMTypeRef type = LLVMArrayType2(e->K.pr->real, n);
+  char name[300];
+  snprintf(name, sizeof name, "%s.t%d", e->sym, v);
+  LLVMValueRef g = private_global(e->K.cg, type, name, LLVMConstArray2(e->K.pr->real, vals, n));
+  LLVMSetGlobalConstant(g, true);
+  LLVMSetUnnamedAddress(g, LLVMGlobalUnnamedAddr);
+  free(vals);
+  return g;
+}
+
+static LLVMValueRef workspace(Entry *e) {
+  Cg *cg = e->K.cg;
+  LLVMTypeRef type = LLVMArrayType2(cg->i8, e->K.p->ws_elems * e->K.pr->size);
+  char name[300];
+  snprintf(name, sizeof name, "%s.ws", e->sym);
+  return private_global(cg, type, name, LLVMConstNull(type));
+}
+
+/* Where each value lives: caller buffers for inputs and outputs, constant
+ * globals for tensors, the workspace for other stored intermediates. */
+static void assign_homes(Entry *e) {
+  Cg *cg = e->K.cg;
+  const Plan *p = e->K.p;
+  LLVMValueRef ws = p->ws_elems > 0 ? workspace(e) : NULL;
+  for (int v = 0; v < p->f->nins; v++) {
+    const IrInstr *in = &p->f->ins[v];
+    if (!p->live[v])
+      continue;
+    if (in->op == IR_INPUT)
+      e->home[v] = e->arg[in->index];
+    else if (in->op == IR_TENSOR)
+      e->home[v] = tensor_global(e, v);
+    else if (p->out_slot[v] >= 0)
+      e->home[v] = e->arg[p->f->ninputs + p->out_slot[v]];
+    else if (p->stored[v]) {
+      LLVMValueRef off = i64c(cg, p->offset[v] * e->K.pr->size);
+      e->home[v] = LLVMBuildInBoundsGEP2(cg->b, cg->i8, ws, &off, 1, "");
+    }
+  }
+}
+
+static void load_arguments(Entry *e, LLVMValueRef args, int n) {
+  Cg *cg = e->K.cg;
+  for (int k = 0; k < n; k++) {
+    LLVMValueRef at = i64c(cg, k);
+    LLVMValueRef slot = LLVMBuildInBoundsGEP2(cg->b, cg->ptr, args, &at, 1, "");
+    e->arg[k] = LLVMBuildLoad2(cg->b, cg->ptr, slot, "");
+  }
+}
+
+static void call_kernel(Entry *e, int v, int *leaves) {
+  int n = collect_leaves(e->K.p, v, leaves, 0);
+  LLVMValueRef fn = emit_kernel(&e->K, e->sym, v, leaves, n);
+  LLVMValueRef *args = xcalloc(n + 1, sizeof *args);
+  args[0] = e->home[v];
+  for (int i = 0; i < n; i++)
+    args[i + 1] = e->home[leaves[i]];
+  LLVMBuildCall2(e->K.cg->b, LLVMGlobalGetValueType(fn), fn, args, n + 1, "");
+  free(args);
+}
+
+/* Outputs not computed in place (inputs, tensors, repeated outputs). */
+static void copy_outputs(Entry *e) {
+  const IrFunc *f = e->K.p->f;
+  for (int o = 0; o < f->noutputs; o++) {
+    int v = f->outputs[o];
+    LLVMValueRef dst = e->arg[f->ninputs + o];
+    if (e->home[v] == dst)
+      continue;
+    const IrInstr *in = &f->ins[v];
+    long bytes = ir_numel(in->shape) * (in->type == TY_I32 ? 4 : e->K.pr->size);
+    LLVMBuildMemCpy(e->K.cg->b, dst, 4, e->home[v], 4, i64c(e->K.cg, bytes));
+  }
+}
+
+static int emit_entry(Cg *cg, const IrFunc *f, const Plan *p, const Prec *pr) {
+  char sym[256];
+  cg_symbol(f, pr->name, sym, sizeof sym);
+  if (LLVMGetNamedFunction(cg->mod, sym))
+    return cg_fail(cg, "two functions share the symbol %s", sym);
+  LLVMValueRef fn = LLVMAddFunction(cg->mod, sym, LLVMFunctionType(cg->void_, &cg->ptr, 1, 0));
+  add_attr(cg, fn, LLVMAttributeFunctionIndex, "nounwind");
+  LLVMPositionBuilderAtEnd(cg->b, LLVMAppendBasicBlockInContext(cg->ctx, fn, "entry"));
+  int n = f->nins;
+  Entry e = {.K = {cg, pr, p, NULL, xcalloc(n, sizeof(LLVMValueRef)), NULL}, .sym = sym,
+             .home = xcalloc(n, sizeof(LLVMValueRef)),
+             .arg = xcalloc(f->ninputs + f->noutputs, sizeof(LLVMValueRef))};
+  load_arguments(&e, LLVMGetParam(fn, 0), f->ninputs + f->noutputs);
+  assign_homes(&e);
+  int *leaves = xcalloc(n, sizeof *leaves);
+  for (int v = 0; v < n; v++)
+    if (p->stored[v])
+      call_kernel(&e, v, leaves);
+  copy_outputs(&e);
+  LLVMBuildRetVoid(cg->b);
+  free(leaves);
+  free(e.K.buf);
+  free(e.home);
+  free(e.arg);
+  return 0;
+}
+
+/* ---- descriptor --------------------------------------------------------------- */
+/* lobe_model_desc with the field order of the C structs in lobe_model.h; LLVM
+ * lays out non-packed structs by the target's ABI rules, as the C compiler
+ * does. */
+
+typedef struct Desc {
+  Cg *cg;
+  const IrModule *mod;
+  LLVMTypeRef param_t, region_t, source_t, model_t;
+  int nstrings;
+} Desc;
+
+static LLVMTypeRef named_struct(Cg *cg, const char *name, LLVMTypeRef *fields, int n) {
+  LLVMTypeRef t = LLVMStructCreateNamed(cg->ctx, name);
+  LLVMStructSetBody(t, fields, n, false);
+  return t;
+}
+
+static void desc_types(Desc *d) {
+  Cg *cg = d->cg;
+  LLVMTypeRef i = cg->i32, p = cg->ptr, f = cg->f64;
+  LLVMTypeRef param[] = {p, i, i, i, f};
+  LLVMTypeRef region[] = {p, p};
+  LLVMTypeRef source[] = {p, i, i, i, p, f, f, i, p, i, f, p, p, p, i, p};
+  LLVMTypeRef model[] = {i, p, p, i, p, i, p, i, p, i, p, i, i, f, f, f, f, cg->i64, i};
+  d->param_t = named_struct(cg, "lobe_param", param, 5);
+  d->region_t = named_struct(cg, "lobe_region", region, 2);
+  d->source_t = named_struct(cg, "lobe_source", source, 16);
+  d->model_t = named_struct(cg, "lobe_model", model, 19);
+}
+
+static LLVMValueRef desc_global(Desc *d, LLVMTypeRef type, LLVMValueRef init) {
+  char name[32];
+  snprintf(name, sizeof name, "lobe.desc.%d", d->nstrings++);
+  LLVMValueRef g = LLVMAddGlobal(d->cg->mod, type, name);
+  LLVMSetLinkage(g, LLVMPrivateLinkage);
+  LLVMSetInitializer(g, init);
+  LLVMSetGlobalConstant(g, true);
+  return g;
+}
+
+static LLVMValueRef desc_string(Desc *d, const char *s) {
+  if (!s)
+    return LLVMConstNull(d->cg->ptr);
+  LLVMValueRef init = LLVMConstStringInContext(d->cg->ctx, s, strlen(s), false);
+  LLVMValueRef g = desc_global(d, LLVMTypeOf(init), init);
+  LLVMSetUnnamedAddress(g, LLVMGlobalUnnamedAddr);
+  return g;
+}
+
+/* A constant array, or a null pointer when empty. */
+static LLVMValueRef desc_array(Desc *d, LLVMTypeRef elem, LLVMValueRef *vals, int n) {
+  if (n == 0)
+    return LLVMConstNull(d->cg->ptr);
+  return desc_global(d, LLVMArrayType2(elem, n), LLVMConstArray2(elem, vals, n));
+}
+
+static LLVMValueRef di32(Desc *d, long v) { return i32c(d->cg, (int)v); }
+static LLVMValueRef df64(Desc *d, double v) { return LLVMConstReal(d->cg->f64, v); }
+
+static LLVMValueRef desc_params(Desc *d) {
+  const IrModule *mod = d->mod;
+  LLVMValueRef *vals = xcalloc(mod->nparams, sizeof *vals);
+  for (int i = 0; i < mod->nparams; i++) {
+    const IrParam *p = &mod->params[i];
+    LLVMValueRef f[] = {desc_string(d, p->name), di32(d, p->rows), di32(d, p->cols),
+                        di32(d, p->init), df64(d, p->scale)};
+    vals[i] = LLVMConstNamedStruct(d->param_t, f, 5);
+  }
+  LLVMValueRef a = desc_array(d, d->param_t, vals, mod->nparams);
+  free(vals);
+  return a;
+}
+
+static LLVMValueRef desc_regions(Desc *d) {
+  const Model *m = d->mod->model;
+  LLVMValueRef *vals = xcalloc(m->nregions, sizeof *vals);
+  for (int i = 0; i < m->nregions; i++) {
+    const Region *r = &m->regions[i];
+    bool has_aunn = r->aunn >= 0 && r->aunn < m->naunns;
+    LLVMValueRef f[] = {desc_string(d, r->name),
+                        desc_string(d, has_aunn ? m->aunns[r->aunn].name : NULL)};
+    vals[i] = LLVMConstNamedStruct(d->region_t, f, 2);
+  }
+  LLVMValueRef a = desc_array(d, d->region_t, vals, m->nregions);
+  free(vals);
+  return a;
+}
+
+static LLVMValueRef desc_subjects(Desc *d) {
+  const Model *m = d->mod->model;
+  LLVMValueRef *vals = xcalloc(m->nsubjects, sizeof *vals);
+  for (int i = 0; i < m->nsubjects; i++)
+    vals[i] = desc_string(d, m->subjects[i].name);
+  LLVMValueRef a = desc_array(d, d->cg->ptr, vals, m->nsubjects);
+  free(vals);
+  return a;
+}
+
+/* Channel names as bound, or ch0, ch1, ... when none are. */
+static LLVMValueRef desc_channels(Desc *d, const Source *s) {
+  LLVMValueRef *vals = xcalloc(s->channels, sizeof *vals);
+  for (int c = 0; c < s->channels; c++) {
+    char buf[24];
+    snprintf(buf, sizeof buf, "ch%d", c);
+    vals[c] = desc_string(d, s->channel_names ? s->channel_names[c] : buf);
+  }
+  LLVMValueRef a = desc_array(d, d->cg->ptr, vals, s->channels);
+  free(vals);
+  return a;
+}
+
+static LLVMValueRef desc_grad_params(Desc *d, const IrSourceFns *fns) {
+  LLVMValueRef *vals = xcalloc(fns->ngrad, sizeof *vals);
+  for (int g = 0; g < fns->ngrad; g++)
+    vals[g] = di32(d, fns->grad_params[g]);
+  LLVMValueRef a = desc_array(d, d->cg->i32, vals, fns->ngrad);
+  free(vals);
+  return a;
+}
+
+static LLVMValueRef desc_entry(Desc *d, int func, const char *prec) {
+  char sym[256];
+  cg_symbol(d->mod->funcs[func], prec, sym, sizeof sym);
+  return LLVMGetNamedFunction(d->cg->mod, sym);
+}
+
+/* Loss weight: the sum over the loss terms naming the source. */
+static double loss_weight(const Model *m, int s) {
+  double w = 0;
+  for (int l = 0; l < m->nlosses; l++)
+    if (m->losses[l].source == s)
+      w += m->losses[l].weight;
+  return w;
+}
+
+static LLVMValueRef desc_source(Desc *d, int s) {
+  const Model *m = d->mod->model;
+  const Source *src = &m->sources[s];
+  const IrSourceFns *fns = &d->mod->source_fns[s];
+  int kind = src->kind == SRC_NPY ? LOBE_SRC_NPY : LOBE_SRC_CSV;
+  LLVMValueRef f[] = {
+      desc_string(d, src->name), di32(d, src->region), di32(d, src->subject),
+      di32(d, kind), desc_string(d, src->path), df64(d, src->rate), df64(d, src->t0),
+      di32(d, src->channels), desc_channels(d, src), di32(d, LOBE_LOSS_MSE),
+      df64(d, loss_weight(m, s)), desc_entry(d, fns->forward, "f32"),
+      desc_entry(d, fns->loss_grad, "f32"), desc_entry(d, fns->loss_grad, "f64"),
+      di32(d, fns->ngrad), desc_grad_params(d, fns)};
+  return LLVMConstNamedStruct(d->source_t, f, 16);
+}
+
+static LLVMValueRef desc_sources(Desc *d) {
+  const Model *m = d->mod->model;
+  LLVMValueRef *vals = xcalloc(m->nsources, sizeof *vals);
+  for (int s = 0; s < m->nsources; s++)
+    vals[s] = desc_source(d, s);
+  LLVMValueRef a = desc_array(d, d->source_t, vals, m->nsources);
+  free(vals);
+  return a;
+}
+
+/* The spec's file name without folder and extension. */
+static void model_name(const char *spec, char *buf, int buflen) {
+  const char *base = spec ? strrchr(spec, '/') : NULL;
+  base = base ? base + 1 : spec ? spec : "model";
+  snprintf(buf, buflen, "%s", base);
+  char *dot = strrchr(buf, '.');
+  if (dot && dot != buf)
+    *dot = 0;
+}
+
+static void emit_descriptor(Cg *cg, const IrModule *mod) {
+  Desc d = {.cg = cg, .mod = mod};
+  desc_types(&d);
+  const Model *m = mod->model;
+  const TrainConfig *t = &m->train;
+  char name[256];
+  model_name(m->spec_path, name, sizeof name);
+  LLVMValueRef f[] = {
+      di32(&d, LOBE_ABI_VERSION), desc_string(&d, name), desc_string(&d, m->spec_path),
+      di32(&d, mod->nparams), desc_params(&d), di32(&d, m->nregions), desc_regions(&d),
+      di32(&d, m->nsubjects), desc_subjects(&d), di32(&d, m->nsources), desc_sources(&d),
+      di32(&d, t->batch), di32(&d, t->steps), df64(&d, t->lr), df64(&d, t->beta1),
+      df64(&d, t->beta2), df64(&d, t->eps), LLVMConstInt(cg->i64, t->seed, false),
+      di32(&d, t->checkpoint_every)};
+  LLVMValueRef g = LLVMAddGlobal(cg->mod, d.model_t, "lobe_model_desc");
+  LLVMSetInitializer(g, LLVMConstNamedStruct(d.model_t, f, 19));
+  LLVMSetGlobalConstant(g, true);
+}
+
+/* Every function a source names must exist, and its tables must match. */
+static int check_sources(Cg *cg, const IrModule *mod) {
+  if (!mod->model || !mod->source_fns)
+    return cg_fail(cg, "descriptor requested for a module without a model");
+  for (int s = 0; s < mod->model->nsources; s++) {
+    const IrSourceFns *fns = &mod->source_fns[s];
+    int ids[3] = {fns->forward, fns->loss, fns->loss_grad};
+    for (int k = 0; k < 3; k++)
+      if (ids[k] < 0 || ids[k] >= mod->nfuncs)
+        return cg_fail(cg, "source %d names function %d of %d", s, ids[k], mod->nfuncs);
+    for (int g = 0; g < fns->ngrad; g++)
+      if (fns->grad_params[g] < 0 || fns->grad_params[g] >= mod->nparams)
+        return cg_fail(cg, "source %d: gradient of parameter %d of %d", s,
+                       fns->grad_params[g], mod->nparams);
+  }
+  return 0;
+}
+
+/* ---- driver --------------------------------------------------------------------- */
+
+static void init_llvm(void) {
+  LLVMInitializeNativeTarget();
+  LLVMInitializeNativeAsmPrinter();
+}
+
+void cg_symbol(const IrFunc *f, const char *prec, char *buf, int buflen) {
+  if (buflen <= 0)
+    return;
+  snprintf(buf, buflen, "lobe_%s_%s", f->name ? f->name : "", prec);
+  for (char *c = buf + (strlen(buf) < 5 ? strlen(buf) : 5); *c; c++)
+    if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')))
+      *c = '_';
+}
+
+static int make_target(Cg *cg, int opt_level) {
+  char *triple = LLVMGetDefaultTargetTriple(), *msg = NULL;
+  LLVMTargetRef target;
+  if (LLVMGetTargetFromTriple(triple, &target, &msg)) {
+    cg_fail(cg, "LLVM target %s: %s", triple, msg);
+    LLVMDisposeMessage(msg);
+    LLVMDisposeMessage(triple);
+    return -1;
+  }
+  static const LLVMCodeGenOptLevel levels[] = {LLVMCodeGenLevelNone, LLVMCodeGenLevelLess,
+                                               LLVMCodeGenLevelDefault,
+                                               LLVMCodeGenLevelAggressive};
+  char *cpu = LLVMGetHostCPUName(), *features = LLVMGetHostCPUFeatures();
+  cg->tm = LLVMCreateTargetMachine(target, triple, cpu, features, levels[opt_level],
+                                   LLVMRelocPIC, LLVMCodeModelDefault);
+  LLVMSetTarget(cg->mod, triple);
+  LLVMDisposeMessage(cpu);
+  LLVMDisposeMessage(features);
+  LLVMDisposeMessage(triple);
+  if (!cg->tm)
+    return cg_fail(cg, "cannot create an LLVM target machine for the host");
+  LLVMTargetDataRef layout = LLVMCreateTargetDataLayout(cg->tm);
+  LLVMSetModuleDataLayout(cg->mod, layout);
+  LLVMDisposeTargetData(layout);
+  return 0;
+}
+
+static void cg_open(Cg *cg, char *err, int errlen) {
+  *cg = (Cg){.err = err, .errlen = errlen};
+  cg->ctx = LLVMContextCreate();
+  cg->mod = LLVMModuleCreateWithNameInContext("lobe", cg->ctx);
+  cg->b = LLVMCreateBuilderInContext(cg->ctx);
+  cg->mb = LLVMCreateBuilderInContext(cg->ctx);
+  cg->i8 = LLVMInt8TypeInContext(cg->ctx);
+  cg->i32 = LLVMInt32TypeInContext(cg->ctx);
+  cg->i64 = LLVMInt64TypeInContext(cg->ctx);
+  cg->ptr = LLVMPointerTypeInContext(cg->ctx, 0);
+  cg->void_ = LLVMVoidTypeInContext(cg->ctx);
+  cg->f32 = LLVMFloatTypeInContext(cg->ctx);
+  cg->f64 = LLVMDoubleTypeInContext(cg->ctx);
+  cg->prec[0] = (Prec){"f32", cg->f32, 4, true};
+  cg->prec[1] = (Prec){"f64", cg->f64, 8, false};
+}
+
+static void cg_close(Cg *cg) {
+  if (cg->tm)
+    LLVMDisposeTargetMachine(cg->tm);
+  LLVMDisposeBuilder(cg->b);
+  LLVMDisposeBuilder(cg->mb);
+  LLVMDisposeModule(cg->mod);
+  LLVMContextDispose(cg->ctx);
+}
+
+static int emit_functions(Cg *cg, const IrModule *mod) {
+  for (int i = 0; i < mod->nfuncs; i++) {
+    if (ir_verify(mod->funcs[i], cg->err, cg->errlen) != 0)
+      return -1;
+    Plan *p = plan_new(mod->funcs[i]);
+    int rc = emit_entry(cg, mod->funcs[i], p, &cg->prec[0]);
+    if (rc == 0)
+      rc = emit_entry(cg, mod->funcs[i], p, &cg->prec[1]);
+    plan_free(p);
+    if (rc != 0)
+      return -1;
+  }
+  return 0;
+}
+
+static int verify_module(Cg *cg) {
+  char *msg = NULL;
+  if (LLVMVerifyModule(cg->mod, LLVMReturnStatusAction, &msg)) {
+    cg_fail(cg, "internal error: invalid LLVM module: %s", msg);
+    LLVMDisposeMessage(msg);
+    return -1;
+  }
+  LLVMDisposeMessage(msg);
+  return 0;
+}
+
+static int optimise(Cg *cg, int opt_level) {
+  char pipeline[32];
+  snprintf(pipeline, sizeof pipeline, "default<O%d>", opt_level);
+  LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
+  LLVMPassBuilderOptionsSetLoopVectorization(opts, opt_level >= 2);
+  LLVMPassBuilderOptionsSetSLPVectorization(opts, opt_level >= 2);
+  LLVMPassBuilderOptionsSetLoopInterleaving(opts, opt_level >= 2);
+  LLVMPassBuilderOptionsSetLoopUnrolling(opts, opt_level >= 2);
+  LLVMErrorRef e = LLVMRunPasses(cg->mod, pipeline, cg->tm, opts);
+  LLVMDisposePassBuilderOptions(opts);
+  if (!e)
+    return 0;
+  char *msg = LLVMGetErrorMessage(e);
+  cg_fail(cg, "LLVM passes: %s", msg);
+  LLVMDisposeErrorMessage(msg);
+  return -1;
+}
+
+static int write_outputs(Cg *cg, const char *ll_path, const char *obj_path) {
+  char *msg = NULL;
+  if (ll_path && LLVMPrintModuleToFile(cg->mod, ll_path, &msg)) {
+    cg_fail(cg, "%s: %s", ll_path, msg);
+    LLVMDisposeMessage(msg);
+    return -1;
+  }
+  if (LLVMTargetMachineEmitToFile(cg->tm, cg->mod, (char *)obj_path, LLVMObjectFile, &msg)) {
+    cg_fail(cg, "%s: %s", obj_path, msg);
+    LLVMDisposeMessage(msg);
+    return -1;
+  }
+  return 0;
+}
+
+int cg_emit_object(const IrModule *mod, const CgOptions *opt, const char *obj_path,
+                   char *err, int errlen) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, init_llvm);
+  CgOptions o = opt ? *opt : (CgOptions){.opt_level = 2};
+  if (o.opt_level < 0 || o.opt_level > 3)
+    o.opt_level = 2;
+  Cg cg;
+  cg_open(&cg, err, errlen);
+  int rc = make_target(&cg, o.opt_level);
+  if (rc == 0 && o.descriptor)
+    rc = check_sources(&cg, mod);
+  if (rc == 0)
+    rc = emit_functions(&cg, mod);
+  if (rc == 0 && o.descriptor)
+    emit_descriptor(&cg, mod);
+  if (rc == 0)
+    rc = verify_module(&cg);
+  if (rc == 0)
+    rc = optimise(&cg, o.opt_level);
+  if (rc == 0)
+    rc = write_outputs(&cg, o.emit_llvm, obj_path);
+  cg_close(&cg);
+  return rc;
+}

@@ -1,0 +1,434 @@
+/*
+ * grammar.y — the Lemon grammar of .lobe files, and parse_file, which feeds
+ * it tokens from the lexer.
+ *
+ * Statements end with NEWLINE. Values are generic expressions (numbers with
+ * units, strings, names, calls with named arguments, lists, + - * / x) that
+ * sema interprets. After a syntax error the parser resynchronises at the end
+ * of the line (or at '}' inside a block) and goes on, so that one run reports
+ * several errors; see report_syntax_error for how cascades are avoided.
+ */
+
+%name parse_lemon
+%token_prefix TK_
+%token_type {Token}
+%extra_context {ParseState *ps}
+%stack_size 1000
+
+%include {
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "front.h"
+
+typedef struct ParseState {
+  Diag *diag;
+  Program *prog;
+  Token current;                   /* the token being parsed, for overflow errors */
+  bool overflowed;                 /* the stack overflowed: stop parsing */
+  bool statement_failed;           /* the last statement was a syntax error */
+} ParseState;
+
+typedef struct NameList {
+  Name *v;
+  int n;
+} NameList;
+
+typedef struct ItemList {
+  Item *v;
+  int n;
+} ItemList;
+
+typedef struct Dotted {
+  char *text;
+  SrcPos pos;
+} Dotted;
+
+static void report_syntax_error(ParseState *ps, void *parser, int major, Token found);
+
+static Name name_of(Token t) {
+  return (Name){t.start, t.len, t.pos};
+}
+
+static Name no_name(void) {
+  return (Name){"", 0, {0}};
+}
+
+/* Every expression node goes through here: too deep a tree is one error and
+ * becomes an EXPR_ERROR, which absorbs the rest of the expression. */
+static Expr *bounded(ParseState *ps, Expr *e) {
+  if (e->kind == EXPR_ERROR || e->depth <= AST_MAX_DEPTH)
+    return e;
+  diag_report(ps->diag, DIAG_ERROR, e->pos,
+              "expression nested too deeply (more than %d levels)", AST_MAX_DEPTH);
+  SrcPos pos = e->pos;
+  ast_expr_free(e);
+  return ast_leaf(EXPR_ERROR, pos);
+}
+
+static Expr *number_expr(Token t) {
+  double value;
+  int digits;
+  bool ok = lex_number_value(&t, &value, &digits);
+  Expr *e = ast_leaf(ok ? EXPR_NUMBER : EXPR_ERROR, t.pos);
+  e->number = value;
+  SrcPos unit = t.pos;
+  unit.col += digits;
+  unit.len = t.len - digits;
+  e->unit = (Name){t.start + digits, t.len - digits, unit};
+  return e;
+}
+
+static ItemList items_add(ItemList list, Item item) {
+  list.v = ast_items_add(list.v, list.n, item);
+  list.n++;
+  return list;
+}
+
+static void add_decl(ParseState *ps, Decl decl) {
+  ast_program_add(ps->prog, decl);
+  ps->statement_failed = false;
+}
+}
+
+%syntax_error {
+  report_syntax_error(ps, yypParser, yymajor, yyminor);
+}
+
+%stack_overflow {
+  ps->overflowed = true;
+  diag_report(ps->diag, DIAG_ERROR, ps->current.pos,
+              "nested too deeply: the parser's stack is full");
+}
+
+%token NEWLINE IDENT NUMBER STRING
+       IMPORT SUBJECTS AUNN REGION DATA OF LOSS TRAIN CONNECT DELAY X
+       LBRACE RBRACE LPAREN RPAREN LBRACKET RBRACKET COMMA COLON DOT EQ ARROW
+       PLUS MINUS STAR SLASH.
+
+/* `x` is an operator in `64 x 2` and a name anywhere else. */
+%fallback IDENT X.
+
+%left X.
+%left PLUS MINUS.
+%left STAR SLASH.
+%right NEG.
+
+%type names {NameList}
+%destructor names { free($$.v); }
+%type dotted {Dotted}
+%destructor dotted { free($$.text); }
+%type expr {Expr *}
+%destructor expr { ast_expr_free($$); }
+%type values {Args}
+%destructor values { ast_args_free($$); }
+%type list {Args}
+%destructor list { ast_args_free($$); }
+%type args {Args}
+%destructor args { ast_args_free($$); }
+%type arglist {Args}
+%destructor arglist { ast_args_free($$); }
+%type aunn_block {ItemList}
+%destructor aunn_block { ast_items_free($$.v, $$.n); }
+%type aunn_items {ItemList}
+%destructor aunn_items { ast_items_free($$.v, $$.n); }
+%type aunn_item {Item}
+%destructor aunn_item { ast_items_free(&$$, 1); }
+%type train_block {ItemList}
+%destructor train_block { ast_items_free($$.v, $$.n); }
+%type train_items {ItemList}
+%destructor train_items { ast_items_free($$.v, $$.n); }
+%type train_item {Item}
+%destructor train_item { ast_items_free(&$$, 1); }
+
+program ::= statements.
+statements ::= .
+statements ::= statements statement.
+
+/* ---- statements ---------------------------------------------------------- */
+
+statement ::= NEWLINE.
+statement ::= error NEWLINE. {
+  ps->statement_failed = true;
+  yypParser->yyerrcnt = -1;        /* resynchronised: report the next line's errors */
+}
+
+statement ::= IMPORT(K) dotted(M) NEWLINE. {
+  add_decl(ps, (Decl){.kind = DECL_IMPORT, .pos = K.pos, .module = M.text,
+                      .module_pos = M.pos});
+}
+dotted(A) ::= IDENT(T). {
+  A = (Dotted){strndup(T.start, T.len), T.pos};
+}
+dotted(A) ::= dotted(B) DOT IDENT(T). {
+  size_t n = strlen(B.text);
+  A.text = realloc(B.text, n + T.len + 2);
+  A.text[n] = '.';
+  memcpy(A.text + n + 1, T.start, T.len);
+  A.text[n + 1 + T.len] = 0;
+  A.pos = ast_span(B.pos, T.pos);
+}
+
+statement ::= SUBJECTS(K) names(N) NEWLINE. {
+  add_decl(ps, (Decl){.kind = DECL_SUBJECTS, .pos = K.pos, .names = N.v,
+                      .nnames = N.n});
+}
+names(A) ::= IDENT(T). {
+  A = (NameList){ast_names_add(NULL, 0, name_of(T)), 1};
+}
+names(A) ::= names(B) COMMA IDENT(T). {
+  A = (NameList){ast_names_add(B.v, B.n, name_of(T)), B.n + 1};
+}
+
+statement ::= REGION(K) names(N) COLON IDENT(T) NEWLINE. {
+  add_decl(ps, (Decl){.kind = DECL_REGION, .pos = K.pos, .names = N.v,
+                      .nnames = N.n, .ref = name_of(T)});
+}
+
+statement ::= DATA(K) IDENT(R) OF IDENT(S) EQ expr(E) NEWLINE. {
+  add_decl(ps, (Decl){.kind = DECL_DATA, .pos = K.pos, .name = name_of(R),
+                      .ref = name_of(S), .value = E});
+}
+
+statement ::= LOSS(K) expr(E) NEWLINE. {
+  add_decl(ps, (Decl){.kind = DECL_LOSS, .pos = K.pos, .value = E});
+}
+
+/* ---- aunn NAME { ITEM VALUE, ... NEWLINE ... } --------------------------- */
+
+statement ::= AUNN(K) IDENT(N) aunn_block(B) NEWLINE. {
+  add_decl(ps, (Decl){.kind = DECL_AUNN, .pos = K.pos, .name = name_of(N),
+                      .items = B.v, .nitems = B.n});
+}
+aunn_block(A) ::= LBRACE aunn_items(B) RBRACE. { A = B; }
+aunn_block(A) ::= LBRACE aunn_items(B) aunn_item(I) RBRACE. { A = items_add(B, I); }
+aunn_block(A) ::= LBRACE aunn_items(B) error RBRACE. { A = B; }
+aunn_items(A) ::= . { A = (ItemList){NULL, 0}; }
+aunn_items(A) ::= aunn_items(B) NEWLINE. { A = B; }
+aunn_items(A) ::= aunn_items(B) aunn_item(I) NEWLINE. { A = items_add(B, I); }
+aunn_items(A) ::= aunn_items(B) error NEWLINE. {
+  A = B;
+  yypParser->yyerrcnt = -1;        /* resynchronised */
+}
+aunn_item(A) ::= IDENT(K) values(V). { A = (Item){name_of(K), V}; }
+
+values(A) ::= expr(E). { A = ast_args_add((Args){NULL, 0}, no_name(), E); }
+values(A) ::= values(B) COMMA expr(E). { A = ast_args_add(B, no_name(), E); }
+
+/* ---- train { KEY: VALUE, ... } ------------------------------------------- */
+
+statement ::= TRAIN(K) train_block(B) NEWLINE. {
+  add_decl(ps, (Decl){.kind = DECL_TRAIN, .pos = K.pos, .items = B.v,
+                      .nitems = B.n});
+}
+train_block(A) ::= LBRACE train_items(B) RBRACE. { A = B; }
+train_block(A) ::= LBRACE train_items(B) train_item(I) RBRACE. { A = items_add(B, I); }
+train_block(A) ::= LBRACE train_items(B) error RBRACE. { A = B; }
+train_items(A) ::= . { A = (ItemList){NULL, 0}; }
+train_items(A) ::= train_items(B) separator. { A = B; }
+train_items(A) ::= train_items(B) train_item(I) separator. { A = items_add(B, I); }
+train_items(A) ::= train_items(B) error separator. {
+  A = B;
+  yypParser->yyerrcnt = -1;        /* resynchronised */
+}
+train_item(A) ::= IDENT(K) COLON expr(E). {
+  A = (Item){name_of(K), ast_args_add((Args){NULL, 0}, no_name(), E)};
+}
+separator ::= COMMA.
+separator ::= NEWLINE.
+
+/* ---- expressions --------------------------------------------------------- */
+
+expr(A) ::= expr(B) PLUS expr(C). { A = bounded(ps, ast_binary('+', B, C)); }
+expr(A) ::= expr(B) MINUS expr(C). { A = bounded(ps, ast_binary('-', B, C)); }
+expr(A) ::= expr(B) STAR expr(C). { A = bounded(ps, ast_binary('*', B, C)); }
+expr(A) ::= expr(B) SLASH expr(C). { A = bounded(ps, ast_binary('/', B, C)); }
+expr(A) ::= expr(B) X expr(C). { A = bounded(ps, ast_binary('x', B, C)); }
+expr(A) ::= MINUS(M) expr(B). [NEG] { A = bounded(ps, ast_neg(M.pos, B)); }
+expr(A) ::= LPAREN expr(B) RPAREN. { A = B; }
+expr(A) ::= NUMBER(T). { A = number_expr(T); }
+expr(A) ::= STRING(T). {
+  A = ast_leaf(EXPR_STRING, T.pos);
+  A->string = ast_decode_string(T.start, T.len);
+}
+expr(A) ::= IDENT(T). {
+  A = ast_leaf(EXPR_NAME, T.pos);
+  A->name = name_of(T);
+}
+expr(A) ::= IDENT(T) LPAREN args(B) RPAREN(C). {
+  A = bounded(ps, ast_call(name_of(T), B, C.pos));
+}
+expr(A) ::= LBRACKET(O) list(B) RBRACKET(C). {
+  A = bounded(ps, ast_list(O.pos, B, C.pos));
+}
+
+list(A) ::= . { A = (Args){NULL, 0}; }
+list(A) ::= values(B). { A = B; }
+list(A) ::= values(B) COMMA. { A = B; }
+
+args(A) ::= . { A = (Args){NULL, 0}; }
+args(A) ::= arglist(B). { A = B; }
+args(A) ::= arglist(B) COMMA. { A = B; }
+arglist(A) ::= expr(E). { A = ast_args_add((Args){NULL, 0}, no_name(), E); }
+arglist(A) ::= IDENT(N) COLON expr(E). {
+  A = ast_args_add((Args){NULL, 0}, name_of(N), E);
+}
+arglist(A) ::= arglist(B) COMMA expr(E). { A = ast_args_add(B, no_name(), E); }
+arglist(A) ::= arglist(B) COMMA IDENT(N) COLON expr(E). {
+  A = ast_args_add(B, name_of(N), E);
+}
+
+%code {
+
+/* ---- syntax errors ------------------------------------------------------- */
+
+enum { MAX_EXPECTED = YYNTOKEN };
+
+/* Would the parser, in its present state, accept token `kind` next? Replays
+ * Lemon's reductions on a copy of the state stack. */
+static bool parser_accepts(const yyParser *p, int kind) {
+  enum { ROOM = YYSTACKDEPTH + 64 };
+  YYACTIONTYPE states[ROOM];
+  int top = -1;
+  for (const yyStackEntry *e = p->yystack; e <= p->yytos; e++)
+    states[++top] = e->stateno;
+  for (int steps = 0; steps < ROOM; steps++) {
+    YYACTIONTYPE act = yy_find_shift_action((YYCODETYPE)kind, states[top]);
+    if (act <= YY_MAX_SHIFTREDUCE || act == YY_ACCEPT_ACTION)
+      return true;
+    if (act < YY_MIN_REDUCE || act > YY_MAX_REDUCE)
+      return false;
+    int rule = act - YY_MIN_REDUCE;
+    top += yyRuleInfoNRhs[rule];
+    if (top < 0 || top + 1 >= ROOM)
+      return false;
+    YYACTIONTYPE go = yy_find_reduce_action(states[top], yyRuleInfoLhs[rule]);
+    states[++top] = go;
+  }
+  return false;
+}
+
+/* Tokens that only continue an expression: listing them helps nobody. */
+static bool is_operator(int kind) {
+  return kind == TK_PLUS || kind == TK_MINUS || kind == TK_STAR ||
+         kind == TK_SLASH || kind == TK_X;
+}
+
+static const int statement_starts[] = {TK_IMPORT, TK_SUBJECTS, TK_AUNN, TK_REGION,
+                                       TK_DATA, TK_LOSS, TK_TRAIN};
+static const int expression_starts[] = {TK_NUMBER, TK_STRING, TK_IDENT, TK_LPAREN,
+                                        TK_LBRACKET, TK_MINUS};
+
+static bool all_in(const bool *ok, const int *kinds, int n) {
+  for (int i = 0; i < n; i++)
+    if (!ok[kinds[i]])
+      return false;
+  return true;
+}
+
+static void drop(bool *ok, const int *kinds, int n) {
+  for (int i = 0; i < n; i++)
+    ok[kinds[i]] = false;
+}
+
+/* "expected A, B or C" from the acceptable kinds, with groups named. */
+static int describe_expected(bool *ok, const char **names) {
+  int n = 0;
+  int nstat = sizeof statement_starts / sizeof *statement_starts;
+  int nexpr = sizeof expression_starts / sizeof *expression_starts;
+  if (all_in(ok, statement_starts, nstat)) {
+    drop(ok, statement_starts, nstat);
+    names[n++] = "a statement";
+  }
+  if (all_in(ok, expression_starts, nexpr)) {
+    drop(ok, expression_starts, nexpr);
+    names[n++] = "an expression";
+  }
+  for (int k = 0; k < YYNTOKEN; k++)
+    if (ok[k] && k != YYERRORSYMBOL && !is_operator(k))
+      names[n++] = lex_kind_name(k);
+  return n;
+}
+
+static void append(char *buf, size_t size, const char *s) {
+  size_t n = strlen(buf);
+  snprintf(buf + n, size - n, "%s", s);
+}
+
+static void expected_list(char *buf, size_t size, const char **names, int n) {
+  buf[0] = 0;
+  for (int i = 0; i < n; i++) {
+    append(buf, size, i == 0 ? "" : i == n - 1 ? " or " : ", ");
+    append(buf, size, names[i]);
+  }
+}
+
+/* How the message names the token found. */
+static void found_text(char *buf, size_t size, Token t) {
+  if (t.kind == TK_IDENT || t.kind == TK_NUMBER || t.kind == TK_X)
+    snprintf(buf, size, "'%.*s'%s", t.len > 32 ? 32 : t.len, t.start,
+             t.len > 32 ? "..." : "");
+  else if (t.kind == TK_CONNECT || t.kind == TK_DELAY)
+    snprintf(buf, size, "%s (reserved for a later version)", lex_kind_name(t.kind));
+  else
+    snprintf(buf, size, "%s", lex_kind_name(t.kind));
+}
+
+static const char *close_keyword(Token t) {
+  static const char *const words[] = {"import", "subjects", "aunn", "region",
+                                      "data", "loss", "train"};
+  const char *best = NULL;
+  for (int i = 0; i < 7; i++)
+    if (ast_edit_distance(t.start, t.len, words[i], t.len > 4 ? 2 : 1) <=
+        (t.len > 4 ? 2 : 1))
+      best = best ? best : words[i];
+  return best;
+}
+
+static void report_syntax_error(ParseState *ps, void *parser, int major, Token found) {
+  bool ok[YYNTOKEN] = {false};
+  for (int k = 0; k < YYNTOKEN; k++)
+    ok[k] = k != YYERRORSYMBOL && parser_accepts(parser, k);
+  bool at_statement = all_in(ok, statement_starts, 7);
+  if (at_statement && ps->statement_failed)
+    return;                        /* the rest of a statement already reported */
+  const char *names[MAX_EXPECTED];
+  int n = describe_expected(ok, names);
+  char expected[512], what[128];
+  expected_list(expected, sizeof expected, names, n);
+  found_text(what, sizeof what, found);
+  const char *hint = at_statement && found.kind == TK_IDENT ? close_keyword(found) : NULL;
+  if (hint)
+    diag_report(ps->diag, DIAG_ERROR, found.pos,
+                "expected %s, found %s; did you mean '%s'?", expected, what, hint);
+  else if (n > 0)
+    diag_report(ps->diag, DIAG_ERROR, found.pos, "expected %s, found %s", expected, what);
+  else
+    diag_report(ps->diag, DIAG_ERROR, found.pos, "unexpected %s", what);
+  (void)major;
+}
+
+/* ---- the driver ---------------------------------------------------------- */
+
+Program *parse_file(Diag *d, SrcFile *file) {
+  int errors_before = diag_errors(d);
+  ParseState ps = {.diag = d, .prog = ast_program_new(file)};
+  Lexer lx;
+  lex_init(&lx, d, file);
+  void *parser = parse_lemonAlloc(malloc, &ps);
+  Token t;
+  do {
+    lex_next(&lx, &t);
+    ps.current = t;
+    parse_lemon(parser, t.kind, t);
+  } while (t.kind != 0 && !ps.overflowed);
+  parse_lemonFree(parser, free);
+  if (ps.prog->ndecls == 0 && diag_errors(d) > errors_before) {
+    ast_free(ps.prog);
+    return NULL;
+  }
+  return ps.prog;
+}
+
+}

@@ -1,0 +1,206 @@
+/*
+ * gradcheck.c — `brain gradcheck`: the compiled f64 gradients against
+ * central differences of the compiled f64 loss, on one batch per source,
+ * for up to GC_PICKS entries of every parameter the source has gradients for.
+ *   rel = |g - fd| / max(|g| + |fd|, 1e-8), h = 1e-6 * max(1, |p|)
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rt.h"
+
+enum { GC_PICKS = 30 };
+static const double gc_tolerance = 1e-3;
+
+typedef struct Checker {
+  const lobe_model *m;
+  RtState st;
+  DataTable *tables;
+  RtBatch batch;
+  double **p64, **g64, **scratch64;   /* per parameter */
+  double *t64, *y64, loss64;
+  double *max_err;                    /* per parameter; -1 until checked */
+  void **args, **fd_args;             /* analytic and finite-difference calls */
+} Checker;
+
+static void *alloc_doubles(size_t n) { return calloc(n ? n : 1, sizeof(double)); }
+
+static int alloc_buffers(Checker *c) {
+  const lobe_model *m = c->m;
+  size_t np = (size_t)m->nparams + 1, nargs = np + 5 + (size_t)m->nparams;
+  c->p64 = calloc(np, sizeof *c->p64);
+  c->g64 = calloc(np, sizeof *c->g64);
+  c->scratch64 = calloc(np, sizeof *c->scratch64);
+  c->max_err = alloc_doubles(np);
+  c->args = calloc(nargs, sizeof *c->args);
+  c->fd_args = calloc(nargs, sizeof *c->fd_args);
+  c->t64 = alloc_doubles((size_t)m->batch);
+  c->y64 = alloc_doubles((size_t)m->batch * (size_t)rt_max_channels(m));
+  if (!c->p64 || !c->g64 || !c->scratch64 || !c->max_err || !c->args || !c->fd_args ||
+      !c->t64 || !c->y64)
+    return RT_FAIL;
+  for (int k = 0; k < m->nparams; k++) {
+    size_t n = c->st.params.numel[k];
+    c->max_err[k] = -1;
+    if (!(c->p64[k] = alloc_doubles(n)) || !(c->g64[k] = alloc_doubles(n)) ||
+        !(c->scratch64[k] = alloc_doubles(n)))
+      return RT_FAIL;
+    for (size_t i = 0; i < n; i++)
+      c->p64[k][i] = c->st.params.value[k][i];
+  }
+  return RT_OK;
+}
+
+static void free_buffers(Checker *c) {
+  for (int k = 0; k < c->m->nparams; k++) {
+    free(c->p64 ? c->p64[k] : NULL);
+    free(c->g64 ? c->g64[k] : NULL);
+    free(c->scratch64 ? c->scratch64[k] : NULL);
+  }
+  free(c->p64);
+  free(c->g64);
+  free(c->scratch64);
+  free(c->max_err);
+  free(c->args);
+  free(c->fd_args);
+  free(c->t64);
+  free(c->y64);
+}
+
+/* ---- one source -------------------------------------------------------- */
+
+static void fill_args(Checker *c, const lobe_source *s, void **args, double **grads) {
+  size_t np = (size_t)c->m->nparams;
+  for (size_t k = 0; k < np; k++)
+    args[k] = c->p64[k];
+  args[np] = c->t64;
+  args[np + 1] = c->batch.module;
+  args[np + 2] = c->batch.subject;
+  args[np + 3] = c->y64;
+  args[np + 4] = &c->loss64;
+  for (int k = 0; k < s->ngrad; k++)
+    args[np + 5 + k] = grads[s->grad_params[k]];
+}
+
+static void draw_batch(Checker *c, int s) {
+  const lobe_source *src = &c->m->sources[s];
+  uint64_t stream = rt_rng_stream(c->st.seed, RT_RNG_CHECK_BATCH, 0, (uint64_t)s);
+  rt_batch_draw(&c->batch, src, &c->tables[s], stream);
+  for (int i = 0; i < c->batch.size; i++) {   /* the same rows, timed in double */
+    uint64_t row = rt_rng_below(stream, (uint64_t)i, (uint64_t)c->tables[s].rows);
+    c->t64[i] = rt_row_time(src, (int64_t)row);
+  }
+  for (size_t i = 0; i < (size_t)c->batch.size * (size_t)src->channels; i++)
+    c->y64[i] = c->batch.y[i];
+}
+
+static double fd_loss(Checker *c, const lobe_source *s, double *p, double value) {
+  *p = value;
+  s->loss_grad_f64(c->fd_args);
+  return c->loss64;
+}
+
+static double rel_error(Checker *c, const lobe_source *s, int k, size_t i) {
+  double *p = &c->p64[k][i], orig = *p, h = 1e-6 * fmax(1, fabs(orig));
+  double up = orig + h, down = orig - h;
+  double fd = (fd_loss(c, s, p, up) - fd_loss(c, s, p, down)) / (up - down);
+  *p = orig;
+  double g = c->g64[k][i];
+  return fabs(g - fd) / fmax(fabs(g) + fabs(fd), 1e-8);
+}
+
+static void check_param(Checker *c, int s, int k) {
+  const lobe_source *src = &c->m->sources[s];
+  size_t n = c->st.params.numel[k], picks = n < GC_PICKS ? n : GC_PICKS;
+  uint64_t stream = rt_rng_stream(c->st.seed, RT_RNG_CHECK_PICK, (uint64_t)s, (uint64_t)k);
+  for (size_t j = 0; j < picks; j++) {
+    size_t i = n <= GC_PICKS ? j : (size_t)rt_rng_below(stream, j, n);
+    double err = rel_error(c, src, k, i);
+    if (!(err <= c->max_err[k]))   /* NaN counts as the worst */
+      c->max_err[k] = isnan(err) ? INFINITY : err;
+  }
+}
+
+static void check_source(Checker *c, int s) {
+  const lobe_source *src = &c->m->sources[s];
+  draw_batch(c, s);
+  fill_args(c, src, c->args, c->g64);
+  fill_args(c, src, c->fd_args, c->scratch64);
+  src->loss_grad_f64(c->args);
+  for (int k = 0; k < src->ngrad; k++)
+    check_param(c, s, src->grad_params[k]);
+}
+
+/* ---- the command ------------------------------------------------------- */
+
+static int report(const Checker *c) {
+  const lobe_model *m = c->m;
+  double worst = 0;
+  int checked = 0, w = 5;
+  for (int k = 0; k < m->nparams; k++)
+    if ((int)strlen(m->params[k].name) > w)
+      w = (int)strlen(m->params[k].name);
+  printf("%-*s %12s %12s\n", w, "param", "shape", "max_rel_err");
+  for (int k = 0; k < m->nparams; k++) {
+    if (c->max_err[k] < 0)
+      continue;
+    char shape[32];
+    snprintf(shape, sizeof shape, "%dx%d", m->params[k].rows, m->params[k].cols);
+    printf("%-*s %12s %12.3g\n", w, m->params[k].name, shape, c->max_err[k]);
+    worst = fmax(worst, c->max_err[k]);
+    checked++;
+  }
+  printf("gradcheck: max_rel_err=%.3g params=%d\n", worst, checked);
+  return worst > gc_tolerance ? RT_FAIL : RT_OK;
+}
+
+static int start_state(Checker *c, const RtOptions *o) {
+  int rc = rt_ckpt_load(&c->st, o->ckpt_dir);
+  if (rc == RT_NOCKPT)
+    rt_state_fresh(&c->st, o->have_seed ? o->seed : c->m->seed, c->tables);
+  return rc == RT_FAIL ? RT_FAIL : RT_OK;
+}
+
+static int setup(Checker *c, const RtOptions *o) {
+  const lobe_model *m = c->m;
+  c->tables = calloc((size_t)m->nsources + 1, sizeof *c->tables);
+  if (!c->tables || rt_state_alloc(&c->st, m) != RT_OK || rt_batch_alloc(&c->batch, m) != RT_OK) {
+    rt_error("out of memory");
+    return RT_FAIL;
+  }
+  int rc = rt_tables_load(m, o, c->tables);
+  if (rc != RT_OK || (rc = start_state(c, o)) != RT_OK)
+    return rc;
+  for (int s = 0; s < m->nsources; s++)
+    rt_standardise(&c->tables[s], c->st.mean[s], c->st.std[s]);
+  if (alloc_buffers(c) != RT_OK) {
+    rt_error("out of memory");
+    return RT_FAIL;
+  }
+  return RT_OK;
+}
+
+int rt_cmd_gradcheck(const lobe_model *m, const RtOptions *o) {
+  Checker c;
+  memset(&c, 0, sizeof c);
+  c.m = m;
+  int rc = setup(&c, o), sources = 0;
+  for (int s = 0; rc == RT_OK && s < m->nsources; s++)
+    if (m->sources[s].loss_grad_f64) {
+      check_source(&c, s);
+      sources++;
+    }
+  if (rc == RT_OK && sources == 0) {
+    rt_error("no data source has an f64 loss function: nothing to check");
+    rc = RT_FAIL;
+  }
+  if (rc == RT_OK)
+    rc = report(&c);
+  free_buffers(&c);
+  rt_batch_free(&c.batch);
+  rt_tables_free(m, c.tables);
+  rt_state_free(&c.st);
+  return rc;
+}

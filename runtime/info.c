@@ -1,0 +1,113 @@
+/*
+ * info.c — `brain info`: what the executable was compiled from: parameters,
+ * regions, subjects, data sources and which (region, subject) cells have data.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "rt.h"
+
+static int max_width(int w, const char *s) {
+  int n = (int)strlen(s);
+  return n > w ? n : w;
+}
+
+static const char *init_name(int init) {
+  return init == LOBE_INIT_NORMAL ? "normal" : init == LOBE_INIT_UNIFORM ? "uniform" : "zeros";
+}
+
+static void print_params(const lobe_model *m) {
+  size_t total = 0;
+  int w = 4;
+  for (int k = 0; k < m->nparams; k++) {
+    total += rt_param_numel(&m->params[k]);
+    w = max_width(w, m->params[k].name);
+  }
+  printf("parameters: %d, %zu values\n", m->nparams, total);
+  printf("  %-*s %12s %10s  %s\n", w, "name", "shape", "count", "init");
+  for (int k = 0; k < m->nparams; k++) {
+    const lobe_param *p = &m->params[k];
+    char shape[32];
+    snprintf(shape, sizeof shape, "%dx%d", p->rows, p->cols);
+    printf("  %-*s %12s %10zu  %s", w, p->name, shape, rt_param_numel(p), init_name(p->init));
+    if (p->init != LOBE_INIT_ZEROS)
+      printf("(%g)", p->scale);
+    printf("\n");
+  }
+}
+
+static void print_regions_subjects(const lobe_model *m) {
+  printf("regions: %d\n", m->nregions);
+  for (int r = 0; r < m->nregions; r++)
+    printf("  %-3d %s%s%s%s\n", r, m->regions[r].name, m->regions[r].aunn ? " (aunn " : "",
+           m->regions[r].aunn ? m->regions[r].aunn : "", m->regions[r].aunn ? ")" : "");
+  printf("subjects: %d\n", m->nsubjects);
+  for (int s = 0; s < m->nsubjects; s++)
+    printf("  %-3d %s\n", s, m->subjects[s]);
+}
+
+static void print_sources(const lobe_model *m) {
+  int w = 4;
+  for (int s = 0; s < m->nsources; s++)
+    w = max_width(w, m->sources[s].name);
+  printf("sources: %d\n", m->nsources);
+  printf("  %-*s %4s %8s %10s %10s %8s  %s\n", w, "name", "kind", "channels", "rate_hz", "t0_s",
+         "weight", "path");
+  for (int s = 0; s < m->nsources; s++) {
+    const lobe_source *src = &m->sources[s];
+    printf("  %-*s %4s %8d %10g %10g %8g  %s\n", w, src->name,
+           src->kind == LOBE_SRC_NPY ? "npy" : "csv", src->channels, src->rate, src->t0,
+           src->loss_weight, src->path ? src->path : "(none: pass --data)");
+  }
+}
+
+/* One cell: the channel counts of the sources there, joined by '+', or '.'. */
+static void cell_text(const lobe_model *m, int r, int subj, char *buf, size_t len) {
+  size_t n = 0;
+  buf[0] = '\0';
+  for (int s = 0; s < m->nsources && n < len; s++)
+    if (m->sources[s].region == r && m->sources[s].subject == subj)
+      n += (size_t)snprintf(buf + n, len - n, "%s%d", n ? "+" : "", m->sources[s].channels);
+  if (n == 0)
+    snprintf(buf, len, ".");
+}
+
+static void print_coverage(const lobe_model *m) {
+  int w = 6, cw = 4;
+  char cell[64];
+  for (int r = 0; r < m->nregions; r++)
+    w = max_width(w, m->regions[r].name);
+  for (int s = 0; s < m->nsubjects; s++) {
+    cw = max_width(cw, m->subjects[s]);
+    for (int r = 0; r < m->nregions; r++) {
+      cell_text(m, r, s, cell, sizeof cell);
+      cw = max_width(cw, cell);
+    }
+  }
+  printf("coverage (channels of data per region x subject; . = none):\n  %-*s", w, "");
+  for (int s = 0; s < m->nsubjects; s++)
+    printf(" %*s", cw, m->subjects[s]);
+  printf("\n");
+  for (int r = 0; r < m->nregions; r++) {
+    printf("  %-*s", w, m->regions[r].name);
+    for (int s = 0; s < m->nsubjects; s++) {
+      cell_text(m, r, s, cell, sizeof cell);
+      printf(" %*s", cw, cell);
+    }
+    printf("\n");
+  }
+}
+
+int rt_cmd_info(const lobe_model *m, const RtOptions *o) {
+  printf("model: %s", m->name ? m->name : "(unnamed)");
+  if (m->spec_path)
+    printf(" (from %s)", m->spec_path);
+  printf("\ntrain: batch %d, steps %d, adam(lr %g, beta1 %g, beta2 %g, eps %g), seed %llu, "
+         "checkpoint every %d steps\n", m->batch, m->steps, m->lr, m->beta1, m->beta2, m->eps,
+         (unsigned long long)m->seed, m->checkpoint_every);
+  print_params(m);
+  print_regions_subjects(m);
+  print_sources(m);
+  print_coverage(m);
+  return RT_OK;
+}

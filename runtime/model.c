@@ -1,0 +1,167 @@
+/*
+ * model.c — what the runtime needs to know about a model descriptor: that it
+ * is sane (a compiler bug must give a message, not a crash), and its names.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "rt.h"
+
+enum { RT_MAX_NUMEL = 1 << 30, RT_MAX_BATCH = 1 << 24 };
+
+size_t rt_param_numel(const lobe_param *p) {
+  return (size_t)p->rows * (size_t)p->cols;
+}
+
+int rt_max_channels(const lobe_model *m) {
+  int c = 1;
+  for (int s = 0; s < m->nsources; s++)
+    if (m->sources[s].channels > c)
+      c = m->sources[s].channels;
+  return c;
+}
+
+static int bad(const char *what, int index, const char *problem) {
+  rt_error("broken model descriptor: %s %d: %s (rebuild with lobec)", what, index, problem);
+  return RT_FAIL;
+}
+
+static int check_param(const lobe_param *p, int k) {
+  if (!p->name)
+    return bad("parameter", k, "no name");
+  if (p->rows < 1 || p->cols < 1 || (double)p->rows * p->cols > RT_MAX_NUMEL)
+    return bad("parameter", k, "shape out of range");
+  if (p->init < LOBE_INIT_ZEROS || p->init > LOBE_INIT_UNIFORM || !isfinite(p->scale))
+    return bad("parameter", k, "unknown initialiser");
+  return RT_OK;
+}
+
+static int check_grads(const lobe_model *m, const lobe_source *s, int k) {
+  if (s->ngrad < 0 || s->ngrad > m->nparams || (s->ngrad > 0 && !s->grad_params))
+    return bad("source", k, "gradient list out of range");
+  for (int i = 0; i < s->ngrad; i++) {
+    if (s->grad_params[i] < 0 || s->grad_params[i] >= m->nparams)
+      return bad("source", k, "gradient of an unknown parameter");
+    for (int j = 0; j < i; j++)
+      if (s->grad_params[j] == s->grad_params[i])
+        return bad("source", k, "gradient listed twice");
+  }
+  return RT_OK;
+}
+
+static int check_source(const lobe_model *m, const lobe_source *s, int k) {
+  if (!s->name)
+    return bad("source", k, "no name");
+  if (s->region < 0 || s->region >= m->nregions || s->subject < 0 ||
+      s->subject >= m->nsubjects)
+    return bad("source", k, "region or subject out of range");
+  if (s->channels < 1 || !s->channel_names)
+    return bad("source", k, "no channels");
+  for (int c = 0; c < s->channels; c++)
+    if (!s->channel_names[c])
+      return bad("source", k, "unnamed channel");
+  if (!(s->rate > 0) || !isfinite(s->rate) || !isfinite(s->t0) || !isfinite(s->loss_weight))
+    return bad("source", k, "rate, t0 or loss weight out of range");
+  if (!s->forward_f32 || !s->loss_grad_f32)
+    return bad("source", k, "missing entry points");
+  return check_grads(m, s, k);
+}
+
+static int check_names(const lobe_model *m) {
+  for (int r = 0; r < m->nregions; r++)
+    if (!m->regions[r].name)
+      return bad("region", r, "no name");
+  for (int s = 0; s < m->nsubjects; s++)
+    if (!m->subjects[s])
+      return bad("subject", s, "no name");
+  return RT_OK;
+}
+
+static int check_counts(const lobe_model *m) {
+  if (m->nparams < 0 || m->nregions < 0 || m->nsubjects < 0 || m->nsources < 0 ||
+      (m->nparams && !m->params) || (m->nregions && !m->regions) ||
+      (m->nsubjects && !m->subjects) || (m->nsources && !m->sources))
+    return bad("model", 0, "negative counts or missing tables");
+  if (m->batch < 1 || m->batch > RT_MAX_BATCH || m->steps < 0 || m->checkpoint_every < 0)
+    return bad("model", 0, "batch, steps or checkpoint_every out of range");
+  if (!(m->lr > 0) || !(m->beta1 >= 0 && m->beta1 < 1) || !(m->beta2 >= 0 && m->beta2 < 1) ||
+      !(m->eps > 0))
+    return bad("model", 0, "optimiser settings out of range");
+  return RT_OK;
+}
+
+int rt_model_check(const lobe_model *m) {
+  if (m->abi_version != LOBE_ABI_VERSION) {
+    rt_error("model built for runtime ABI %d, this runtime has %d (rebuild with lobec)",
+             m->abi_version, LOBE_ABI_VERSION);
+    return RT_FAIL;
+  }
+  if (check_counts(m) != RT_OK || check_names(m) != RT_OK)
+    return RT_FAIL;
+  for (int k = 0; k < m->nparams; k++)
+    if (check_param(&m->params[k], k) != RT_OK)
+      return RT_FAIL;
+  for (int k = 0; k < m->nsources; k++)
+    if (check_source(m, &m->sources[k], k) != RT_OK)
+      return RT_FAIL;
+  return RT_OK;
+}
+
+/* ---- names ------------------------------------------------------------- */
+
+static const char *region_name(const lobe_model *m, int i) { return m->regions[i].name; }
+static const char *subject_name(const lobe_model *m, int i) { return m->subjects[i]; }
+static const char *source_name(const lobe_model *m, int i) { return m->sources[i].name; }
+
+typedef struct NameList {
+  const char *what;
+  const char *(*name)(const lobe_model *, int);
+  int (*count)(const lobe_model *);
+} NameList;
+
+static int nregions(const lobe_model *m) { return m->nregions; }
+static int nsubjects(const lobe_model *m) { return m->nsubjects; }
+static int nsources(const lobe_model *m) { return m->nsources; }
+
+static const NameList name_lists[] = {
+  {"region", region_name, nregions},
+  {"subject", subject_name, nsubjects},
+  {"source", source_name, nsources},
+};
+
+static const NameList *list_of(const char *what) {
+  for (size_t i = 0; i < sizeof name_lists / sizeof name_lists[0]; i++)
+    if (strcmp(name_lists[i].what, what) == 0)
+      return &name_lists[i];
+  return NULL;
+}
+
+static int find(const lobe_model *m, const NameList *l, const char *name) {
+  for (int i = 0; i < l->count(m); i++)
+    if (strcmp(l->name(m, i), name) == 0)
+      return i;
+  return -1;
+}
+
+int rt_find_region(const lobe_model *m, const char *name) {
+  return find(m, list_of("region"), name);
+}
+
+int rt_find_subject(const lobe_model *m, const char *name) {
+  return find(m, list_of("subject"), name);
+}
+
+int rt_find_source(const lobe_model *m, const char *name) {
+  return find(m, list_of("source"), name);
+}
+
+void rt_error_unknown(const lobe_model *m, const char *what, const char *name) {
+  const NameList *l = list_of(what);
+  char valid[1024];
+  size_t n = 0;
+  valid[0] = '\0';
+  for (int i = 0; l && i < l->count(m) && n < sizeof valid; i++)
+    n += (size_t)snprintf(valid + n, sizeof valid - n, "%s%s", i ? ", " : "", l->name(m, i));
+  rt_error("unknown %s '%s' (valid: %s)", what, name, valid[0] ? valid : "none");
+}

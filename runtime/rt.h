@@ -1,0 +1,170 @@
+/*
+ * rt.h — the runtime's internal header: the library every generated `brain`
+ * executable links (main, CLI, parameter store, Adam, data binding, sampler,
+ * training loop, checkpoints, progress, eval, predict, gradcheck, info).
+ * One section per file.
+ */
+#ifndef LOBE_RT_H
+#define LOBE_RT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "data.h"
+#include "lobe_model.h"
+
+/* ------------------------------------------------------------ data/data.c */
+/* Fills t->names with "ch0", "ch1", ... for t->cols columns; -1 if out of memory. */
+int data_default_names(DataTable *t);
+/* Writes src[0..len) to dst as a short double-quoted, escaped string. */
+void data_quote(char *dst, size_t dstlen, const char *src, size_t len);
+
+/* ------------------------------------------------------------------ cli.c */
+/* Exit codes of the executable. */
+enum {
+  RT_OK = 0,
+  RT_FAIL = 1,          /* checkpoint, I/O, model or gradcheck failure */
+  RT_EUSAGE = 2,        /* bad command line */
+  RT_EDATA = 2,         /* bad data file */
+  RT_NOCKPT = -1,       /* internal: no checkpoint in the directory */
+};
+
+typedef struct RtDataArg {
+  const char *name, *path;   /* --data NAME=PATH, pointing into argv */
+} RtDataArg;
+
+typedef struct RtOptions {
+  int64_t steps;             /* 0: the model's */
+  uint64_t seed;
+  int have_seed;
+  int threads;
+  int ndata;
+  RtDataArg *data;
+  const char *ckpt_dir;
+  int resume;
+  int64_t log_every;         /* 0: about 20 lines per run */
+  int64_t checkpoint_every;  /* -1: the model's; 0: only at the end */
+  const char *region, *subject, *source, *out;
+  double from, to;
+  int have_from, have_to;
+} RtOptions;
+
+int rt_main(const lobe_model *m, int argc, char **argv);
+/* Prints "PROG: message" on stderr. */
+void rt_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---------------------------------------------------------------- model.c */
+/* Checks the descriptor a compiled model hands us; RT_OK or RT_FAIL. */
+int rt_model_check(const lobe_model *m);
+int rt_find_region(const lobe_model *m, const char *name);
+int rt_find_subject(const lobe_model *m, const char *name);
+int rt_find_source(const lobe_model *m, const char *name);
+/* "unknown WHAT 'name' (valid: a, b, c)" for regions, subjects or sources. */
+void rt_error_unknown(const lobe_model *m, const char *what, const char *name);
+size_t rt_param_numel(const lobe_param *p);
+int rt_max_channels(const lobe_model *m);
+
+/* ------------------------------------------------------------------ rng.c */
+/* Counter-based: every draw is a pure function of (seed, purpose, a, b, i),
+ * so a batch at step k does not depend on what was drawn before. */
+enum { RT_RNG_INIT = 1, RT_RNG_BATCH, RT_RNG_CHECK_BATCH, RT_RNG_CHECK_PICK };
+
+uint64_t rt_rng_stream(uint64_t seed, uint64_t purpose, uint64_t a, uint64_t b);
+uint64_t rt_rng_u64(uint64_t stream, uint64_t i);
+double rt_rng_uniform(uint64_t stream, uint64_t i);       /* [0, 1) */
+double rt_rng_normal(uint64_t stream, uint64_t i);        /* N(0, 1) */
+uint64_t rt_rng_below(uint64_t stream, uint64_t i, uint64_t n);
+
+/* --------------------------------------------------------------- params.c */
+/* Per parameter: value, gradient, Adam moments and a scratch buffer that a
+ * source's loss_grad writes into; all 64-byte aligned float arrays. */
+typedef struct RtParams {
+  int n;
+  size_t *numel;
+  float **value, **grad, **m, **v, **scratch;
+} RtParams;
+
+int rt_params_alloc(RtParams *p, const lobe_model *m);
+void rt_params_free(RtParams *p);
+void rt_params_init(RtParams *p, const lobe_model *m, uint64_t seed);
+void rt_params_zero_grad(RtParams *p);
+/* grad[k] += w * scratch[k] for the parameters a source has gradients for. */
+void rt_params_accumulate(RtParams *p, const lobe_source *s, float w);
+/* One bias-corrected Adam update; t counts from 1. */
+void rt_adam_step(RtParams *p, const lobe_model *m, int64_t t);
+
+/* ---------------------------------------------------------------- state.c */
+/* Everything a checkpoint holds. Standardisation: y_std = (y - mean) / std. */
+typedef struct RtState {
+  const lobe_model *model;
+  RtParams params;
+  int64_t step;
+  uint64_t seed;
+  double **mean, **std;      /* per source, per channel */
+} RtState;
+
+int rt_state_alloc(RtState *st, const lobe_model *m);
+void rt_state_free(RtState *st);
+/* Fresh parameters from seed and statistics from the data. */
+void rt_state_fresh(RtState *st, uint64_t seed, const DataTable *tables);
+
+/* -------------------------------------------------------------- sources.c */
+/* Loads every source's table (compiled path or --data) and checks its
+ * channel count; RT_OK, or RT_EDATA after printing why. tables[nsources]
+ * must be zeroed; free with rt_tables_free either way. */
+int rt_tables_load(const lobe_model *m, const RtOptions *o, DataTable *tables);
+void rt_tables_free(const lobe_model *m, DataTable *tables);
+void rt_stats_compute(const DataTable *t, double *mean, double *std);
+void rt_standardise(DataTable *t, const double *mean, const double *std);
+double rt_row_time(const lobe_source *s, int64_t row);
+
+typedef struct RtBatch {
+  int size;                  /* the model's batch */
+  float *t, *y, *out;        /* [B], [B*C], [B*C] for the widest source */
+  int32_t *module, *subject;
+  float loss;
+} RtBatch;
+
+int rt_batch_alloc(RtBatch *b, const lobe_model *m);
+void rt_batch_free(RtBatch *b);
+/* B random rows (with replacement) of source s, drawn from stream. */
+void rt_batch_draw(RtBatch *b, const lobe_source *s, const DataTable *t, uint64_t stream);
+/* Rows first..first+n of t (n <= B), padded with copies of the first row. */
+void rt_batch_rows(RtBatch *b, const lobe_source *s, const DataTable *t, int first, int n);
+/* args for forward (out) or loss_grad (y, loss, scratch grads); caller frees. */
+void **rt_forward_args(const lobe_model *m, RtParams *p, RtBatch *b);
+void **rt_loss_grad_args(const lobe_model *m, const lobe_source *s, RtParams *p, RtBatch *b);
+
+/* ----------------------------------------------------------- checkpoint.c */
+/* DIR/checkpoint.bin; see docs/cli.md for the format and guarantees. */
+int rt_ckpt_save(const RtState *st, const char *dir);
+/* RT_OK, RT_NOCKPT (nothing there) or RT_FAIL after printing why. */
+int rt_ckpt_load(RtState *st, const char *dir);
+
+/* ------------------------------------------------------------- progress.c */
+typedef struct RtProgress {
+  const lobe_model *m;
+  const int *active;         /* trained sources, nactive of them */
+  int nactive;
+  int tty;
+  int64_t first, total, log_every, samples_per_step;
+  double t_start, t_drawn;
+  double sum, *src_sum;      /* over the current interval */
+  int64_t nsum;
+  double last_loss, *last_src;   /* means of the last completed interval */
+} RtProgress;
+
+int rt_progress_begin(RtProgress *p, const lobe_model *m, const int *active, int nactive,
+                      int64_t first, int64_t total, int64_t log_every);
+/* Called after each step with its (weighted) loss and per-source losses. */
+void rt_progress_step(RtProgress *p, int64_t step, double loss, const double *src_loss);
+void rt_progress_end(RtProgress *p);
+
+/* ------------------------------------------- train.c eval.c predict.c ... */
+int rt_cmd_train(const lobe_model *m, const RtOptions *o);
+int rt_cmd_eval(const lobe_model *m, const RtOptions *o);
+int rt_cmd_predict(const lobe_model *m, const RtOptions *o);
+int rt_cmd_gradcheck(const lobe_model *m, const RtOptions *o);
+int rt_cmd_info(const lobe_model *m, const RtOptions *o);
+
+#endif

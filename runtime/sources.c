@@ -1,0 +1,166 @@
+/*
+ * sources.c — data bound to the model's sources: loading (compiled path or
+ * --data), per-channel standardisation, and batches in the lobe_fn layout.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "rt.h"
+
+static const char *source_path(const lobe_source *s, const RtOptions *o) {
+  for (int i = 0; i < o->ndata; i++)
+    if (strcmp(o->data[i].name, s->name) == 0)
+      return o->data[i].path;
+  return s->path;
+}
+
+/* A rebound file may change format: trust its extension over the compiled kind. */
+static int source_kind(const lobe_source *s, const char *path) {
+  const char *dot = strrchr(path, '.');
+  if (dot && strcasecmp(dot, ".npy") == 0)
+    return LOBE_SRC_NPY;
+  if (dot && strcasecmp(dot, ".csv") == 0)
+    return LOBE_SRC_CSV;
+  return s->kind;
+}
+
+static int load_source(const lobe_source *s, const char *path, DataTable *t) {
+  char err[1024];
+  if (!path || !*path) {
+    rt_error("source '%s' has no data file; pass --data %s=PATH", s->name, s->name);
+    return RT_EDATA;
+  }
+  if (data_load(source_kind(s, path), path, t, err, sizeof err) != 0) {
+    rt_error("%s", err);
+    return RT_EDATA;
+  }
+  if (t->cols != s->channels) {
+    rt_error("%s: expected %d channel%s for source '%s', found %d", path, s->channels,
+             s->channels == 1 ? "" : "s", s->name, t->cols);
+    return RT_EDATA;
+  }
+  return RT_OK;
+}
+
+int rt_tables_load(const lobe_model *m, const RtOptions *o, DataTable *tables) {
+  for (int s = 0; s < m->nsources; s++)
+    if (load_source(&m->sources[s], source_path(&m->sources[s], o), &tables[s]) != RT_OK)
+      return RT_EDATA;
+  return RT_OK;
+}
+
+void rt_tables_free(const lobe_model *m, DataTable *tables) {
+  for (int s = 0; tables && s < m->nsources; s++)
+    data_free(&tables[s]);
+  free(tables);
+}
+
+/* ---- standardisation --------------------------------------------------- */
+
+/* A constant channel sums exactly, so its squared deviations are exactly 0
+ * and it gets std 1 rather than a division by zero. */
+void rt_stats_compute(const DataTable *t, double *mean, double *std) {
+  size_t rows = (size_t)t->rows, cols = (size_t)t->cols;
+  for (size_t c = 0; c < cols; c++)
+    mean[c] = std[c] = 0;
+  for (size_t r = 0; r < rows; r++)
+    for (size_t c = 0; c < cols; c++)
+      mean[c] += t->values[r * cols + c];
+  for (size_t c = 0; c < cols; c++)
+    mean[c] /= (double)rows;
+  for (size_t r = 0; r < rows; r++)
+    for (size_t c = 0; c < cols; c++) {
+      double d = t->values[r * cols + c] - mean[c];
+      std[c] += d * d;
+    }
+  for (size_t c = 0; c < cols; c++)
+    std[c] = std[c] > 0 ? sqrt(std[c] / (double)rows) : 1;
+}
+
+void rt_standardise(DataTable *t, const double *mean, const double *std) {
+  size_t rows = (size_t)t->rows, cols = (size_t)t->cols;
+  for (size_t r = 0; r < rows; r++)
+    for (size_t c = 0; c < cols; c++) {
+      float *x = &t->values[r * cols + c];
+      *x = (float)((*x - mean[c]) / std[c]);
+    }
+}
+
+double rt_row_time(const lobe_source *s, int64_t row) {
+  return s->t0 + (double)row / s->rate;
+}
+
+/* ---- batches ----------------------------------------------------------- */
+
+int rt_batch_alloc(RtBatch *b, const lobe_model *m) {
+  memset(b, 0, sizeof *b);
+  size_t n = (size_t)m->batch, ny = n * (size_t)rt_max_channels(m);
+  b->size = m->batch;
+  b->t = calloc(n, sizeof *b->t);
+  b->module = calloc(n, sizeof *b->module);
+  b->subject = calloc(n, sizeof *b->subject);
+  b->y = calloc(ny, sizeof *b->y);
+  b->out = calloc(ny, sizeof *b->out);
+  return b->t && b->module && b->subject && b->y && b->out ? RT_OK : RT_FAIL;
+}
+
+void rt_batch_free(RtBatch *b) {
+  free(b->t);
+  free(b->module);
+  free(b->subject);
+  free(b->y);
+  free(b->out);
+  memset(b, 0, sizeof *b);
+}
+
+static void fill_row(RtBatch *b, const lobe_source *s, const DataTable *t, int i, int64_t row) {
+  size_t c = (size_t)s->channels;
+  b->t[i] = (float)rt_row_time(s, row);
+  b->module[i] = s->region;
+  b->subject[i] = s->subject;
+  memcpy(b->y + (size_t)i * c, t->values + (size_t)row * c, c * sizeof *b->y);
+}
+
+void rt_batch_draw(RtBatch *b, const lobe_source *s, const DataTable *t, uint64_t stream) {
+  for (int i = 0; i < b->size; i++)
+    fill_row(b, s, t, i, (int64_t)rt_rng_below(stream, (uint64_t)i, (uint64_t)t->rows));
+}
+
+void rt_batch_rows(RtBatch *b, const lobe_source *s, const DataTable *t, int first, int n) {
+  for (int i = 0; i < b->size; i++)
+    fill_row(b, s, t, i, first + (i < n ? i : 0));
+}
+
+/* ---- argument vectors (see lobe_model.h) ------------------------------- */
+
+void **rt_forward_args(const lobe_model *m, RtParams *p, RtBatch *b) {
+  void **a = malloc(((size_t)m->nparams + 4) * sizeof *a);
+  if (!a)
+    return NULL;
+  for (int k = 0; k < m->nparams; k++)
+    a[k] = p->value[k];
+  a[m->nparams] = b->t;
+  a[m->nparams + 1] = b->module;
+  a[m->nparams + 2] = b->subject;
+  a[m->nparams + 3] = b->out;
+  return a;
+}
+
+void **rt_loss_grad_args(const lobe_model *m, const lobe_source *s, RtParams *p, RtBatch *b) {
+  size_t np = (size_t)m->nparams;
+  void **a = malloc((np + 5 + (size_t)s->ngrad) * sizeof *a);
+  if (!a)
+    return NULL;
+  for (size_t k = 0; k < np; k++)
+    a[k] = p->value[k];
+  a[np] = b->t;
+  a[np + 1] = b->module;
+  a[np + 2] = b->subject;
+  a[np + 3] = b->y;
+  a[np + 4] = &b->loss;
+  for (int k = 0; k < s->ngrad; k++)
+    a[np + 5 + k] = p->scratch[s->grad_params[k]];
+  return a;
+}

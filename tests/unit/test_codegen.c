@@ -1,0 +1,881 @@
+/*
+ * test_codegen.c — the LLVM backend against the reference interpreter.
+ *
+ * Each test builds IR functions by hand, compiles them (cg_emit_object),
+ * links a shared object (link_executable), loads it with dlopen and calls
+ * the f32 and f64 entry points on random inputs; results must match
+ * interp_run to 1e-4 (f32) and 1e-10 (f64). Also: the f32 polynomial math
+ * over wide ranges, the fusion rule and memory plan as seen in the emitted
+ * LLVM IR, the model descriptor, and the error paths.
+ */
+#include <check.h>
+#include <dlfcn.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "ir.h"
+#include "lobe_model.h"
+
+/* ---- compiling ---------------------------------------------------------------- */
+
+typedef struct Lib {
+  void *handle;
+  char dir[64];
+} Lib;
+
+/* Compiles mod into a fresh temporary folder and loads it; with ll set,
+ * keeps the textual LLVM IR there as out.ll. */
+static Lib compile_opts(const IrModule *mod, const CgOptions *opt) {
+  Lib lib;
+  snprintf(lib.dir, sizeof lib.dir, "/tmp/lobe-cg-XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(lib.dir));
+  char obj[128], so[128], err[2048];
+  snprintf(obj, sizeof obj, "%s/out.o", lib.dir);
+  snprintf(so, sizeof so, "%s/out.so", lib.dir);
+  ck_assert_msg(cg_emit_object(mod, opt, obj, err, sizeof err) == 0, "%s", err);
+  ck_assert_msg(link_executable(obj, so, true, err, sizeof err) == 0, "%s", err);
+  lib.handle = dlopen(so, RTLD_NOW | RTLD_LOCAL);
+  ck_assert_msg(lib.handle != NULL, "%s", dlerror());
+  unlink(obj);
+  unlink(so);
+  return lib;
+}
+
+static Lib compile(const IrModule *mod) {
+  CgOptions opt = {.opt_level = 2};
+  return compile_opts(mod, &opt);
+}
+
+static void release(Lib *lib, IrModule *mod) {
+  char ll[128];
+  snprintf(ll, sizeof ll, "%s/out.ll", lib->dir);
+  unlink(ll);
+  rmdir(lib->dir);
+  dlclose(lib->handle);
+  ir_module_free(mod);
+}
+
+static lobe_fn entry(const Lib *lib, const IrFunc *f, const char *prec) {
+  char sym[256];
+  cg_symbol(f, prec, sym, sizeof sym);
+  lobe_fn fn = (lobe_fn)dlsym(lib->handle, sym);
+  ck_assert_msg(fn != NULL, "no symbol %s", sym);
+  return fn;
+}
+
+/* ---- inputs and comparison ------------------------------------------------------ */
+
+static double uniform(unsigned *state) {
+  *state = *state * 1103515245u + 12345u;
+  return ((*state >> 8) & 0xffffff) / 16777216.0;
+}
+
+/* Reals uniform in [lo, hi); ids uniform in [0, ids). */
+typedef struct Gen {
+  double lo, hi;
+  int ids;
+} Gen;
+
+static double **random_inputs(const IrFunc *f, unsigned seed, Gen g) {
+  double **in = calloc(f->ninputs, sizeof *in);
+  for (int k = 0; k < f->ninputs; k++) {
+    const IrInstr *x = &f->ins[ir_input_value(f, k)];
+    long n = ir_numel(x->shape);
+    in[k] = malloc(n * sizeof **in);
+    for (long i = 0; i < n; i++) {
+      double u = uniform(&seed);
+      in[k][i] = x->type == TY_I32 ? floor(u * g.ids) : g.lo + (g.hi - g.lo) * u;
+    }
+  }
+  return in;
+}
+
+static void free_all(double **b, int n) {
+  for (int i = 0; i < n; i++)
+    free(b[i]);
+  free(b);
+}
+
+static long numel_of(const IrFunc *f, int v) { return ir_numel(f->ins[v].shape); }
+
+static double **interp_outputs(const IrFunc *f, double **in) {
+  double **out = calloc(f->noutputs, sizeof *out);
+  for (int o = 0; o < f->noutputs; o++)
+    out[o] = calloc(numel_of(f, f->outputs[o]), sizeof **out);
+  char err[256];
+  ck_assert_msg(interp_run(f, (const double *const *)in, out, err, sizeof err) == 0, "%s", err);
+  return out;
+}
+
+/* Argument buffers in the compiled precision: inputs converted, outputs
+ * zeroed (NaN-filled would hide nothing: every output is written). */
+static void **make_args(const IrFunc *f, double **in, bool f64) {
+  int nargs = f->ninputs + f->noutputs;
+  void **args = calloc(nargs, sizeof *args);
+  for (int k = 0; k < nargs; k++) {
+    int v = k < f->ninputs ? ir_input_value(f, k) : f->outputs[k - f->ninputs];
+    bool ids = f->ins[v].type == TY_I32;
+    long n = numel_of(f, v);
+    args[k] = calloc(n, ids ? 4 : f64 ? 8 : 4);
+    for (long i = 0; k < f->ninputs && i < n; i++) {
+      if (ids)
+        ((int32_t *)args[k])[i] = (int32_t)in[k][i];
+      else if (f64)
+        ((double *)args[k])[i] = in[k][i];
+      else
+        ((float *)args[k])[i] = (float)in[k][i];
+    }
+  }
+  return args;
+}
+
+static double get(const void *buf, long i, bool f64) {
+  return f64 ? ((const double *)buf)[i] : ((const float *)buf)[i];
+}
+
+/* Largest |got - want| relative to |want|, where elements below 1% of the
+ * output's largest magnitude count as that 1% (norm-wise for cancelling
+ * sums and products, elementwise otherwise). */
+static double output_error(const void *got, const double *want, long n, bool f64) {
+  double scale = 0, worst = 0;
+  for (long i = 0; i < n; i++)
+    scale = fmax(scale, fabs(want[i]));
+  for (long i = 0; i < n; i++) {
+    double g = get(got, i, f64);
+    if (isnan(g) != isnan(want[i]))
+      return INFINITY;
+    if (!isnan(g))
+      worst = fmax(worst, fabs(g - want[i]) / fmax(fabs(want[i]), fmax(1e-2 * scale, 1e-30)));
+  }
+  return worst;
+}
+
+/* Runs f compiled in both precisions against the interpreter. */
+static void check_inputs(const Lib *lib, const IrFunc *f, double **in) {
+  double **want = interp_outputs(f, in);
+  for (int p = 0; p < 2; p++) {
+    bool f64 = p == 1;
+    void **args = make_args(f, in, f64);
+    entry(lib, f, f64 ? "f64" : "f32")(args);
+    for (int o = 0; o < f->noutputs; o++) {
+      double e = output_error(args[f->ninputs + o], want[o],
+                              numel_of(f, f->outputs[o]), f64);
+      ck_assert_msg(e < (f64 ? 1e-10 : 1e-4), "%s %s output %d: relative error %g",
+                    f->name, f64 ? "f64" : "f32", o, e);
+    }
+    for (int k = 0; k < f->ninputs + f->noutputs; k++)
+      free(args[k]);
+    free(args);
+  }
+  free_all(want, f->noutputs);
+}
+
+static void check_gen(const Lib *lib, const IrFunc *f, Gen g) {
+  double **in = random_inputs(f, 1234, g);
+  check_inputs(lib, f, in);
+  free_all(in, f->ninputs);
+}
+
+static void check_func(const Lib *lib, const IrFunc *f) {
+  check_gen(lib, f, (Gen){-1, 1, 1});
+}
+
+/* Compiles every function of mod once and checks each. */
+static void check_module(IrModule *mod, Gen g) {
+  Lib lib = compile(mod);
+  for (int i = 0; i < mod->nfuncs; i++)
+    check_gen(&lib, mod->funcs[i], g);
+  release(&lib, mod);
+}
+
+static IrFunc *add(IrModule *mod, const char *name) {
+  IrFunc *f = ir_func_new(name);
+  ir_module_add(mod, f);
+  return f;
+}
+
+/* ---- elementwise ---------------------------------------------------------------- */
+
+START_TEST(binary_ops) {
+  static const IrOp ops[] = {IR_ADD, IR_SUB, IR_MUL, IR_DIV};
+  IrModule *mod = ir_module_new(NULL);
+  for (int i = 0; i < 4; i++) {
+    IrFunc *f = add(mod, ir_op_name(ops[i]));
+    int a = ir_input(f, "a", TY_REAL, IR_MAT(7, 13));
+    int b = ir_input(f, "b", TY_REAL, IR_MAT(7, 13));
+    ir_output(f, ir_binary(f, ops[i], a, b));
+  }
+  check_module(mod, (Gen){0.5, 2, 1});
+}
+END_TEST
+
+START_TEST(unary_ops) {
+  static const IrOp ops[] = {IR_NEG, IR_EXP, IR_SIN, IR_COS, IR_TANH,
+                             IR_SIGMOID, IR_RELU, IR_STEP};
+  IrModule *mod = ir_module_new(NULL);
+  IrFunc *f = add(mod, "unary");
+  int x = ir_input(f, "x", TY_REAL, IR_VEC(301));
+  for (int i = 0; i < 8; i++)
+    ir_output(f, ir_unary(f, ops[i], x));
+  IrFunc *g = add(mod, "positive");
+  int p = ir_input(g, "p", TY_REAL, IR_MAT(5, 9));
+  ir_output(g, ir_unary(g, IR_LOG, p));
+  ir_output(g, ir_unary(g, IR_SQRT, p));
+  Lib lib = compile(mod);
+  check_gen(&lib, f, (Gen){-6, 6, 1});
+  check_gen(&lib, g, (Gen){0.01, 50, 1});
+  release(&lib, mod);
+}
+END_TEST
+
+/* out = sigmoid(a * b + bcast(bias)) * exp(-a) / 3 + sin(a): one fused
+ * loop; CONST and BCAST feed it inline. */
+static int fused_chain(IrFunc *f) {
+  int a = ir_input(f, "a", TY_REAL, IR_MAT(6, 37));
+  int b = ir_input(f, "b", TY_REAL, IR_MAT(6, 37));
+  int bias = ir_input(f, "bias", TY_REAL, IR_VEC(37));
+  int z = ir_binary(f, IR_ADD, ir_binary(f, IR_MUL, a, b), ir_bcast(f, bias, 0, IR_MAT(6, 37)));
+  int s = ir_binary(f, IR_MUL, ir_unary(f, IR_SIGMOID, z), ir_unary(f, IR_EXP, ir_unary(f, IR_NEG, a)));
+  int third = ir_bcast(f, ir_const(f, 1.0 / 3, IR_SCALAR), -1, IR_MAT(6, 37));
+  return ir_binary(f, IR_ADD, ir_binary(f, IR_MUL, s, third), ir_unary(f, IR_SIN, a));
+}
+
+START_TEST(fused_chains) {
+  IrModule *mod = ir_module_new(NULL);
+  IrFunc *f = add(mod, "chain");
+  ir_output(f, fused_chain(f));
+  /* a shared value (used twice) is stored once and read by both users */
+  IrFunc *g = add(mod, "shared");
+  int x = ir_input(g, "x", TY_REAL, IR_VEC(50));
+  int t = ir_unary(g, IR_TANH, x);
+  ir_output(g, ir_binary(g, IR_MUL, t, ir_unary(g, IR_COS, t)));
+  /* a fused chain ending in a column broadcast, and one into a reduction */
+  IrFunc *h = add(mod, "rows");
+  int m = ir_input(h, "m", TY_REAL, IR_MAT(9, 4));
+  int v = ir_input(h, "v", TY_REAL, IR_VEC(9));
+  int e = ir_unary(h, IR_EXP, v);
+  int y = ir_binary(h, IR_MUL, m, ir_bcast(h, e, 1, IR_MAT(9, 4)));
+  ir_output(h, ir_sum(h, ir_binary(h, IR_MUL, y, y), -1));
+  ir_output(h, y);
+  check_module(mod, (Gen){-1, 1, 1});
+}
+END_TEST
+
+static int count(const char *text, const char *needle) {
+  int n = 0;
+  for (const char *p = strstr(text, needle); p; p = strstr(p + 1, needle))
+    n++;
+  return n;
+}
+
+static char *read_text(const char *path) {
+  FILE *fp = fopen(path, "r");
+  ck_assert_ptr_nonnull(fp);
+  fseek(fp, 0, SEEK_END);
+  long n = ftell(fp);
+  rewind(fp);
+  char *s = calloc(n + 1, 1);
+  ck_assert_int_eq(fread(s, 1, n, fp), n);
+  fclose(fp);
+  return s;
+}
+
+/* At O0 kernels stay separate functions, so the IR shows the plan. */
+static char *compile_to_text(IrModule *mod, Lib *lib) {
+  char ll[128];
+  snprintf(ll, sizeof ll, "/tmp/lobe-cg-ll-%d.ll", (int)getpid());
+  CgOptions opt = {.emit_llvm = ll, .opt_level = 0};
+  *lib = compile_opts(mod, &opt);
+  char *text = read_text(ll);
+  unlink(ll);
+  return text;
+}
+
+START_TEST(fusion_rule_in_ir) {
+  IrModule *mod = ir_module_new(NULL);
+  IrFunc *f = add(mod, "chain");
+  ir_output(f, fused_chain(f));
+  IrFunc *g = add(mod, "shared");
+  int x = ir_input(g, "x", TY_REAL, IR_VEC(50));
+  int t = ir_unary(g, IR_TANH, x);
+  ir_output(g, ir_binary(g, IR_MUL, t, ir_unary(g, IR_COS, t)));
+  Lib lib;
+  char *text = compile_to_text(mod, &lib);
+  ck_assert_int_eq(count(text, "define internal void @lobe_chain_f32.k"), 1);
+  ck_assert_int_eq(count(text, "define internal void @lobe_shared_f32.k"), 2);
+  ck_assert_int_eq(count(text, "call float @sinf"), 0);
+  ck_assert_int_eq(count(text, "call float @expf"), 0);
+  ck_assert_int_eq(count(text, "@llvm.sin.f64"), 2);
+  check_func(&lib, f);
+  free(text);
+  release(&lib, mod);
+}
+END_TEST
+
+/* x -> (x w)^1..5: each product lives until the next is computed, so
+ * three ping-pong slots are never needed: two suffice. */
+START_TEST(memory_plan_reuses_space) {
+  IrModule *mod = ir_module_new(NULL);
+  IrFunc *f = add(mod, "plan");
+  int x = ir_input(f, "x", TY_REAL, IR_MAT(32, 32));
+  int w = ir_input(f, "w", TY_REAL, IR_MAT(32, 32));
+  int y = x;
+  for (int i = 0; i < 5; i++)
+    y = ir_matmul(f, y, w, false, false);
+  ir_output(f, y);
+  Lib lib;
+  char *text = compile_to_text(mod, &lib);
+  ck_assert_msg(strstr(text, "@lobe_plan_f32.ws = internal global [8192 x i8] zeroinitializer"),
+                "f32 workspace is not two 32x32 slots");
+  ck_assert_msg(strstr(text, "@lobe_plan_f64.ws = internal global [16384 x i8] zeroinitializer"),
+                "f64 workspace is not two 32x32 slots");
+  check_gen(&lib, f, (Gen){-0.2, 0.2, 1});
+  free(text);
+  release(&lib, mod);
+}
+END_TEST
+
+/* ---- shape ops -------------------------------------------------------------------- */
+
+START_TEST(bcast_and_sum) {
+  IrModule *mod = ir_module_new(NULL);
+  IrFunc *f = add(mod, "bcast");
+  int m = ir_input(f, "m", TY_REAL, IR_MAT(5, 8));
+  int row = ir_input(f, "row", TY_REAL, IR_VEC(8));
+  int col = ir_input(f, "col", TY_REAL, IR_VEC(5));
+  int s = ir_input(f, "s", TY_REAL, IR_SCALAR);
+  ir_output(f, ir_binary(f, IR_ADD, m, ir_bcast(f, row, 0, IR_MAT(5, 8))));
+  ir_output(f, ir_binary(f, IR_MUL, m, ir_bcast(f, col, 1, IR_MAT(5, 8))));
+  ir_output(f, ir_bcast(f, s, -1, IR_MAT(5, 8)));
+  ir_output(f, ir_bcast(f, row, 0, IR_MAT(3, 8)));
+  ir_output(f, ir_bcast(f, ir_const(f, 2.5, IR_SCALAR), -1, IR_VEC(4)));
+  IrFunc *g = add(mod, "sum");
+  int a = ir_input(g, "a", TY_REAL, IR_MAT(17, 11));
+  int v = ir_input(g, "v", TY_REAL, IR_VEC(23));
+  ir_output(g, ir_sum(g, a, 0));
+  ir_output(g, ir_sum(g, a, 1));
+  ir_output(g, ir_sum(g, a, -1));
+  ir_output(g, ir_sum(g, v, -1));
+  ir_output(g, ir_sum(g, ir_unary(g, IR_EXP, a), 0));
+  ir_output(g, ir_sum(g, ir_unary(g, IR_SIN, a), 1));
+  check_module(mod, (Gen){-1, 1, 1});
+}
+END_TEST
+
+START_TEST(big_reduction) {
+  IrModule *mod = ir_module_new(NULL);
+  IrFunc *f = add(mod, "big");
+  int a = ir_input(f, "a", TY_REAL, IR_MAT(300, 200));
+  ir_output(f, ir_sum(f, a, -1));
+  ir_output(f, ir_sum(f, a, 0));
+  ir_output(f, ir_sum(f, ir_binary(f, IR_MUL, a, a), 1));
+  check_module(mod, (Gen){0, 1, 1});
+}
+END_TEST
+
+START_TEST(matmul_all_transposes) {
+  IrModule *mod = ir_module_new(NULL);
+  for (int t = 0; t < 4; t++) {
+    bool ta = t & 1, tb = t & 2;
+    char name[32];
+    snprintf(name, sizeof name, "mm%d%d", ta, tb);
+    IrFunc *f = add(mod, name);
+    /* op(a) is [7, 5], op(b) is [5, 3] */
+    int a = ir_input(f, "a", TY_REAL, ta ? IR_MAT(5, 7) : IR_MAT(7, 5));
+    int b = ir_input(f, "b", TY_REAL, tb ? IR_MAT(3, 5) : IR_MAT(5, 3));
+    ir_output(f, ir_matmul(f, a, b, ta, tb));
+  }
+  IrFunc *g = add(mod, "gram");   /* the same buffer as both operands */
+  int x = ir_input(g, "x", TY_REAL, IR_MAT(6, 4));
+  ir_output(g, ir_matmul(g, x, x, true, false));
+  check_module(mod, (Gen){-1, 1, 1});
+}
+END_TEST
+
+START_TEST(concat_slice_pad) {
+  IrModule *mod = ir_module_new(NULL);
+  IrFunc *f = add(mod, "columns");
+  int a = ir_input(f, "a", TY_REAL, IR_MAT(4, 3));
+  int b = ir_input(f, "b", TY_REAL, IR_MAT(4, 5));
+  int c = ir_input(f, "c", TY_REAL, IR_MAT(4, 2));
+  int parts[3] = {a, ir_unary(f, IR_COS, b), ir_binary(f, IR_MUL, c, c)};
+  int cat = ir_concat(f, parts, 3);
+  ir_output(f, cat);
+  ir_output(f, ir_slice(f, cat, 2, 5));
+  ir_output(f, ir_pad(f, ir_unary(f, IR_EXP, a), 4, 9));
+  ir_output(f, ir_slice(f, ir_unary(f, IR_TANH, b), 1, 3));
+  check_module(mod, (Gen){-1, 1, 1});
+}
+END_TEST
+
+START_TEST(gather_scatter) {
+  IrModule *mod = ir_module_new(NULL);
+  IrFunc *f = add(mod, "rows");
+  int table = ir_input(f, "table", TY_REAL, IR_MAT(4, 6));
+  int idx = ir_input(f, "idx", TY_I32, IR_VEC(11));
+  int src = ir_input(f, "src", TY_REAL, IR_MAT(11, 6));
+  ir_output(f, ir_gather(f, table, idx));
+  ir_output(f, ir_scatter_add(f, src, idx, 4));
+  ir_output(f, ir_scatter_add(f, ir_unary(f, IR_SIGMOID, src), idx, 4));
+  check_module(mod, (Gen){-1, 1, 4});
+}
+END_TEST
+
+/* An id out of range cannot crash compiled code: its row stays zero. */
+START_TEST(gather_out_of_range_is_zero) {
+  IrModule *mod = ir_module_new(NULL);
+  IrFunc *f = add(mod, "gather");
+  int table = ir_input(f, "table", TY_REAL, IR_MAT(2, 3));
+  int idx = ir_input(f, "idx", TY_I32, IR_VEC(3));
+  ir_output(f, ir_gather(f, table, idx));
+  Lib lib = compile(mod);
+  float t[6] = {1, 2, 3, 4, 5, 6}, out[9];
+  int32_t ids[3] = {1, -7, 2};
+  void *args[3] = {t, ids, out};
+  entry(&lib, f, "f32")(args);
+  float want[9] = {4, 5, 6, 0, 0, 0, 0, 0, 0};
+  for (int i = 0; i < 9; i++)
+    ck_assert_float_eq(out[i], want[i]);
+  release(&lib, mod);
+}
+END_TEST
+
+/* Outputs that are inputs, tensors, constants or repeated; dead code. */
+START_TEST(odd_outputs) {
+  IrModule *mod = ir_module_new(NULL);
+  IrFunc *f = add(mod, "odd");
+  int x = ir_input(f, "x", TY_REAL, IR_MAT(3, 4));
+  double data[4] = {1.5, -2, 0.25, 8};
+  int t = ir_tensor(f, data, IR_VEC(4));
+  ir_unary(f, IR_LOG, x);   /* dead */
+  int y = ir_binary(f, IR_ADD, x, ir_bcast(f, t, 0, IR_MAT(3, 4)));
+  ir_output(f, x);
+  ir_output(f, t);
+  ir_output(f, y);
+  ir_output(f, y);
+  ir_output(f, ir_const(f, -3, IR_MAT(2, 2)));
+  ir_output(f, ir_unary(f, IR_EXP, y));
+  check_module(mod, (Gen){-1, 1, 1});
+}
+END_TEST
+
+/* ---- a whole MLP and its gradient -------------------------------------------------- */
+
+/* loss = mean((tanh(x w1 + b1) w2 + b2 - y)^2) with a silu second layer */
+static IrFunc *mlp_loss(int batch, int in, int hidden, int out) {
+  IrFunc *f = ir_func_new("mlp.loss");
+  int x = ir_input(f, "x", TY_REAL, IR_MAT(batch, in));
+  int w1 = ir_input(f, "w1", TY_REAL, IR_MAT(in, hidden));
+  int b1 = ir_input(f, "b1", TY_REAL, IR_VEC(hidden));
+  int w2 = ir_input(f, "w2", TY_REAL, IR_MAT(hidden, out));
+  int b2 = ir_input(f, "b2", TY_REAL, IR_VEC(out));
+  int y = ir_input(f, "y", TY_REAL, IR_MAT(batch, out));
+  int z1 = ir_binary(f, IR_ADD, ir_matmul(f, x, w1, false, false),
+                     ir_bcast(f, b1, 0, IR_MAT(batch, hidden)));
+  int h = ir_unary(f, IR_TANH, z1);
+  int z2 = ir_binary(f, IR_ADD, ir_matmul(f, h, w2, false, false),
+                     ir_bcast(f, b2, 0, IR_MAT(batch, out)));
+  int a2 = ir_binary(f, IR_MUL, z2, ir_unary(f, IR_SIGMOID, z2));
+  int d = ir_binary(f, IR_SUB, a2, y);
+  int sse = ir_sum(f, ir_binary(f, IR_MUL, d, d), -1);
+  ir_output(f, ir_binary(f, IR_MUL, sse, ir_const(f, 1.0 / (batch * out), IR_SCALAR)));
+  return f;
+}
+
+START_TEST(mlp_loss_and_gradient) {
+  IrModule *mod = ir_module_new(NULL);
+  IrFunc *loss = mlp_loss(64, 24, 48, 5);
+  ir_module_add(mod, loss);
+  int wrt[4] = {1, 2, 3, 4};
+  IrFunc *grad = ad_grad(loss, wrt, 4, "mlp.grad");
+  ir_module_add(mod, grad);
+  IrFunc *opt = ad_grad(loss, wrt, 4, "mlp.grad.opt");
+  pass_run_all(opt, NULL, NULL);
+  ir_module_add(mod, opt);
+  check_module(mod, (Gen){-1, 1, 1});
+}
+END_TEST
+
+/* ---- f32 polynomial math ------------------------------------------------------------ */
+
+/* Compiles out[i] = op(x[i]) for n floats and runs it. */
+static void run_f32(IrOp op, const float *x, float *out, int n) {
+  IrModule *mod = ir_module_new(NULL);
+  IrFunc *f = add(mod, ir_op_name(op));
+  ir_output(f, ir_unary(f, op, ir_input(f, "x", TY_REAL, IR_VEC(n))));
+  Lib lib = compile(mod);
+  void *args[2] = {(void *)x, out};
+  entry(&lib, f, "f32")(args);
+  release(&lib, mod);
+}
+
+static double reference(IrOp op, double x) {
+  switch (op) {
+  case IR_EXP: return exp(x);
+  case IR_LOG: return log(x);
+  case IR_SIN: return sin(x);
+  case IR_COS: return cos(x);
+  case IR_TANH: return tanh(x);
+  default: return 1 / (1 + exp(-x));
+  }
+}
+
+/* Largest relative error of op over x[0..n), with |want| below `floor`
+ * measured absolutely against floor (subnormal results). */
+static double math_error(IrOp op, const float *x, int n, double floor_, int *worst) {
+  float *out = malloc(n * sizeof *out);
+  run_f32(op, x, out, n);
+  double e = 0;
+  for (int i = 0; i < n; i++) {
+    double want = reference(op, x[i]);
+    double d = want == out[i] ? 0 : fabs(out[i] - want) / fmax(fabs(want), floor_);
+    if (isnan(want) != isnan(out[i]))
+      d = INFINITY;
+    if (d > e) {
+      e = d;
+      *worst = i;
+    }
+  }
+  free(out);
+  return e;
+}
+
+/* Evenly spread points in [lo, hi], plus every small power of two. */
+static float *spread(double lo, double hi, int n) {
+  float *x = malloc(n * sizeof *x);
+  unsigned seed = 99;
+  for (int i = 0; i < n; i++)
+    x[i] = (float)(lo + (hi - lo) * (i % 2 ? uniform(&seed) : (double)i / (n - 1)));
+  for (int i = 0; i < 40 && i < n / 4; i++)
+    x[4 * i + 2] = ldexpf(i % 2 ? -1.0f : 1.0f, -i);
+  return x;
+}
+
+static void expect_accuracy(IrOp op, double lo, double hi, double tol, double floor_) {
+  int n = 200000, worst = 0;
+  float *x = spread(lo, hi, n);
+  double e = math_error(op, x, n, floor_, &worst);
+  ck_assert_msg(e < tol, "%s over [%g, %g]: relative error %g at x = %.9g", ir_op_name(op),
+                lo, hi, e, x[worst]);
+  free(x);
+}
+
+START_TEST(math_sin_cos) {
+  expect_accuracy(IR_SIN, -3.5, 3.5, 2e-6, 1e-30);
+  expect_accuracy(IR_SIN, -1e5, 1e5, 2e-6, 1e-3);
+  expect_accuracy(IR_COS, -3.5, 3.5, 2e-6, 1e-30);
+  expect_accuracy(IR_COS, -1e5, 1e5, 2e-6, 1e-3);
+  expect_accuracy(IR_SIN, -1e6, 1e6, 2e-6, 1e-3);
+}
+END_TEST
+
+START_TEST(math_exp_log) {
+  expect_accuracy(IR_EXP, -87, 88.7, 2e-6, 1e-30);
+  expect_accuracy(IR_EXP, -104, -87, 2e-6, 0x1p-126);    /* gradual underflow */
+  expect_accuracy(IR_EXP, -1e-3, 1e-3, 2e-6, 1e-30);
+  expect_accuracy(IR_LOG, 1e-30, 1e30, 2e-6, 1e-30);
+  expect_accuracy(IR_LOG, 0.5, 2, 2e-6, 1e-30);
+  expect_accuracy(IR_LOG, 1e-44, 1e-38, 2e-6, 1e-30);    /* subnormal inputs */
+}
+END_TEST
+
+START_TEST(math_tanh_sigmoid) {
+  expect_accuracy(IR_TANH, -20, 20, 2e-6, 1e-30);
+  expect_accuracy(IR_TANH, -0.7, 0.7, 2e-6, 1e-30);
+  expect_accuracy(IR_SIGMOID, -80, 80, 2e-6, 1e-30);
+}
+END_TEST
+
+START_TEST(math_special_values) {
+  enum { N = 8 };
+  float x[N] = {INFINITY, -INFINITY, NAN, 0.0f, -0.0f, 89.0f, -200.0f, -1.0f};
+  float out[N];
+  run_f32(IR_EXP, x, out, N);
+  ck_assert(isinf(out[0]) && out[0] > 0);
+  ck_assert_float_eq(out[1], 0);
+  ck_assert(isnan(out[2]));
+  ck_assert_float_eq(out[3], 1);
+  ck_assert(isinf(out[5]));
+  ck_assert_float_eq(out[6], 0);
+  run_f32(IR_LOG, x, out, N);
+  ck_assert(isinf(out[0]) && out[0] > 0);
+  ck_assert(isnan(out[1]) && isnan(out[2]) && isnan(out[7]));
+  ck_assert(isinf(out[3]) && out[3] < 0);
+  run_f32(IR_SIN, x, out, N);
+  ck_assert(isnan(out[0]) && isnan(out[1]) && isnan(out[2]));
+  ck_assert_float_eq(out[3], 0);
+  run_f32(IR_TANH, x, out, N);
+  ck_assert_float_eq(out[0], 1);
+  ck_assert_float_eq(out[1], -1);
+  ck_assert(isnan(out[2]));
+  run_f32(IR_SIGMOID, x, out, N);
+  ck_assert_float_eq(out[0], 1);
+  ck_assert_float_eq(out[1], 0);
+  ck_assert_float_eq(out[3], 0.5f);
+}
+END_TEST
+
+/* ---- descriptor ---------------------------------------------------------------------- */
+
+/* forward: (w[2,3], b[3], t[4], module[4], subject[4]) -> t w-ish output;
+ * the functions only need the right signatures here. */
+static IrFunc *tiny_forward(const char *name, bool with_y) {
+  IrFunc *f = ir_func_new(name);
+  int w = ir_input(f, "w", TY_REAL, IR_MAT(2, 3));
+  int b = ir_input(f, "b", TY_REAL, IR_VEC(3));
+  int t = ir_input(f, "t", TY_REAL, IR_VEC(4));
+  ir_input(f, "module", TY_I32, IR_VEC(4));
+  ir_input(f, "subject", TY_I32, IR_VEC(4));
+  int y = with_y ? ir_input(f, "y", TY_REAL, IR_MAT(4, 3)) : -1;
+  int tt = ir_bcast(f, t, 1, IR_MAT(4, 2));
+  int out = ir_binary(f, IR_ADD, ir_matmul(f, tt, w, false, false),
+                      ir_bcast(f, b, 0, IR_MAT(4, 3)));
+  if (!with_y) {
+    ir_output(f, out);
+    return f;
+  }
+  int d = ir_binary(f, IR_SUB, out, y);
+  ir_output(f, ir_sum(f, ir_binary(f, IR_MUL, d, d), -1));
+  return f;
+}
+
+typedef struct TinyModel {
+  Model m;
+  AunnDef aunn;
+  Region region;
+  Subject subject;
+  Source source;
+  LossTerm losses[2];
+  char *channel_names[3];
+} TinyModel;
+
+static void tiny_model(TinyModel *t) {
+  memset(t, 0, sizeof *t);
+  t->aunn.name = "cortex";
+  t->region = (Region){.name = "V1", .aunn = 0};
+  t->subject = (Subject){.name = "m1"};
+  t->channel_names[0] = "a";
+  t->channel_names[1] = "b";
+  t->channel_names[2] = "c";
+  t->source = (Source){.name = "V1.m1", .region = 0, .subject = 0, .kind = SRC_NPY,
+                       .path = "/data/v1.npy", .rate = 100, .t0 = 0.5, .channels = 3,
+                       .channel_names = t->channel_names};
+  t->losses[0] = (LossTerm){.kind = LOSS_MSE, .weight = 0.25, .source = 0};
+  t->losses[1] = (LossTerm){.kind = LOSS_MSE, .weight = 0.5, .source = 0};
+  t->m = (Model){.spec_path = "/x/y/brain.v2.lobe", .aunns = &t->aunn, .naunns = 1,
+                 .regions = &t->region, .nregions = 1, .subjects = &t->subject,
+                 .nsubjects = 1, .sources = &t->source, .nsources = 1,
+                 .losses = t->losses, .nlosses = 2,
+                 .train = {.steps = 77, .batch = 4, .lr = 1e-3, .beta1 = 0.9,
+                           .beta2 = 0.999, .eps = 1e-8, .seed = 0x123456789abcULL,
+                           .checkpoint_every = 5}};
+}
+
+static IrModule *tiny_module(const TinyModel *t) {
+  IrModule *mod = ir_module_new(&t->m);
+  mod->nparams = 2;
+  mod->params = calloc(2, sizeof *mod->params);
+  mod->params[0] = (IrParam){strdup("cortex.w"), 2, 3, LOBE_INIT_UNIFORM, 0.5};
+  mod->params[1] = (IrParam){strdup("cortex.b"), 1, 3, LOBE_INIT_ZEROS, 0};
+  mod->source_fns = calloc(1, sizeof *mod->source_fns);
+  IrSourceFns *fns = mod->source_fns;
+  fns->forward = ir_module_add(mod, tiny_forward("forward.V1.m1", false));
+  IrFunc *loss = tiny_forward("loss.V1.m1", true);
+  fns->loss = ir_module_add(mod, loss);
+  int wrt[2] = {1, 0};
+  fns->loss_grad = ir_module_add(mod, ad_grad(loss, wrt, 2, "loss_grad.V1.m1"));
+  fns->ngrad = 2;
+  fns->grad_params = malloc(2 * sizeof *fns->grad_params);
+  fns->grad_params[0] = 1;
+  fns->grad_params[1] = 0;
+  return mod;
+}
+
+static void check_desc_source(const lobe_source *s, const Lib *lib, const IrModule *mod) {
+  ck_assert_str_eq(s->name, "V1.m1");
+  ck_assert_int_eq(s->region, 0);
+  ck_assert_int_eq(s->subject, 0);
+  ck_assert_int_eq(s->kind, LOBE_SRC_NPY);
+  ck_assert_str_eq(s->path, "/data/v1.npy");
+  ck_assert_double_eq(s->rate, 100);
+  ck_assert_double_eq(s->t0, 0.5);
+  ck_assert_int_eq(s->channels, 3);
+  ck_assert_str_eq(s->channel_names[2], "c");
+  ck_assert_int_eq(s->loss_kind, LOBE_LOSS_MSE);
+  ck_assert_double_eq(s->loss_weight, 0.75);
+  ck_assert_ptr_eq((void *)s->forward_f32, (void *)entry(lib, mod->funcs[0], "f32"));
+  ck_assert_ptr_eq((void *)s->loss_grad_f32, (void *)entry(lib, mod->funcs[2], "f32"));
+  ck_assert_ptr_eq((void *)s->loss_grad_f64, (void *)entry(lib, mod->funcs[2], "f64"));
+  ck_assert_int_eq(s->ngrad, 2);
+  ck_assert_int_eq(s->grad_params[0], 1);
+  ck_assert_int_eq(s->grad_params[1], 0);
+}
+
+/* Calling through the descriptor: out = t w + b with w = 1, b = 2. */
+static void call_forward(const lobe_source *s) {
+  float w[6] = {1, 1, 1, 1, 1, 1}, b[3] = {2, 2, 2}, t[4] = {0, 1, 2, 3}, out[12];
+  int32_t ids[4] = {0, 0, 0, 0};
+  void *args[6] = {w, b, t, ids, ids, out};
+  s->forward_f32(args);
+  for (int i = 0; i < 12; i++)
+    ck_assert_float_eq(out[i], 2 * t[i / 3] + 2);
+}
+
+START_TEST(descriptor_reads_back) {
+  TinyModel t;
+  tiny_model(&t);
+  IrModule *mod = tiny_module(&t);
+  CgOptions opt = {.opt_level = 2, .descriptor = true};
+  Lib lib = compile_opts(mod, &opt);
+  const lobe_model *d = dlsym(lib.handle, "lobe_model_desc");
+  ck_assert_ptr_nonnull(d);
+  ck_assert_int_eq(d->abi_version, LOBE_ABI_VERSION);
+  ck_assert_str_eq(d->name, "brain.v2");
+  ck_assert_str_eq(d->spec_path, "/x/y/brain.v2.lobe");
+  ck_assert_int_eq(d->nparams, 2);
+  ck_assert_str_eq(d->params[0].name, "cortex.w");
+  ck_assert_int_eq(d->params[0].rows, 2);
+  ck_assert_int_eq(d->params[0].cols, 3);
+  ck_assert_int_eq(d->params[0].init, LOBE_INIT_UNIFORM);
+  ck_assert_double_eq(d->params[0].scale, 0.5);
+  ck_assert_int_eq(d->params[1].rows, 1);
+  ck_assert_int_eq(d->nregions, 1);
+  ck_assert_str_eq(d->regions[0].name, "V1");
+  ck_assert_str_eq(d->regions[0].aunn, "cortex");
+  ck_assert_int_eq(d->nsubjects, 1);
+  ck_assert_str_eq(d->subjects[0], "m1");
+  ck_assert_int_eq(d->nsources, 1);
+  check_desc_source(&d->sources[0], &lib, mod);
+  ck_assert_int_eq(d->batch, 4);
+  ck_assert_int_eq(d->steps, 77);
+  ck_assert_double_eq(d->lr, 1e-3);
+  ck_assert_double_eq(d->beta1, 0.9);
+  ck_assert_double_eq(d->beta2, 0.999);
+  ck_assert_double_eq(d->eps, 1e-8);
+  ck_assert(d->seed == 0x123456789abcULL);
+  ck_assert_int_eq(d->checkpoint_every, 5);
+  call_forward(&d->sources[0]);
+  release(&lib, mod);
+}
+END_TEST
+
+START_TEST(descriptor_defaults) {
+  TinyModel t;
+  tiny_model(&t);
+  t.source.channel_names = NULL;
+  t.source.kind = SRC_CSV;
+  t.m.nlosses = 0;
+  t.m.spec_path = "plain";
+  IrModule *mod = tiny_module(&t);
+  CgOptions opt = {.opt_level = 1, .descriptor = true};
+  Lib lib = compile_opts(mod, &opt);
+  const lobe_model *d = dlsym(lib.handle, "lobe_model_desc");
+  ck_assert_ptr_nonnull(d);
+  ck_assert_str_eq(d->name, "plain");
+  ck_assert_int_eq(d->sources[0].kind, LOBE_SRC_CSV);
+  ck_assert_str_eq(d->sources[0].channel_names[0], "ch0");
+  ck_assert_str_eq(d->sources[0].channel_names[2], "ch2");
+  ck_assert_double_eq(d->sources[0].loss_weight, 0);
+  release(&lib, mod);
+}
+END_TEST
+
+/* ---- errors ------------------------------------------------------------------------ */
+
+START_TEST(errors_are_reported) {
+  char err[1024] = "";
+  IrModule *mod = ir_module_new(NULL);
+  IrFunc *f = add(mod, "bad");
+  int x = ir_input(f, "x", TY_REAL, IR_VEC(3));
+  ir_output(f, ir_unary(f, IR_EXP, x));
+  CgOptions opt = {.opt_level = 2};
+  ck_assert_int_eq(cg_emit_object(mod, &opt, "/nonexistent/dir/out.o", err, sizeof err), -1);
+  ck_assert_msg(strstr(err, "/nonexistent/dir/out.o"), "%s", err);
+  opt.descriptor = true;
+  ck_assert_int_eq(cg_emit_object(mod, &opt, "/tmp/never.o", err, sizeof err), -1);
+  ck_assert_msg(strstr(err, "descriptor"), "%s", err);
+  f->ins[1].args[0] = 5;   /* not an earlier value */
+  opt.descriptor = false;
+  ck_assert_int_eq(cg_emit_object(mod, &opt, "/tmp/never.o", err, sizeof err), -1);
+  ck_assert_msg(strstr(err, "bad"), "%s", err);
+  f->ins[1].args[0] = 0;
+  IrFunc *twin = add(mod, "bad");   /* same symbol twice */
+  ir_output(twin, ir_input(twin, "x", TY_REAL, IR_SCALAR));
+  ck_assert_int_eq(cg_emit_object(mod, &opt, "/tmp/never.o", err, sizeof err), -1);
+  ck_assert_msg(strstr(err, "lobe_bad_f32"), "%s", err);
+  ir_module_free(mod);
+}
+END_TEST
+
+START_TEST(link_errors_are_reported) {
+  char err[2048] = "";
+  ck_assert_int_eq(link_executable("/nonexistent/in.o", "/tmp/lobe-never.so", true, err,
+                                   sizeof err), -1);
+  ck_assert_msg(strstr(err, "exited with status"), "%s", err);
+  ck_assert_msg(strstr(err, "/nonexistent/in.o"), "compiler output missing: %s", err);
+  setenv("LOBE_CC", "/nonexistent/cc", 1);
+  ck_assert_int_eq(link_executable("/tmp/in.o", "/tmp/lobe-never.so", true, err, sizeof err), -1);
+  ck_assert_msg(strstr(err, "cannot run"), "%s", err);
+  unsetenv("LOBE_CC");
+  setenv("LOBE_RT_LIB", "/nonexistent/liblobe_rt.a", 1);
+  ck_assert_int_eq(link_executable("/tmp/in.o", "/tmp/lobe-never", false, err, sizeof err), -1);
+  ck_assert_msg(strstr(err, "LOBE_RT_LIB"), "%s", err);
+  unsetenv("LOBE_RT_LIB");
+}
+END_TEST
+
+START_TEST(symbol_names) {
+  IrFunc *f = ir_func_new("loss_grad.V1.m-1");
+  char buf[64];
+  cg_symbol(f, "f64", buf, sizeof buf);
+  ck_assert_str_eq(buf, "lobe_loss_grad_V1_m_1_f64");
+  cg_symbol(f, "f32", buf, 4);
+  ck_assert_str_eq(buf, "lob");
+  ir_func_free(f);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("codegen");
+  TCase *ops = tcase_create("ops");
+  tcase_set_timeout(ops, 60);
+  tcase_add_test(ops, binary_ops);
+  tcase_add_test(ops, unary_ops);
+  tcase_add_test(ops, fused_chains);
+  tcase_add_test(ops, fusion_rule_in_ir);
+  tcase_add_test(ops, memory_plan_reuses_space);
+  tcase_add_test(ops, bcast_and_sum);
+  tcase_add_test(ops, big_reduction);
+  tcase_add_test(ops, matmul_all_transposes);
+  tcase_add_test(ops, concat_slice_pad);
+  tcase_add_test(ops, gather_scatter);
+  tcase_add_test(ops, gather_out_of_range_is_zero);
+  tcase_add_test(ops, odd_outputs);
+  tcase_add_test(ops, mlp_loss_and_gradient);
+  suite_add_tcase(s, ops);
+  TCase *math = tcase_create("math");
+  tcase_set_timeout(math, 60);
+  tcase_add_test(math, math_sin_cos);
+  tcase_add_test(math, math_exp_log);
+  tcase_add_test(math, math_tanh_sigmoid);
+  tcase_add_test(math, math_special_values);
+  suite_add_tcase(s, math);
+  TCase *desc = tcase_create("descriptor");
+  tcase_set_timeout(desc, 60);
+  tcase_add_test(desc, descriptor_reads_back);
+  tcase_add_test(desc, descriptor_defaults);
+  tcase_add_test(desc, errors_are_reported);
+  tcase_add_test(desc, link_errors_are_reported);
+  tcase_add_test(desc, symbol_names);
+  suite_add_tcase(s, desc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
