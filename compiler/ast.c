@@ -104,11 +104,11 @@ Item *ast_items_add(Item *items, int n, Item item) {
   return items;
 }
 
-/* The lexer has checked the escapes; the first unescaped quote closes the
- * string (an unterminated one has none). */
+/* The lexer has checked the escapes; the first unescaped quote like the
+ * opening one closes the string (an unterminated one has none). */
 char *ast_decode_string(const char *quoted, int len) {
   char *s = malloc(len + 1), *out = s;
-  for (int i = 1; i < len && quoted[i] != '"'; i++) {
+  for (int i = 1; i < len && quoted[i] != quoted[0]; i++) {
     if (quoted[i] == '\\' && i + 1 < len && (quoted[i + 1] == '"' || quoted[i + 1] == '\\'))
       i++;
     *out++ = quoted[i];
@@ -117,26 +117,30 @@ char *ast_decode_string(const char *quoted, int len) {
   return s;
 }
 
+/* Optimal string alignment: insertions, deletions, substitutions and swaps of
+ * neighbours ("stpes") cost 1. Rows i-2, i-1 and i of the usual table. */
 int ast_edit_distance(const char *a, int alen, const char *b, int limit) {
   int blen = (int)strlen(b);
   if (alen - blen > limit || blen - alen > limit || alen > 64 || blen > 64)
     return limit + 1;
-  int row[65];
+  int rows[3][65];
   for (int j = 0; j <= blen; j++)
-    row[j] = j;
+    rows[0][j] = j;               /* row r lives in rows[r % 3] */
   for (int i = 1; i <= alen; i++) {
-    int diag = row[0];
-    row[0] = i;
+    int *cur = rows[i % 3], *one = rows[(i + 2) % 3], *two = rows[(i + 1) % 3];
+    cur[0] = i;
     for (int j = 1; j <= blen; j++) {
-      int up = row[j];
-      int best = diag + (a[i - 1] != b[j - 1]);
-      best = up + 1 < best ? up + 1 : best;
-      best = row[j - 1] + 1 < best ? row[j - 1] + 1 : best;
-      row[j] = best;
-      diag = up;
+      int best = one[j - 1] + (a[i - 1] != b[j - 1]);
+      best = one[j] + 1 < best ? one[j] + 1 : best;
+      best = cur[j - 1] + 1 < best ? cur[j - 1] + 1 : best;
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+          two[j - 2] + 1 < best)
+        best = two[j - 2] + 1;
+      cur[j] = best;
     }
   }
-  return row[blen] > limit ? limit + 1 : row[blen];
+  int dist = rows[alen % 3][blen];
+  return dist > limit ? limit + 1 : dist;
 }
 
 /* ---- freeing ----------------------------------------------------------------- */

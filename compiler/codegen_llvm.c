@@ -7,8 +7,8 @@
  * function taking its result and every buffer it reads as noalias pointers;
  * the exported function only loads the argument pointers and calls the
  * kernels in order. noalias is true by construction (the memory plan never
- * lets a result share space with anything live), so after LLVM inlines the
- * kernels its vectoriser needs no runtime alias checks.
+ * lets a result share space with anything live), so after the kernels are
+ * inlined the vectoriser needs no runtime alias checks.
  *
  * Fusion: elementwise values read by exactly one consumer that walks its
  * operands element by element are computed inside that consumer's loop;
@@ -19,6 +19,7 @@
  */
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Core.h>
+#include <llvm-c/Linker.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
@@ -34,22 +35,28 @@
 enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112 };
 enum { SLOT_ALIGN = 16 };   /* elements: slots start on cache-line boundaries */
 
+/* f32 code trains, so it gets polynomial math and vectorised loops; f64
+ * code only checks gradients, so it calls libm and is built in a module of
+ * its own, optimised at O1 (half the compile time otherwise goes there) and
+ * linked into the f32 module before emission. */
 typedef struct Prec {
   const char *name;          /* symbol suffix */
   LLVMTypeRef real;
   int size;                  /* bytes per element */
-  bool approx;               /* inline polynomial math instead of libm */
+  bool fast;
+  LLVMModuleRef module;
 } Prec;
 
 typedef struct Cg {
   LLVMContextRef ctx;
-  LLVMModuleRef mod;
+  LLVMModuleRef mod;         /* the module being built: one of prec[].module */
   LLVMBuilderRef b;          /* kernels and entry points */
   LLVMBuilderRef mb;         /* math helpers, built on first use */
   LLVMTargetMachineRef tm;
   LLVMTypeRef i8, i32, i64, ptr, void_, f32, f64;
   Prec prec[2];
   LLVMValueRef mathf[IR_NOPS];   /* f32 helpers by op */
+  bool inline_kernels;
   char *err;
   int errlen;
 } Cg;
@@ -643,7 +650,7 @@ static LLVMValueRef unary(Kernel *K, IrOp op, LLVMValueRef a) {
   case IR_RELU: return msel(&m, mcmp(&m, LLVMRealOGT, a, mc(&m, 0)), a, mc(&m, 0));
   case IR_STEP: return msel(&m, mcmp(&m, LLVMRealOGT, a, mc(&m, 0)), mc(&m, 1), mc(&m, 0));
   default:
-    return K->pr->approx ? call_math(&m, op, a) : libm_unary(cg, op, a);
+    return K->pr->fast ? call_math(&m, op, a) : libm_unary(cg, op, a);
   }
 }
 
@@ -811,7 +818,9 @@ static void kernel_body(Kernel *K, int v) {
   }
 }
 
-/* void SYMBOL.kV(ptr noalias out, ptr noalias leaf...) */
+/* void SYMBOL.kV(ptr noalias out, ptr noalias leaf...). Above O0 it is
+ * inlined before the function passes run (optimising it separately first
+ * costs compile time); inlining turns noalias into alias scopes. */
 static LLVMValueRef kernel_function(Cg *cg, const char *sym, int v, int nleaves) {
   char name[300];
   snprintf(name, sizeof name, "%s.k%d", sym, v);
@@ -823,6 +832,8 @@ static LLVMValueRef kernel_function(Cg *cg, const char *sym, int v, int nleaves)
   free(params);
   LLVMSetLinkage(fn, LLVMInternalLinkage);
   add_attr(cg, fn, LLVMAttributeFunctionIndex, "nounwind");
+  if (cg->inline_kernels)
+    add_attr(cg, fn, LLVMAttributeFunctionIndex, "alwaysinline");
   for (int i = 0; i <= nleaves; i++) {
     add_attr(cg, fn, i + 1, "noalias");
     add_attr(cg, fn, i + 1, "nocapture");
@@ -949,6 +960,7 @@ static void copy_outputs(Entry *e) {
 static int emit_entry(Cg *cg, const IrFunc *f, const Plan *p, const Prec *pr) {
   char sym[256];
   cg_symbol(f, pr->name, sym, sizeof sym);
+  cg->mod = pr->module;
   if (LLVMGetNamedFunction(cg->mod, sym))
     return cg_fail(cg, "two functions share the symbol %s", sym);
   LLVMValueRef fn = LLVMAddFunction(cg->mod, sym, LLVMFunctionType(cg->void_, &cg->ptr, 1, 0));
@@ -1094,10 +1106,13 @@ static LLVMValueRef desc_grad_params(Desc *d, const IrSourceFns *fns) {
   return a;
 }
 
+/* f64 entries are declared here and defined by the f64 module linked in. */
 static LLVMValueRef desc_entry(Desc *d, int func, const char *prec) {
   char sym[256];
   cg_symbol(d->mod->funcs[func], prec, sym, sizeof sym);
-  return LLVMGetNamedFunction(d->cg->mod, sym);
+  LLVMValueRef fn = LLVMGetNamedFunction(d->cg->mod, sym);
+  return fn ? fn : LLVMAddFunction(d->cg->mod, sym,
+                                   LLVMFunctionType(d->cg->void_, &d->cg->ptr, 1, 0));
 }
 
 /* Loss weight: the sum over the loss terms naming the source. */
@@ -1146,6 +1161,7 @@ static void model_name(const char *spec, char *buf, int buflen) {
 
 static void emit_descriptor(Cg *cg, const IrModule *mod) {
   Desc d = {.cg = cg, .mod = mod};
+  cg->mod = cg->prec[0].module;
   desc_types(&d);
   const Model *m = mod->model;
   const TrainConfig *t = &m->train;
@@ -1212,14 +1228,16 @@ static int make_target(Cg *cg, int opt_level) {
   char *cpu = LLVMGetHostCPUName(), *features = LLVMGetHostCPUFeatures();
   cg->tm = LLVMCreateTargetMachine(target, triple, cpu, features, levels[opt_level],
                                    LLVMRelocPIC, LLVMCodeModelDefault);
-  LLVMSetTarget(cg->mod, triple);
+  for (int p = 0; p < 2; p++)
+    LLVMSetTarget(cg->prec[p].module, triple);
   LLVMDisposeMessage(cpu);
   LLVMDisposeMessage(features);
   LLVMDisposeMessage(triple);
   if (!cg->tm)
     return cg_fail(cg, "cannot create an LLVM target machine for the host");
   LLVMTargetDataRef layout = LLVMCreateTargetDataLayout(cg->tm);
-  LLVMSetModuleDataLayout(cg->mod, layout);
+  for (int p = 0; p < 2; p++)
+    LLVMSetModuleDataLayout(cg->prec[p].module, layout);
   LLVMDisposeTargetData(layout);
   return 0;
 }
@@ -1227,7 +1245,6 @@ static int make_target(Cg *cg, int opt_level) {
 static void cg_open(Cg *cg, char *err, int errlen) {
   *cg = (Cg){.err = err, .errlen = errlen};
   cg->ctx = LLVMContextCreate();
-  cg->mod = LLVMModuleCreateWithNameInContext("lobe", cg->ctx);
   cg->b = LLVMCreateBuilderInContext(cg->ctx);
   cg->mb = LLVMCreateBuilderInContext(cg->ctx);
   cg->i8 = LLVMInt8TypeInContext(cg->ctx);
@@ -1237,8 +1254,10 @@ static void cg_open(Cg *cg, char *err, int errlen) {
   cg->void_ = LLVMVoidTypeInContext(cg->ctx);
   cg->f32 = LLVMFloatTypeInContext(cg->ctx);
   cg->f64 = LLVMDoubleTypeInContext(cg->ctx);
-  cg->prec[0] = (Prec){"f32", cg->f32, 4, true};
-  cg->prec[1] = (Prec){"f64", cg->f64, 8, false};
+  cg->prec[0] = (Prec){"f32", cg->f32, 4, true,
+                       LLVMModuleCreateWithNameInContext("lobe", cg->ctx)};
+  cg->prec[1] = (Prec){"f64", cg->f64, 8, false,
+                       LLVMModuleCreateWithNameInContext("lobe.f64", cg->ctx)};
 }
 
 static void cg_close(Cg *cg) {
@@ -1246,7 +1265,9 @@ static void cg_close(Cg *cg) {
     LLVMDisposeTargetMachine(cg->tm);
   LLVMDisposeBuilder(cg->b);
   LLVMDisposeBuilder(cg->mb);
-  LLVMDisposeModule(cg->mod);
+  for (int p = 0; p < 2; p++)
+    if (cg->prec[p].module)
+      LLVMDisposeModule(cg->prec[p].module);
   LLVMContextDispose(cg->ctx);
 }
 
@@ -1265,9 +1286,9 @@ static int emit_functions(Cg *cg, const IrModule *mod) {
   return 0;
 }
 
-static int verify_module(Cg *cg) {
+static int verify_module(Cg *cg, LLVMModuleRef module) {
   char *msg = NULL;
-  if (LLVMVerifyModule(cg->mod, LLVMReturnStatusAction, &msg)) {
+  if (LLVMVerifyModule(module, LLVMReturnStatusAction, &msg)) {
     cg_fail(cg, "internal error: invalid LLVM module: %s", msg);
     LLVMDisposeMessage(msg);
     return -1;
@@ -1276,15 +1297,18 @@ static int verify_module(Cg *cg) {
   return 0;
 }
 
-static int optimise(Cg *cg, int opt_level) {
+/* Vectorisation from O2. Plain unrolling only at O3: the vectoriser already
+ * interleaves its loops, and unrolling everything else doubled both the
+ * object size and the compile time for a percent of run time. */
+static int optimise(Cg *cg, LLVMModuleRef module, int opt_level, bool vectorise) {
   char pipeline[32];
   snprintf(pipeline, sizeof pipeline, "default<O%d>", opt_level);
   LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
-  LLVMPassBuilderOptionsSetLoopVectorization(opts, opt_level >= 2);
-  LLVMPassBuilderOptionsSetSLPVectorization(opts, opt_level >= 2);
-  LLVMPassBuilderOptionsSetLoopInterleaving(opts, opt_level >= 2);
-  LLVMPassBuilderOptionsSetLoopUnrolling(opts, opt_level >= 2);
-  LLVMErrorRef e = LLVMRunPasses(cg->mod, pipeline, cg->tm, opts);
+  LLVMPassBuilderOptionsSetLoopVectorization(opts, vectorise && opt_level >= 2);
+  LLVMPassBuilderOptionsSetSLPVectorization(opts, vectorise && opt_level >= 2);
+  LLVMPassBuilderOptionsSetLoopInterleaving(opts, vectorise && opt_level >= 2);
+  LLVMPassBuilderOptionsSetLoopUnrolling(opts, opt_level >= 3);
+  LLVMErrorRef e = LLVMRunPasses(module, pipeline, cg->tm, opts);
   LLVMDisposePassBuilderOptions(opts);
   if (!e)
     return 0;
@@ -1292,6 +1316,19 @@ static int optimise(Cg *cg, int opt_level) {
   cg_fail(cg, "LLVM passes: %s", msg);
   LLVMDisposeErrorMessage(msg);
   return -1;
+}
+
+static int optimise_all(Cg *cg, int opt_level) {
+  for (int p = 0; p < 2; p++)
+    if (verify_module(cg, cg->prec[p].module) != 0)
+      return -1;
+  if (optimise(cg, cg->prec[0].module, opt_level, true) != 0 ||
+      optimise(cg, cg->prec[1].module, opt_level < 1 ? opt_level : 1, false) != 0)
+    return -1;
+  LLVMBool failed = LLVMLinkModules2(cg->prec[0].module, cg->prec[1].module);
+  cg->prec[1].module = NULL;   /* consumed by the linker either way */
+  cg->mod = cg->prec[0].module;
+  return failed ? cg_fail(cg, "internal error: cannot link the f64 functions") : 0;
 }
 
 static int write_outputs(Cg *cg, const char *ll_path, const char *obj_path) {
@@ -1318,6 +1355,7 @@ int cg_emit_object(const IrModule *mod, const CgOptions *opt, const char *obj_pa
     o.opt_level = 2;
   Cg cg;
   cg_open(&cg, err, errlen);
+  cg.inline_kernels = o.opt_level > 0;
   int rc = make_target(&cg, o.opt_level);
   if (rc == 0 && o.descriptor)
     rc = check_sources(&cg, mod);
@@ -1326,9 +1364,7 @@ int cg_emit_object(const IrModule *mod, const CgOptions *opt, const char *obj_pa
   if (rc == 0 && o.descriptor)
     emit_descriptor(&cg, mod);
   if (rc == 0)
-    rc = verify_module(&cg);
-  if (rc == 0)
-    rc = optimise(&cg, o.opt_level);
+    rc = optimise_all(&cg, o.opt_level);
   if (rc == 0)
     rc = write_outputs(&cg, o.emit_llvm, obj_path);
   cg_close(&cg);

@@ -178,6 +178,8 @@ static bool line_bounds(Diag *d, SrcPos pos, long *begin, long *end) {
     return false;
   *begin = fl->starts[pos.line - 1];
   *end = pos.line < fl->nlines ? fl->starts[pos.line] - 1 : fl->file->len;
+  if (*end > *begin && fl->file->text[*end - 1] == '\r')
+    --*end;                        /* CRLF line ends */
   return true;
 }
 

@@ -256,6 +256,7 @@ typedef struct Lexer {
   SrcPos brace_pos[LEX_MAX_OPEN];  /* where the innermost ones opened */
   bool line_has_token;
   SrcPos after_last;               /* just past the last token: NEWLINE's place */
+  int error_line;                  /* the last line with a lexical error, or 0 */
   Token queue[LEX_QUEUE];          /* tokens made up to close brackets */
   int queued, next;
 } Lexer;

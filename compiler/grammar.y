@@ -22,12 +22,17 @@
 
 #include "front.h"
 
+enum { MAX_TOKEN_KINDS = 64 };
+
 typedef struct ParseState {
   Diag *diag;
+  const Lexer *lexer;
   Program *prog;
   Token current;                   /* the token being parsed, for overflow errors */
   bool overflowed;                 /* the stack overflowed: stop parsing */
   bool statement_failed;           /* the last statement was a syntax error */
+  bool rejected;                   /* the parser will reject the current token */
+  bool expected[MAX_TOKEN_KINDS];  /* then: the token kinds it would accept */
 } ParseState;
 
 typedef struct NameList {
@@ -45,7 +50,7 @@ typedef struct Dotted {
   SrcPos pos;
 } Dotted;
 
-static void report_syntax_error(ParseState *ps, void *parser, int major, Token found);
+static void report_syntax_error(ParseState *ps, Token found);
 
 static Name name_of(Token t) {
   return (Name){t.start, t.len, t.pos};
@@ -93,13 +98,13 @@ static void add_decl(ParseState *ps, Decl decl) {
 }
 
 %syntax_error {
-  report_syntax_error(ps, yypParser, yymajor, yyminor);
+  report_syntax_error(ps, yyminor);
 }
 
 %stack_overflow {
   ps->overflowed = true;
   diag_report(ps->diag, DIAG_ERROR, ps->current.pos,
-              "nested too deeply: the parser's stack is full");
+              "nesting too deep; parsing stops here");
 }
 
 %token NEWLINE IDENT NUMBER STRING
@@ -134,13 +139,13 @@ static void add_decl(ParseState *ps, Decl decl) {
 %type aunn_items {ItemList}
 %destructor aunn_items { ast_items_free($$.v, $$.n); }
 %type aunn_item {Item}
-%destructor aunn_item { ast_items_free(&$$, 1); }
+%destructor aunn_item { ast_args_free($$.values); }
 %type train_block {ItemList}
 %destructor train_block { ast_items_free($$.v, $$.n); }
 %type train_items {ItemList}
 %destructor train_items { ast_items_free($$.v, $$.n); }
 %type train_item {Item}
-%destructor train_item { ast_items_free(&$$, 1); }
+%destructor train_item { ast_args_free($$.values); }
 
 program ::= statements.
 statements ::= .
@@ -283,30 +288,40 @@ arglist(A) ::= arglist(B) COMMA IDENT(N) COLON expr(E). {
 
 /* ---- syntax errors ------------------------------------------------------- */
 
-enum { MAX_EXPECTED = YYNTOKEN };
+_Static_assert(YYNTOKEN <= MAX_TOKEN_KINDS, "ParseState.expected is too small");
 
 /* Would the parser, in its present state, accept token `kind` next? Replays
- * Lemon's reductions on a copy of the state stack. */
+ * Lemon's reductions without touching the parser: states popped come from its
+ * stack, states pushed go to a small overlay. */
 static bool parser_accepts(const yyParser *p, int kind) {
-  enum { ROOM = YYSTACKDEPTH + 64 };
-  YYACTIONTYPE states[ROOM];
-  int top = -1;
-  for (const yyStackEntry *e = p->yystack; e <= p->yytos; e++)
-    states[++top] = e->stateno;
-  for (int steps = 0; steps < ROOM; steps++) {
-    YYACTIONTYPE act = yy_find_shift_action((YYCODETYPE)kind, states[top]);
+  enum { OVERLAY = 64 };
+  YYACTIONTYPE pushed[OVERLAY];
+  int npushed = 0, real = (int)(p->yytos - p->yystack);
+  for (int steps = 0; steps < 4 * OVERLAY; steps++) {
+    YYACTIONTYPE top = npushed ? pushed[npushed - 1] : p->yystack[real].stateno;
+    YYACTIONTYPE act = yy_find_shift_action((YYCODETYPE)kind, top);
     if (act <= YY_MAX_SHIFTREDUCE || act == YY_ACCEPT_ACTION)
       return true;
     if (act < YY_MIN_REDUCE || act > YY_MAX_REDUCE)
       return false;
-    int rule = act - YY_MIN_REDUCE;
-    top += yyRuleInfoNRhs[rule];
-    if (top < 0 || top + 1 >= ROOM)
+    int rule = act - YY_MIN_REDUCE, pop = -yyRuleInfoNRhs[rule];
+    for (; pop > 0 && npushed > 0; pop--)
+      npushed--;
+    real -= pop;
+    if (real < 0 || npushed == OVERLAY)
       return false;
-    YYACTIONTYPE go = yy_find_reduce_action(states[top], yyRuleInfoLhs[rule]);
-    states[++top] = go;
+    top = npushed ? pushed[npushed - 1] : p->yystack[real].stateno;
+    pushed[npushed++] = yy_find_reduce_action(top, yyRuleInfoLhs[rule]);
   }
   return false;
+}
+
+/* Before each token: if the parser will reject it, note what it would have
+ * accepted, now, before Lemon's default reductions forget alternatives. */
+static void note_expected(ParseState *ps, const yyParser *p, int kind) {
+  ps->rejected = !parser_accepts(p, kind);
+  for (int k = 0; ps->rejected && k < YYNTOKEN; k++)
+    ps->expected[k] = k != YYERRORSYMBOL && parser_accepts(p, k);
 }
 
 /* Tokens that only continue an expression: listing them helps nobody. */
@@ -319,6 +334,7 @@ static const int statement_starts[] = {TK_IMPORT, TK_SUBJECTS, TK_AUNN, TK_REGIO
                                        TK_DATA, TK_LOSS, TK_TRAIN};
 static const int expression_starts[] = {TK_NUMBER, TK_STRING, TK_IDENT, TK_LPAREN,
                                         TK_LBRACKET, TK_MINUS};
+enum { NSTATEMENT = 7, NEXPRESSION = 6 };
 
 static bool all_in(const bool *ok, const int *kinds, int n) {
   for (int i = 0; i < n; i++)
@@ -327,27 +343,23 @@ static bool all_in(const bool *ok, const int *kinds, int n) {
   return true;
 }
 
-static void drop(bool *ok, const int *kinds, int n) {
-  for (int i = 0; i < n; i++)
-    ok[kinds[i]] = false;
-}
-
-/* "expected A, B or C" from the acceptable kinds, with groups named. */
-static int describe_expected(bool *ok, const char **names) {
+/* Names what was expected, groups first, ends of line and file last. */
+static int expected_names(const bool *expected, const char **names) {
+  bool ok[YYNTOKEN];
+  memcpy(ok, expected, sizeof ok);
   int n = 0;
-  int nstat = sizeof statement_starts / sizeof *statement_starts;
-  int nexpr = sizeof expression_starts / sizeof *expression_starts;
-  if (all_in(ok, statement_starts, nstat)) {
-    drop(ok, statement_starts, nstat);
-    names[n++] = "a statement";
-  }
-  if (all_in(ok, expression_starts, nexpr)) {
-    drop(ok, expression_starts, nexpr);
+  if (all_in(ok, expression_starts, NEXPRESSION)) {
+    for (int i = 0; i < NEXPRESSION; i++)
+      ok[expression_starts[i]] = false;
     names[n++] = "an expression";
   }
-  for (int k = 0; k < YYNTOKEN; k++)
-    if (ok[k] && k != YYERRORSYMBOL && !is_operator(k))
+  for (int k = 1; k < YYNTOKEN; k++)
+    if (ok[k] && k != TK_NEWLINE && k != YYERRORSYMBOL && !is_operator(k))
       names[n++] = lex_kind_name(k);
+  if (ok[TK_NEWLINE])
+    names[n++] = lex_kind_name(TK_NEWLINE);
+  if (ok[0])
+    names[n++] = lex_kind_name(0);
   return n;
 }
 
@@ -356,7 +368,7 @@ static void append(char *buf, size_t size, const char *s) {
   snprintf(buf + n, size - n, "%s", s);
 }
 
-static void expected_list(char *buf, size_t size, const char **names, int n) {
+static void join(char *buf, size_t size, const char **names, int n) {
   buf[0] = 0;
   for (int i = 0; i < n; i++) {
     append(buf, size, i == 0 ? "" : i == n - 1 ? " or " : ", ");
@@ -369,58 +381,70 @@ static void found_text(char *buf, size_t size, Token t) {
   if (t.kind == TK_IDENT || t.kind == TK_NUMBER || t.kind == TK_X)
     snprintf(buf, size, "'%.*s'%s", t.len > 32 ? 32 : t.len, t.start,
              t.len > 32 ? "..." : "");
-  else if (t.kind == TK_CONNECT || t.kind == TK_DELAY)
-    snprintf(buf, size, "%s (reserved for a later version)", lex_kind_name(t.kind));
   else
     snprintf(buf, size, "%s", lex_kind_name(t.kind));
 }
 
+static const char *const statement_words[] = {"import", "subjects", "aunn", "region",
+                                              "data", "loss", "train"};
+
 static const char *close_keyword(Token t) {
-  static const char *const words[] = {"import", "subjects", "aunn", "region",
-                                      "data", "loss", "train"};
-  const char *best = NULL;
-  for (int i = 0; i < 7; i++)
-    if (ast_edit_distance(t.start, t.len, words[i], t.len > 4 ? 2 : 1) <=
-        (t.len > 4 ? 2 : 1))
-      best = best ? best : words[i];
-  return best;
+  int limit = t.len > 4 ? 2 : 1;
+  for (int i = 0; i < NSTATEMENT; i++)
+    if (ast_edit_distance(t.start, t.len, statement_words[i], limit) <= limit)
+      return statement_words[i];
+  return NULL;
 }
 
-static void report_syntax_error(ParseState *ps, void *parser, int major, Token found) {
-  bool ok[YYNTOKEN] = {false};
-  for (int k = 0; k < YYNTOKEN; k++)
-    ok[k] = k != YYERRORSYMBOL && parser_accepts(parser, k);
-  bool at_statement = all_in(ok, statement_starts, 7);
-  if (at_statement && ps->statement_failed)
-    return;                        /* the rest of a statement already reported */
-  const char *names[MAX_EXPECTED];
-  int n = describe_expected(ok, names);
-  char expected[512], what[128];
-  expected_list(expected, sizeof expected, names, n);
-  found_text(what, sizeof what, found);
-  const char *hint = at_statement && found.kind == TK_IDENT ? close_keyword(found) : NULL;
+/* Where a statement should start. After a failed statement only a likely
+ * misspelt keyword is reported: other lines there (the items of a block
+ * whose '{' was lost, its '}') are most likely the failure's consequences. */
+static void report_bad_statement(ParseState *ps, Token found, const char *what) {
+  const char *hint = found.kind == TK_IDENT ? close_keyword(found) : NULL;
   if (hint)
     diag_report(ps->diag, DIAG_ERROR, found.pos,
-                "expected %s, found %s; did you mean '%s'?", expected, what, hint);
-  else if (n > 0)
-    diag_report(ps->diag, DIAG_ERROR, found.pos, "expected %s, found %s", expected, what);
-  else
+                "unknown statement %s; did you mean '%s'?", what, hint);
+  else if (!ps->statement_failed)
+    diag_report(ps->diag, DIAG_ERROR, found.pos,
+                "expected a statement (import, subjects, aunn, region, data, loss or "
+                "train), found %s", what);
+}
+
+static void report_syntax_error(ParseState *ps, Token found) {
+  char expected[512], what[128];
+  const char *names[YYNTOKEN];
+  if (found.pos.line == ps->lexer->error_line)
+    return;                        /* most likely the lexical error's doing */
+  if (found.kind == TK_CONNECT || found.kind == TK_DELAY) {
+    diag_report(ps->diag, DIAG_ERROR, found.pos,
+                "'%.*s' is reserved for a later version of the language", found.len,
+                found.start);
+    return;
+  }
+  found_text(what, sizeof what, found);
+  if (!ps->rejected)               /* cannot happen: note_expected saw it coming */
     diag_report(ps->diag, DIAG_ERROR, found.pos, "unexpected %s", what);
-  (void)major;
+  else if (all_in(ps->expected, statement_starts, NSTATEMENT))
+    report_bad_statement(ps, found, what);
+  else {
+    join(expected, sizeof expected, names, expected_names(ps->expected, names));
+    diag_report(ps->diag, DIAG_ERROR, found.pos, "expected %s, found %s", expected, what);
+  }
 }
 
 /* ---- the driver ---------------------------------------------------------- */
 
 Program *parse_file(Diag *d, SrcFile *file) {
   int errors_before = diag_errors(d);
-  ParseState ps = {.diag = d, .prog = ast_program_new(file)};
   Lexer lx;
   lex_init(&lx, d, file);
+  ParseState ps = {.diag = d, .lexer = &lx, .prog = ast_program_new(file)};
   void *parser = parse_lemonAlloc(malloc, &ps);
   Token t;
   do {
     lex_next(&lx, &t);
     ps.current = t;
+    note_expected(&ps, parser, t.kind);
     parse_lemon(parser, t.kind, t);
   } while (t.kind != 0 && !ps.overflowed);
   parse_lemonFree(parser, free);

@@ -156,11 +156,22 @@ static bool fail(Check *c, const char *fmt, ...) {
 
 static const IrInstr *arg(const Check *c, int k) { return &c->f->ins[c->in->args[k]]; }
 
+/* "[]", "[n]" or "[m,n]", as in the text form */
+static const char *shape_text(IrShape s, char *buf, int len) {
+  if (s.rank == 0)
+    snprintf(buf, len, "[]");
+  else if (s.rank == 1)
+    snprintf(buf, len, "[%d]", s.dim[0]);
+  else
+    snprintf(buf, len, "[%d,%d]%s", s.dim[0], s.dim[1], s.rank == 2 ? "" : "?");
+  return buf;
+}
+
 static bool want_shape(Check *c, IrShape s) {
+  char got[32], want[32];
   if (!ir_shape_eq(c->in->shape, s))
-    return fail(c, "result shape [%d,%d] rank %d, expected [%d,%d] rank %d",
-                c->in->shape.dim[0], c->in->shape.dim[1], c->in->shape.rank,
-                s.dim[0], s.dim[1], s.rank);
+    return fail(c, "result shape is %s, expected %s",
+                shape_text(c->in->shape, got, sizeof got), shape_text(s, want, sizeof want));
   return true;
 }
 

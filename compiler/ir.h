@@ -88,7 +88,8 @@ typedef struct IrFunc {
  * from runtime/lobe_model.h. */
 typedef struct IrParam {
   char *name;
-  int rows, cols;          /* a vector has rows == 1 */
+  int rank;                /* 1 (bias vectors: rows == 1) or 2 */
+  int rows, cols;
   int init;
   double scale;
 } IrParam;

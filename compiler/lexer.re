@@ -8,6 +8,7 @@
  * the end of its line, a number out of range is still a NUMBER.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,30 +91,40 @@ bool lex_number_value(const Token *t, double *value, int *digits) {
 
 /* ---- errors ---------------------------------------------------------------- */
 
+/* The parser keeps quiet about the rest of a line with a lexical error: what
+ * it would find there is most likely a consequence. */
+static void lex_error(Lexer *lx, SrcPos pos, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void lex_error(Lexer *lx, SrcPos pos, const char *fmt, ...) {
+  char msg[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  diag_report(lx->diag, DIAG_ERROR, pos, "%s", msg);
+  lx->error_line = pos.line;
+}
+
 /* A run of bytes that cannot start a token is one error, not one per byte. */
 static void bad_bytes(Lexer *lx, const unsigned char *start) {
-  const unsigned char *p = start;
-  bool high = *p >= 0x80;
-  while (p < lx->end && (high ? *p >= 0x80
-                              : *p < 0x20 && *p && !strchr("\t\n\r\v\f", *p)))
+  const unsigned char *p = start + 1;
+  bool high = *start >= 0x80;
+  while (p < lx->end && (high ? *p >= 0x80 : (*p < 0x20 || *p == 0x7f) && *p &&
+                                                 !strchr("\t\n\r\v\f", *p)))
     p++;
   lx->cur = p;
-  diag_report(lx->diag, DIAG_ERROR, pos_at(lx, start, p - start),
+  lex_error(lx, pos_at(lx, start, p - start),
               high ? "invalid UTF-8 (byte 0x%02x)"
                    : "invalid control character (byte 0x%02x)", *start);
 }
 
 static void unexpected_char(Lexer *lx, const unsigned char *start) {
   SrcPos pos = pos_at(lx, start, lx->cur - start);
-  if (*start == '\'')
-    diag_report(lx->diag, DIAG_ERROR, pos,
-                "unexpected character '''; strings use double quotes");
-  else if (*start == ';')
-    diag_report(lx->diag, DIAG_ERROR, pos,
-                "unexpected ';': a statement ends at the end of its line");
+  if (*start == ';')
+    lex_error(lx, pos, "unexpected ';': a statement ends at the end of its line");
   else
-    diag_report(lx->diag, DIAG_ERROR, pos, "unexpected character '%.*s'",
-                (int)(lx->cur - start), start);
+    lex_error(lx, pos, "unexpected character '%.*s'", (int)(lx->cur - start), start);
 }
 
 /* ---- strings --------------------------------------------------------------- */
@@ -122,10 +133,10 @@ static void bad_escape(Lexer *lx, const unsigned char *backslash) {
   unsigned char c = backslash[1];
   SrcPos pos = pos_at(lx, backslash, c > 0x20 && c < 0x7f ? 2 : 1);
   if (c > 0x20 && c < 0x7f)
-    diag_report(lx->diag, DIAG_ERROR, pos,
+    lex_error(lx, pos,
                 "unknown escape '\\%c' in string (only \\\" and \\\\ are allowed)", c);
   else
-    diag_report(lx->diag, DIAG_ERROR, pos,
+    lex_error(lx, pos,
                 "unknown escape in string (only \\\" and \\\\ are allowed)");
 }
 
@@ -141,13 +152,13 @@ static void scan_string(Lexer *lx, const unsigned char *open) {
       "\\"                  { bad_escape(lx, start); continue; }
       [\n\x00]              {
         lx->cur = start;
-        diag_report(lx->diag, DIAG_ERROR, pos_at(lx, open, start - open),
+        lex_error(lx, pos_at(lx, open, start - open),
                     "unterminated string");
         return;
       }
       utf8 | [\x01-\x7f]    { continue; }
       *                     {
-        diag_report(lx->diag, DIAG_ERROR, pos_at(lx, start, 1),
+        lex_error(lx, pos_at(lx, start, 1),
                     "invalid UTF-8 in string (byte 0x%02x)", *start);
         continue;
       }
@@ -162,7 +173,7 @@ static void number_token(Lexer *lx, Token *t, const unsigned char *start) {
   double value;
   int digits;
   if (!lex_number_value(t, &value, &digits))
-    diag_report(lx->diag, DIAG_ERROR, t->pos, "number '%.*s' is out of range",
+    lex_error(lx, t->pos, "number '%.*s' is out of range",
                 digits > 40 ? 40 : digits, t->start);
 }
 
@@ -209,7 +220,7 @@ static int scan(Lexer *lx, Token *t) {
           return 0;
         }
         lx->cur = YYCURSOR;
-        diag_report(lx->diag, DIAG_ERROR, pos_at(lx, start, 1), "NUL byte in source");
+        lex_error(lx, pos_at(lx, start, 1), "NUL byte in source");
         continue;
       }
 
@@ -237,6 +248,12 @@ static int scan(Lexer *lx, Token *t) {
         lx->cur = YYCURSOR;
         scan_string(lx, start);
         return make(lx, t, TK_STRING, start);
+      }
+      ['] [^'\n\x00]* [']     {
+        lx->cur = YYCURSOR;
+        make(lx, t, TK_STRING, start);
+        lex_error(lx, t->pos, "strings are written in double quotes");
+        return TK_STRING;
       }
 
       "{"                   { return TOKEN(TK_LBRACE); }

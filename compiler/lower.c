@@ -46,7 +46,14 @@ static char *fmt_name(const char *fmt, const char *a, const char *b) {
 static int add_param(IrModule *mod, char *name, int rows, int cols, int init,
                      double scale) {
   mod->params = realloc(mod->params, (mod->nparams + 1) * sizeof *mod->params);
-  mod->params[mod->nparams] = (IrParam){name, rows, cols, init, scale};
+  mod->params[mod->nparams] = (IrParam){name, 2, rows, cols, init, scale};
+  return mod->nparams++;
+}
+
+static int add_vector_param(IrModule *mod, char *name, int n, int init, double scale) {
+  int p = add_param(mod, name, 1, n, init, scale);
+  mod->params[p].rank = 1;
+  return p;
   return mod->nparams++;
 }
 
@@ -56,8 +63,8 @@ static void add_dense(IrModule *mod, const char *prefix, const char *layer,
   double bound = 1.0 / sqrt(in);
   *w = add_param(mod, fmt_name("%s.%s.w", prefix, layer), in, out,
                  LOBE_INIT_UNIFORM, bound);
-  *b = add_param(mod, fmt_name("%s.%s.b", prefix, layer), 1, out,
-                 LOBE_INIT_UNIFORM, bound);
+  *b = add_vector_param(mod, fmt_name("%s.%s.b", prefix, layer), out,
+                        LOBE_INIT_UNIFORM, bound);
 }
 
 static int encoding_width(const AunnDef *a) { return 2 * a->bands; }
@@ -116,7 +123,7 @@ static Builder begin_function(const Lowering *L, const char *kind,
   b.param = malloc(L->mod->nparams * sizeof *b.param);
   for (int i = 0; i < L->mod->nparams; i++) {
     const IrParam *p = &L->mod->params[i];
-    IrShape shape = p->rows == 1 ? IR_VEC(p->cols) : IR_MAT(p->rows, p->cols);
+    IrShape shape = p->rank == 1 ? IR_VEC(p->cols) : IR_MAT(p->rows, p->cols);
     b.param[i] = ir_input(b.f, p->name, TY_REAL, shape);
   }
   b.t = ir_input(b.f, "t", TY_REAL, IR_VEC(b.batch));

@@ -175,6 +175,14 @@ static int write_file(int fd, const RtState *st) {
   return rc;
 }
 
+int rt_ckpt_prepare(const char *dir) {
+  if (make_dirs(dir) != 0 || access(dir, W_OK | X_OK) != 0) {
+    rt_error("cannot use checkpoint directory %s: %s", dir, strerror(errno));
+    return RT_FAIL;
+  }
+  return RT_OK;
+}
+
 int rt_ckpt_save(const RtState *st, const char *dir) {
   char tmp[CKPT_PATH_MAX], path[CKPT_PATH_MAX];
   if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, ckpt_name) >= sizeof path ||
@@ -323,10 +331,8 @@ static size_t body_size(const lobe_model *m) {
 static int read_body(Reader *r, RtState *st) {
   const lobe_model *m = st->model;
   uint64_t step, seed;
-  if (r->len - r->pos != body_size(m))
+  if (r->len - r->pos != body_size(m) || r_int(r, 8, &step) != 0 || r_int(r, 8, &seed) != 0)
     return corrupt(r, "its size does not match its parameters");
-  r_int(r, 8, &step);
-  r_int(r, 8, &seed);
   if (step > INT64_MAX / 2)
     return corrupt(r, "step out of range");
   st->step = (int64_t)step;
@@ -348,7 +354,8 @@ static int parse(Reader *r, RtState *st) {
   if (r->len < sizeof ckpt_magic + 4 + 8 || memcmp(r->p, ckpt_magic, sizeof ckpt_magic) != 0)
     return corrupt(r, "not a lobe checkpoint (bad magic)");
   r->pos = sizeof ckpt_magic;
-  r_int(r, 4, &version);
+  version = le_load(r->p + r->pos, 4);
+  r->pos += 4;
   if (version != CKPT_VERSION) {
     rt_error("checkpoint %s has format version %d, this runtime reads version %d", r->path,
              (int)version, CKPT_VERSION);

@@ -114,3 +114,210 @@ static void print_usage(FILE *f) {
 static void print_command_help(const Command *c) {
   printf("usage: %s %s\n\n%s", prog, c->usage, c->help);
 }
+
+/* ---- values ------------------------------------------------------------ */
+
+static int parse_int(const char *opt, const char *s, int64_t min, int64_t max, int64_t *out) {
+  char *end;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (!*s || *end || errno || v < min || v > max) {
+    rt_error("%s: expected an integer from %lld to %lld, found '%s'", opt, (long long)min,
+             (long long)max, s);
+    return RT_EUSAGE;
+  }
+  *out = v;
+  return RT_OK;
+}
+
+static int parse_seed(const char *s, uint64_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (*s < '0' || *s > '9' || *end || errno) {
+    rt_error("--seed: expected a non-negative integer below 2^64, found '%s'", s);
+    return RT_EUSAGE;
+  }
+  *out = v;
+  return RT_OK;
+}
+
+static int parse_seconds(const char *opt, const char *s, double *out) {
+  char *end;
+  double v = strtod(s, &end);
+  if (!*s || *end || !isfinite(v)) {
+    rt_error("%s: expected a time in seconds, found '%s'", opt, s);
+    return RT_EUSAGE;
+  }
+  *out = v;
+  return RT_OK;
+}
+
+/* --data NAME=PATH; the name is copied because argv stays untouched. */
+static int parse_data(const lobe_model *m, RtOptions *o, const char *s) {
+  const char *eq = strchr(s, '=');
+  if (!eq || eq == s || !eq[1]) {
+    rt_error("--data: expected NAME=PATH, found '%s'", s);
+    return RT_EUSAGE;
+  }
+  char *name = strndup(s, (size_t)(eq - s));
+  if (!name) {
+    rt_error("out of memory");
+    return RT_FAIL;
+  }
+  RtDataArg *d = &o->data[o->ndata++];
+  d->name = name;
+  d->path = eq + 1;
+  if (rt_find(m, RT_SOURCE, name) < 0) {
+    rt_error_unknown(m, RT_SOURCE, name);
+    return RT_EUSAGE;
+  }
+  for (int i = 0; i + 1 < o->ndata; i++)
+    if (strcmp(o->data[i].name, name) == 0) {
+      rt_error("--data: source '%s' given twice", name);
+      return RT_EUSAGE;
+    }
+  return RT_OK;
+}
+
+static int apply(const lobe_model *m, RtOptions *o, const OptSpec *spec, const char *v) {
+  int64_t n = 0;
+  int rc = RT_OK;
+  switch (spec->id) {
+  case O_STEPS: rc = parse_int(spec->name, v, 1, INT64_MAX / 2, &o->steps); break;
+  case O_SEED: rc = parse_seed(v, &o->seed); o->have_seed = 1; break;
+  case O_THREADS: rc = parse_int(spec->name, v, 1, 1024, &n); o->threads = (int)n; break;
+  case O_DATA: rc = parse_data(m, o, v); break;
+  case O_CKPT: o->ckpt_dir = v; break;
+  case O_RESUME: o->resume = 1; break;
+  case O_LOG_EVERY: rc = parse_int(spec->name, v, 1, INT64_MAX / 2, &o->log_every); break;
+  case O_CKPT_EVERY: rc = parse_int(spec->name, v, 0, INT64_MAX / 2, &o->checkpoint_every);
+    break;
+  case O_REGION: o->region = v; break;
+  case O_SUBJECT: o->subject = v; break;
+  case O_FROM: rc = parse_seconds(spec->name, v, &o->from); o->have_from = 1; break;
+  case O_TO: rc = parse_seconds(spec->name, v, &o->to); o->have_to = 1; break;
+  case O_SOURCE: o->source = v; break;
+  case O_OUT: o->out = v; break;
+  case O_HELP: break;
+  }
+  return rc;
+}
+
+/* ---- arguments --------------------------------------------------------- */
+
+static const OptSpec *find_option(const char *arg, size_t len) {
+  for (size_t i = 0; i < sizeof opt_specs / sizeof opt_specs[0]; i++)
+    if (strlen(opt_specs[i].name) == len && strncmp(opt_specs[i].name, arg, len) == 0)
+      return &opt_specs[i];
+  return NULL;
+}
+
+/* Finds argv[*i]'s option and its value (--opt VALUE or --opt=VALUE). */
+static const OptSpec *take_option(const Command *c, int argc, char **argv, int *i,
+                                  const char **value) {
+  const char *arg = argv[*i], *eq = strncmp(arg, "--", 2) == 0 ? strchr(arg, '=') : NULL;
+  const OptSpec *spec = find_option(arg, eq ? (size_t)(eq - arg) : strlen(arg));
+  if (!spec) {
+    rt_error("%s '%s' for '%s' (see '%s %s --help')",
+             arg[0] == '-' ? "unknown option" : "unexpected argument", arg, c->name, prog,
+             c->name);
+    return NULL;
+  }
+  if (spec->id != O_HELP && !(c->options & BIT(spec->id))) {
+    rt_error("option %s does not apply to '%s' (see '%s %s --help')", spec->name, c->name,
+             prog, c->name);
+    return NULL;
+  }
+  *value = eq ? eq + 1 : NULL;
+  if (spec->has_value && !eq && *i + 1 < argc)
+    *value = argv[++*i];
+  if (spec->has_value && !*value) {
+    rt_error("option %s needs a value", spec->name);
+    return NULL;
+  }
+  if (!spec->has_value && eq) {
+    rt_error("option %s takes no value", spec->name);
+    return NULL;
+  }
+  return spec;
+}
+
+static int parse_args(const lobe_model *m, const Command *c, int argc, char **argv,
+                      RtOptions *o, int *help) {
+  for (int i = 2; i < argc; i++) {
+    const char *value;
+    const OptSpec *spec = take_option(c, argc, argv, &i, &value);
+    if (!spec)
+      return RT_EUSAGE;
+    *help |= spec->id == O_HELP;
+    int rc = apply(m, o, spec, value);
+    if (rc != RT_OK)
+      return rc;
+  }
+  return RT_OK;
+}
+
+/* ---- main -------------------------------------------------------------- */
+
+static void set_prog(const char *argv0) {
+  const char *base = argv0 && *argv0 ? strrchr(argv0, '/') : NULL;
+  base = base ? base + 1 : argv0 && *argv0 ? argv0 : "brain";
+  snprintf(prog, sizeof prog, "%s", *base ? base : "brain");
+}
+
+static const Command *find_command(const char *name) {
+  for (int i = 0; i < NCOMMANDS; i++)
+    if (strcmp(commands[i].name, name) == 0)
+      return &commands[i];
+  return NULL;
+}
+
+static int run_command(const lobe_model *m, const Command *c, int argc, char **argv) {
+  char default_dir[sizeof prog + 8];
+  snprintf(default_dir, sizeof default_dir, "%s.ckpt", prog);
+  RtOptions o = {.threads = 1, .ckpt_dir = default_dir, .checkpoint_every = -1};
+  int help = 0, rc = RT_FAIL;
+  o.data = calloc((size_t)argc, sizeof *o.data);
+  if (!o.data)
+    rt_error("out of memory");
+  else if ((rc = parse_args(m, c, argc, argv, &o, &help)) == RT_OK && help)
+    print_command_help(c);
+  else if (rc == RT_OK) {
+    openblas_set_num_threads(o.threads);
+    rc = c->run(m, &o);
+  }
+  for (int i = 0; i < o.ndata; i++)
+    free(o.data[i].name);
+  free(o.data);
+  return rc;
+}
+
+static int dispatch(const lobe_model *m, int argc, char **argv) {
+  if (argc < 2) {
+    print_usage(stderr);
+    return RT_EUSAGE;
+  }
+  const char *name = argv[1];
+  if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
+    print_usage(stdout);
+    return RT_OK;
+  }
+  const Command *c = find_command(name);
+  if (!c) {
+    rt_error("unknown command '%s' (expected train, eval, predict, gradcheck or info; "
+             "see '%s --help')", name, prog);
+    return RT_EUSAGE;
+  }
+  if (rt_model_check(m) != RT_OK)
+    return RT_FAIL;
+  return run_command(m, c, argc, argv);
+}
+
+int rt_main(const lobe_model *m, int argc, char **argv) {
+  set_prog(argc > 0 ? argv[0] : NULL);
+  int rc = dispatch(m, argc, argv);
+  fflush(stdout);
+  fflush(stderr);
+  return rc;
+}

@@ -22,6 +22,7 @@ typedef struct Evaluator {
   RtBatch batch;
   void **args;
   double *sse, *sst;         /* per channel of the widest source */
+  EvalResult *res;           /* per source */
 } Evaluator;
 
 /* SST per channel around the data's own mean. */
@@ -104,7 +105,8 @@ static int setup(Evaluator *ev, const RtOptions *o) {
   ev->tables = calloc((size_t)m->nsources + 1, sizeof *ev->tables);
   ev->sse = calloc(widest, sizeof *ev->sse);
   ev->sst = calloc(2 * widest, sizeof *ev->sst);
-  if (!ev->tables || !ev->sse || !ev->sst || rt_state_alloc(&ev->st, m) != RT_OK ||
+  ev->res = calloc((size_t)m->nsources + 1, sizeof *ev->res);
+  if (!ev->tables || !ev->sse || !ev->sst || !ev->res || rt_state_alloc(&ev->st, m) != RT_OK ||
       rt_batch_alloc(&ev->batch, m) != RT_OK ||
       !(ev->args = rt_forward_args(m, &ev->st.params, &ev->batch))) {
     rt_error("out of memory");
@@ -123,17 +125,12 @@ int rt_cmd_eval(const lobe_model *m, const RtOptions *o) {
   memset(&ev, 0, sizeof ev);
   ev.m = m;
   int rc = setup(&ev, o);
-  EvalResult *res = calloc((size_t)m->nsources + 1, sizeof *res);
-  if (rc == RT_OK && !res) {
-    rt_error("out of memory");
-    rc = RT_FAIL;
-  }
   if (rc == RT_OK) {
     for (int s = 0; s < m->nsources; s++)
-      res[s] = eval_source(&ev, s);
-    print_table(m, ev.tables, res);
+      ev.res[s] = eval_source(&ev, s);
+    print_table(m, ev.tables, ev.res);
   }
-  free(res);
+  free(ev.res);
   free(ev.args);
   free(ev.sse);
   free(ev.sst);

@@ -102,9 +102,12 @@ int rt_cmd_info(const lobe_model *m, const RtOptions *o) {
   printf("model: %s", m->name ? m->name : "(unnamed)");
   if (m->spec_path)
     printf(" (from %s)", m->spec_path);
-  printf("\ntrain: batch %d, steps %d, adam(lr %g, beta1 %g, beta2 %g, eps %g), seed %llu, "
-         "checkpoint every %d steps\n", m->batch, m->steps, m->lr, m->beta1, m->beta2, m->eps,
-         (unsigned long long)m->seed, m->checkpoint_every);
+  printf("\ntrain: batch %d, steps %d, adam(lr %g, beta1 %g, beta2 %g, eps %g), seed %llu\n",
+         m->batch, m->steps, m->lr, m->beta1, m->beta2, m->eps, (unsigned long long)m->seed);
+  if (m->checkpoint_every > 0)
+    printf("checkpoints: every %d steps and at the end\n", m->checkpoint_every);
+  else
+    printf("checkpoints: at the end\n");
   print_params(m);
   print_regions_subjects(m);
   print_sources(m);

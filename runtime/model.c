@@ -56,11 +56,8 @@ static int check_source(const lobe_model *m, const lobe_source *s, int k) {
   if (s->region < 0 || s->region >= m->nregions || s->subject < 0 ||
       s->subject >= m->nsubjects)
     return bad("source", k, "region or subject out of range");
-  if (s->channels < 1 || !s->channel_names)
+  if (s->channels < 1)
     return bad("source", k, "no channels");
-  for (int c = 0; c < s->channels; c++)
-    if (!s->channel_names[c])
-      return bad("source", k, "unnamed channel");
   if (!(s->rate > 0) || !isfinite(s->rate) || !isfinite(s->t0) || !isfinite(s->loss_weight))
     return bad("source", k, "rate, t0 or loss weight out of range");
   if (!s->forward_f32 || !s->loss_grad_f32)
@@ -110,58 +107,29 @@ int rt_model_check(const lobe_model *m) {
 
 /* ---- names ------------------------------------------------------------- */
 
-static const char *region_name(const lobe_model *m, int i) { return m->regions[i].name; }
-static const char *subject_name(const lobe_model *m, int i) { return m->subjects[i]; }
-static const char *source_name(const lobe_model *m, int i) { return m->sources[i].name; }
-
-typedef struct NameList {
-  const char *what;
-  const char *(*name)(const lobe_model *, int);
-  int (*count)(const lobe_model *);
-} NameList;
-
-static int nregions(const lobe_model *m) { return m->nregions; }
-static int nsubjects(const lobe_model *m) { return m->nsubjects; }
-static int nsources(const lobe_model *m) { return m->nsources; }
-
-static const NameList name_lists[] = {
-  {"region", region_name, nregions},
-  {"subject", subject_name, nsubjects},
-  {"source", source_name, nsources},
-};
-
-static const NameList *list_of(const char *what) {
-  for (size_t i = 0; i < sizeof name_lists / sizeof name_lists[0]; i++)
-    if (strcmp(name_lists[i].what, what) == 0)
-      return &name_lists[i];
-  return NULL;
+static int name_count(const lobe_model *m, RtNameKind kind) {
+  return kind == RT_REGION ? m->nregions : kind == RT_SUBJECT ? m->nsubjects : m->nsources;
 }
 
-static int find(const lobe_model *m, const NameList *l, const char *name) {
-  for (int i = 0; i < l->count(m); i++)
-    if (strcmp(l->name(m, i), name) == 0)
+static const char *name_at(const lobe_model *m, RtNameKind kind, int i) {
+  if (kind == RT_REGION)
+    return m->regions[i].name;
+  return kind == RT_SUBJECT ? m->subjects[i] : m->sources[i].name;
+}
+
+int rt_find(const lobe_model *m, RtNameKind kind, const char *name) {
+  for (int i = 0; i < name_count(m, kind); i++)
+    if (strcmp(name_at(m, kind, i), name) == 0)
       return i;
   return -1;
 }
 
-int rt_find_region(const lobe_model *m, const char *name) {
-  return find(m, list_of("region"), name);
-}
-
-int rt_find_subject(const lobe_model *m, const char *name) {
-  return find(m, list_of("subject"), name);
-}
-
-int rt_find_source(const lobe_model *m, const char *name) {
-  return find(m, list_of("source"), name);
-}
-
-void rt_error_unknown(const lobe_model *m, const char *what, const char *name) {
-  const NameList *l = list_of(what);
-  char valid[1024];
+void rt_error_unknown(const lobe_model *m, RtNameKind kind, const char *name) {
+  static const char *const what[] = {"region", "subject", "source"};
+  char valid[1024] = "";
   size_t n = 0;
-  valid[0] = '\0';
-  for (int i = 0; l && i < l->count(m) && n < sizeof valid; i++)
-    n += (size_t)snprintf(valid + n, sizeof valid - n, "%s%s", i ? ", " : "", l->name(m, i));
-  rt_error("unknown %s '%s' (valid: %s)", what, name, valid[0] ? valid : "none");
+  for (int i = 0; i < name_count(m, kind) && n < sizeof valid; i++)
+    n += (size_t)snprintf(valid + n, sizeof valid - n, "%s%s", i ? ", " : "",
+                          name_at(m, kind, i));
+  rt_error("unknown %s '%s' (valid: %s)", what[kind], name, valid[0] ? valid : "none");
 }

@@ -91,13 +91,13 @@ void rt_params_accumulate(RtParams *p, const lobe_source *s, float w) {
   }
 }
 
-/* sqrtf of a non-negative number cannot fail, so the loop needs no errno. */
+/* Vectorises with -O3 -fno-math-errno (errno keeps sqrtf a scalar call). */
 static void adam_update(float *restrict w, const float *restrict g, float *restrict m,
                         float *restrict v, size_t n, float b1, float b2, float lr, float eps) {
   for (size_t i = 0; i < n; i++) {
     m[i] = b1 * m[i] + (1 - b1) * g[i];
     v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
-    w[i] -= lr * m[i] / (__builtin_sqrtf(v[i]) + eps);
+    w[i] -= lr * m[i] / (sqrtf(v[i]) + eps);
   }
 }
 

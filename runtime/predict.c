@@ -22,9 +22,9 @@ typedef struct Query {
 /* --source, else the source of cell (region, subject), else the region's first. */
 static int pick_source(const lobe_model *m, const RtOptions *o, int region, int subject) {
   if (o->source) {
-    int s = rt_find_source(m, o->source);
+    int s = rt_find(m, RT_SOURCE, o->source);
     if (s < 0)
-      rt_error_unknown(m, "source", o->source);
+      rt_error_unknown(m, RT_SOURCE, o->source);
     return s;
   }
   for (int s = 0; s < m->nsources; s++)
@@ -43,28 +43,37 @@ static int parse_query(const lobe_model *m, const RtOptions *o, Query *q) {
     rt_error("predict needs --region, --subject, --from and --to (see predict --help)");
     return RT_EUSAGE;
   }
-  if ((q->region = rt_find_region(m, o->region)) < 0) {
-    rt_error_unknown(m, "region", o->region);
+  if ((q->region = rt_find(m, RT_REGION, o->region)) < 0) {
+    rt_error_unknown(m, RT_REGION, o->region);
     return RT_EUSAGE;
   }
-  if ((q->subject = rt_find_subject(m, o->subject)) < 0) {
-    rt_error_unknown(m, "subject", o->subject);
+  if ((q->subject = rt_find(m, RT_SUBJECT, o->subject)) < 0) {
+    rt_error_unknown(m, RT_SUBJECT, o->subject);
     return RT_EUSAGE;
   }
   if ((q->source = pick_source(m, o, q->region, q->subject)) < 0)
     return RT_EUSAGE;
+  /* [from, to): one second at 100 Hz is 100 rows; the epsilon forgives
+   * rounding in (to - from) * rate. */
   double span = (o->to - o->from) * m->sources[q->source].rate;
-  if (!(span >= 0) || span >= PREDICT_MAX_ROWS) {
-    rt_error("--from %g --to %g: expected from <= to and at most %d samples at %g Hz",
+  if (!(span > 1e-9) || span > PREDICT_MAX_ROWS) {
+    rt_error("--from %g --to %g: expected from < to and at most %d samples at %g Hz",
              o->from, o->to, PREDICT_MAX_ROWS, m->sources[q->source].rate);
     return RT_EUSAGE;
   }
-  q->rows = (int64_t)floor(span + 1e-9) + 1;
+  q->rows = (int64_t)ceil(span - 1e-9);
   return RT_OK;
 }
 
-/* A channel name is quoted when it would break the CSV header. */
-static void write_name(FILE *f, const char *name) {
+/* A channel name is quoted when it would break the CSV header; a model
+ * compiled without names gets "ch0", "ch1", ... as data files without any. */
+static void write_name(FILE *f, const lobe_source *src, int c) {
+  char fallback[24];
+  const char *name = src->channel_names ? src->channel_names[c] : NULL;
+  if (!name) {
+    snprintf(fallback, sizeof fallback, "ch%d", c);
+    name = fallback;
+  }
   if (!strpbrk(name, ",\"\r\n")) {
     fputs(name, f);
     return;
@@ -96,7 +105,7 @@ static void predict(FILE *f, RtState *st, const Query *q, RtBatch *b, void **arg
   fputc('t', f);
   for (int c = 0; c < src->channels; c++) {
     fputc(',', f);
-    write_name(f, src->channel_names[c]);
+    write_name(f, src, c);
   }
   fputc('\n', f);
   for (int64_t first = 0; first < q->rows; first += b->size) {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "rt.h"
@@ -98,20 +99,30 @@ static void format_eta(char *buf, size_t len, double s) {
     snprintf(buf, len, "%ld:%02ld", t / 60, t % 60);
 }
 
+static int terminal_width(void) {
+  struct winsize ws;
+  if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20)
+    return ws.ws_col;
+  return 80;
+}
+
+/* Cut to the terminal's width: a wrapped line could not be redrawn in place. */
 static void draw(const RtProgress *p, int64_t step) {
-  char bar[BAR_WIDTH + 1], eta[32];
+  char line[1024], bar[BAR_WIDTH + 1], eta[32];
+  size_t n = 0, cap = sizeof line;
   int filled = (int)((double)BAR_WIDTH * (double)step / (double)p->total);
   for (int i = 0; i < BAR_WIDTH; i++)
     bar[i] = i < filled ? '#' : '.';
   bar[BAR_WIDTH] = '\0';
   format_eta(eta, sizeof eta, eta_s(p, step));
-  fprintf(stderr, "\rstep %lld/%lld [%s] loss %.4g", (long long)step, (long long)p->total, bar,
-          shown_loss(p, -1));
-  for (int a = 0; p->nactive > 1 && a < p->nactive; a++)
-    fprintf(stderr, "%s%s %.4g", a ? ", " : " (", p->m->sources[p->active[a]].name,
-            shown_loss(p, a));
-  fprintf(stderr, "%s %.0f samples/s ETA %s\033[K", p->nactive > 1 ? ")" : "",
-          samples_per_s(p, step), eta);
+  n += (size_t)snprintf(line, cap, "step %lld/%lld [%s] loss %.4g %.0f samples/s ETA %s",
+                        (long long)step, (long long)p->total, bar, shown_loss(p, -1),
+                        samples_per_s(p, step), eta);
+  for (int a = 0; p->nactive > 1 && a < p->nactive && n < cap; a++)
+    n += (size_t)snprintf(line + n, cap - n, "%s%s %.4g", a ? ", " : " | ",
+                          p->m->sources[p->active[a]].name, shown_loss(p, a));
+  int width = terminal_width() - 1;
+  fprintf(stderr, "\r%.*s\033[K", width, line);
   fflush(stderr);
 }
 

@@ -29,8 +29,9 @@ enum {
   RT_NOCKPT = -1,       /* internal: no checkpoint in the directory */
 };
 
-typedef struct RtDataArg {
-  const char *name, *path;   /* --data NAME=PATH, pointing into argv */
+typedef struct RtDataArg {   /* --data NAME=PATH */
+  char *name;                /* owned */
+  const char *path;          /* in argv */
 } RtDataArg;
 
 typedef struct RtOptions {
@@ -56,11 +57,11 @@ void rt_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* ---------------------------------------------------------------- model.c */
 /* Checks the descriptor a compiled model hands us; RT_OK or RT_FAIL. */
 int rt_model_check(const lobe_model *m);
-int rt_find_region(const lobe_model *m, const char *name);
-int rt_find_subject(const lobe_model *m, const char *name);
-int rt_find_source(const lobe_model *m, const char *name);
-/* "unknown WHAT 'name' (valid: a, b, c)" for regions, subjects or sources. */
-void rt_error_unknown(const lobe_model *m, const char *what, const char *name);
+typedef enum { RT_REGION, RT_SUBJECT, RT_SOURCE } RtNameKind;
+/* The index of a region, subject or source by name, or -1. */
+int rt_find(const lobe_model *m, RtNameKind kind, const char *name);
+/* Prints "unknown region 'X' (valid: a, b, c)". */
+void rt_error_unknown(const lobe_model *m, RtNameKind kind, const char *name);
 size_t rt_param_numel(const lobe_param *p);
 int rt_max_channels(const lobe_model *m);
 
@@ -138,6 +139,8 @@ void **rt_loss_grad_args(const lobe_model *m, const lobe_source *s, RtParams *p,
 /* ----------------------------------------------------------- checkpoint.c */
 /* DIR/checkpoint.bin; see docs/cli.md for the format and guarantees. */
 int rt_ckpt_save(const RtState *st, const char *dir);
+/* Creates DIR if needed and checks that it is writable, before training. */
+int rt_ckpt_prepare(const char *dir);
 /* RT_OK, RT_NOCKPT (nothing there) or RT_FAIL after printing why. */
 int rt_ckpt_load(RtState *st, const char *dir);
 

@@ -93,7 +93,11 @@ static int setup(Trainer *tr) {
     return RT_FAIL;
   }
   int rc = rt_tables_load(m, tr->o, tr->tables);
-  if (rc != RT_OK || (rc = start_state(tr)) != RT_OK)
+  if (rc == RT_OK)
+    rc = start_state(tr);
+  if (rc == RT_OK)
+    rc = rt_ckpt_prepare(tr->o->ckpt_dir);
+  if (rc != RT_OK)
     return rc;
   for (int s = 0; s < m->nsources; s++)
     rt_standardise(&tr->tables[s], tr->st.mean[s], tr->st.std[s]);

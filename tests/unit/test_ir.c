@@ -277,6 +277,9 @@ START_TEST(test_verify_rejects_bad_leaf) {
   IrFunc *f = small_function();
   f->ins[0].shape = IR_MAT(0, 3);
   assert_rejected(f, "dimension 0 is 0");
+  f = small_function();
+  f->ins[1].shape.rank = 3;
+  assert_rejected(f, "rank 3");
 }
 END_TEST
 

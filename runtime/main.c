@@ -1,0 +1,3 @@
+#include "rt.h"
+
+int main(int argc, char **argv) { return rt_main(&lobe_model_desc, argc, argv); }

@@ -1,0 +1,38 @@
+#!/bin/sh
+# Golden diagnostics. For every NAME.lobe in DIR, `LOBEC check NAME.lobe`, run
+# in DIR, must exit with status 1 and print exactly NAME.expected on stderr.
+# Usage: run_diag.sh LOBEC DIR
+# With LOBE_UPDATE_GOLDEN=1 the .expected files are rewritten from the output.
+set -u
+lobec=$1
+dir=$2
+case $lobec in
+  /*) ;;
+  */*) lobec=$(pwd)/$lobec ;;  # still found after the cd below
+esac
+cd "$dir" || exit 2
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+count=0
+failed=0
+for spec in *.lobe; do
+  [ -e "$spec" ] || { echo "run_diag.sh: no .lobe files in $dir"; exit 1; }
+  name=${spec%.lobe}
+  count=$((count + 1))
+  "$lobec" check "$spec" >/dev/null 2>"$out"
+  status=$?
+  if [ "${LOBE_UPDATE_GOLDEN:-0}" = 1 ]; then
+    cp "$out" "$name.expected"
+  fi
+  if [ "$status" -ne 1 ]; then
+    echo "FAIL $name: exit status $status, expected 1"
+    cat "$out"
+    failed=$((failed + 1))
+  elif ! cmp -s "$name.expected" "$out"; then
+    echo "FAIL $name: stderr differs from $name.expected (- expected, + actual):"
+    diff -u "$name.expected" "$out"
+    failed=$((failed + 1))
+  fi
+done
+echo "golden diagnostics: $((count - failed)) of $count passed"
+[ "$failed" -eq 0 ]
