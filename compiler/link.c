@@ -22,6 +22,17 @@ extern char **environ;
 
 enum { MAX_ARGS = 16 };
 
+/* A lobec built with the sanitizers (LOBE_SANITIZE) finds the runtime of its
+ * own build tree, which is instrumented too, so executables need the
+ * sanitizer runtimes linked in. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZE_FLAGS "-fsanitize=address,undefined"
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANITIZE_FLAGS "-fsanitize=address,undefined"
+#endif
+#endif
+
 static bool is_file(const char *path) {
   struct stat st;
   return stat(path, &st) == 0 && S_ISREG(st.st_mode);
@@ -154,6 +165,10 @@ int link_executable(const char *obj_path, const char *out_path, bool shared,
     argv[n++] = "-shared";
   else
     argv[n++] = runtime;
+#ifdef SANITIZE_FLAGS
+  if (!shared)
+    argv[n++] = SANITIZE_FLAGS;
+#endif
   if (openblas_dir(blas_dir, sizeof blas_dir))
     argv[n++] = blas_dir;
   argv[n++] = "-lopenblas";

@@ -286,10 +286,10 @@ static char *read_text(const char *path) {
 }
 
 /* At O0 kernels stay separate functions, so the IR shows the plan. */
-static char *compile_to_text(IrModule *mod, Lib *lib) {
+static char *compile_to_text(IrModule *mod, Lib *lib, int opt_level) {
   char ll[128];
   snprintf(ll, sizeof ll, "/tmp/lobe-cg-ll-%d.ll", (int)getpid());
-  CgOptions opt = {.emit_llvm = ll, .opt_level = 0};
+  CgOptions opt = {.emit_llvm = ll, .opt_level = opt_level};
   *lib = compile_opts(mod, &opt);
   char *text = read_text(ll);
   unlink(ll);
@@ -305,12 +305,35 @@ START_TEST(fusion_rule_in_ir) {
   int t = ir_unary(g, IR_TANH, x);
   ir_output(g, ir_binary(g, IR_MUL, t, ir_unary(g, IR_COS, t)));
   Lib lib;
-  char *text = compile_to_text(mod, &lib);
+  char *text = compile_to_text(mod, &lib, 0);
   ck_assert_int_eq(count(text, "define internal void @lobe_chain_f32.k"), 1);
   ck_assert_int_eq(count(text, "define internal void @lobe_shared_f32.k"), 2);
   ck_assert_int_eq(count(text, "call float @sinf"), 0);
   ck_assert_int_eq(count(text, "call float @expf"), 0);
   ck_assert_int_eq(count(text, "@llvm.sin.f64"), 2);
+  check_func(&lib, f);
+  free(text);
+  release(&lib, mod);
+}
+END_TEST
+
+/* At O2 the f32 math is inline and the fused loop vectorised: no libm. */
+START_TEST(f32_math_vectorised) {
+  IrModule *mod = ir_module_new(NULL);
+  IrFunc *f = add(mod, "chain");
+  int c = fused_chain(f);
+  ir_output(f, ir_binary(f, IR_MUL, ir_unary(f, IR_LOG, ir_unary(f, IR_SIGMOID, c)),
+                         ir_unary(f, IR_TANH, ir_unary(f, IR_COS, c))));
+  Lib lib;
+  char *text = compile_to_text(mod, &lib, 2);
+  char *f64 = strstr(text, "define void @lobe_chain_f64");
+  ck_assert_ptr_nonnull(f64);
+  *f64 = 0;   /* look at the f32 function only */
+  static const char *const libm[] = {"@sinf", "@cosf", "@expf", "@logf", "@tanhf", "@llvm.sin.f32",
+                                     "@llvm.exp.f32", "@llvm.log.f32", "@llvm.cos.f32"};
+  for (int i = 0; i < 9; i++)
+    ck_assert_msg(!strstr(text, libm[i]), "f32 code calls %s", libm[i]);
+  ck_assert_msg(strstr(text, " x float>"), "f32 loop not vectorised");
   check_func(&lib, f);
   free(text);
   release(&lib, mod);
@@ -329,7 +352,7 @@ START_TEST(memory_plan_reuses_space) {
     y = ir_matmul(f, y, w, false, false);
   ir_output(f, y);
   Lib lib;
-  char *text = compile_to_text(mod, &lib);
+  char *text = compile_to_text(mod, &lib, 0);
   ck_assert_msg(strstr(text, "@lobe_plan_f32.ws = internal global [8192 x i8] zeroinitializer"),
                 "f32 workspace is not two 32x32 slots");
   ck_assert_msg(strstr(text, "@lobe_plan_f64.ws = internal global [16384 x i8] zeroinitializer"),
@@ -787,6 +810,33 @@ START_TEST(descriptor_defaults) {
 }
 END_TEST
 
+/* The runtime's own `info` reads the descriptor of a linked executable. */
+START_TEST(executable_runs) {
+  TinyModel t;
+  tiny_model(&t);
+  IrModule *mod = tiny_module(&t);
+  char dir[] = "/tmp/lobe-cg-XXXXXX", obj[64], exe[64], err[2048], cmd[128];
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  snprintf(obj, sizeof obj, "%s/brain.o", dir);
+  snprintf(exe, sizeof exe, "%s/brain", dir);
+  CgOptions opt = {.opt_level = 2, .descriptor = true};
+  ck_assert_msg(cg_emit_object(mod, &opt, obj, err, sizeof err) == 0, "%s", err);
+  ck_assert_msg(link_executable(obj, exe, false, err, sizeof err) == 0, "%s", err);
+  snprintf(cmd, sizeof cmd, "%s info", exe);
+  FILE *out = popen(cmd, "r");
+  ck_assert_ptr_nonnull(out);
+  char text[8192];
+  size_t n = fread(text, 1, sizeof text - 1, out);
+  text[n] = 0;
+  ck_assert_int_eq(pclose(out), 0);
+  ck_assert_msg(strstr(text, "cortex.w"), "info output: %s", text);
+  unlink(obj);
+  unlink(exe);
+  rmdir(dir);
+  ir_module_free(mod);
+}
+END_TEST
+
 /* ---- errors ------------------------------------------------------------------------ */
 
 START_TEST(errors_are_reported) {
@@ -850,6 +900,7 @@ int main(void) {
   tcase_add_test(ops, unary_ops);
   tcase_add_test(ops, fused_chains);
   tcase_add_test(ops, fusion_rule_in_ir);
+  tcase_add_test(ops, f32_math_vectorised);
   tcase_add_test(ops, memory_plan_reuses_space);
   tcase_add_test(ops, bcast_and_sum);
   tcase_add_test(ops, big_reduction);
@@ -871,6 +922,7 @@ int main(void) {
   tcase_set_timeout(desc, 60);
   tcase_add_test(desc, descriptor_reads_back);
   tcase_add_test(desc, descriptor_defaults);
+  tcase_add_test(desc, executable_runs);
   tcase_add_test(desc, errors_are_reported);
   tcase_add_test(desc, link_errors_are_reported);
   tcase_add_test(desc, symbol_names);
