@@ -9,6 +9,14 @@
 
 /* ---- construction ---------------------------------------------------------- */
 
+/* Room for element n of an array of n, doubling the capacity: lists can be
+ * long (a file of 20000 regions), and realloc per element is quadratic. */
+static void *grow(void *array, int n, size_t size) {
+  if (n == 0 || (n & (n - 1)) == 0)
+    array = realloc(array, (size_t)(n ? 2 * n : 1) * size);
+  return array;
+}
+
 Program *ast_program_new(const SrcFile *file) {
   Program *p = calloc(1, sizeof *p);
   p->file = file;
@@ -16,7 +24,7 @@ Program *ast_program_new(const SrcFile *file) {
 }
 
 void ast_program_add(Program *p, Decl decl) {
-  p->decls = realloc(p->decls, (p->ndecls + 1) * sizeof *p->decls);
+  p->decls = grow(p->decls, p->ndecls, sizeof *p->decls);
   p->decls[p->ndecls++] = decl;
 }
 
@@ -87,19 +95,19 @@ Expr *ast_list(SrcPos open, Args items, SrcPos close) {
 }
 
 Args ast_args_add(Args list, Name name, Expr *value) {
-  list.v = realloc(list.v, (list.n + 1) * sizeof *list.v);
+  list.v = grow(list.v, list.n, sizeof *list.v);
   list.v[list.n++] = (Arg){name, value};
   return list;
 }
 
 Name *ast_names_add(Name *names, int n, Name name) {
-  names = realloc(names, (n + 1) * sizeof *names);
+  names = grow(names, n, sizeof *names);
   names[n] = name;
   return names;
 }
 
 Item *ast_items_add(Item *items, int n, Item item) {
-  items = realloc(items, (n + 1) * sizeof *items);
+  items = grow(items, n, sizeof *items);
   items[n] = item;
   return items;
 }

@@ -289,6 +289,13 @@ static LLVMValueRef libc_function(Cg *cg, const char *name, LLVMTypeRef type) {
  * once they are inlined. Coefficients are Chebyshev fits of the remainder
  * after the leading Taylor terms; relative error stays near 1e-7. */
 
+/* ln 2 and pi/2 split so that n * LN2_HI (9 significant bits) is exact in
+ * float for |n| < 2^15, and q * PIO2_HI, q * PIO2_MID (24 bits each) are
+ * exact in double for |q| < 2^29 (Cody-Waite). */
+static const double LN2_HI = 0x1.63p-1, LN2_LO = -2.1219444005469057e-4;
+static const double PIO2_HI = 0x1.921fb6p+0, PIO2_MID = -0x1.777a5cp-25,
+                    PIO2_LO = -1.7151244994428829e-15;
+
 typedef struct Math {
   Cg *cg;
   LLVMBuilderRef b;
@@ -331,8 +338,7 @@ static LLVMValueRef pow2i(Math *m, LLVMValueRef n) {
   return LLVMBuildBitCast(m->b, bits, cg->f32, "");
 }
 
-/* exp(x) = 2^n exp(r), x = n ln2 + r, |r| <= ln2/2 (Cody-Waite: ln2 split so
- * n * LN2_HI is exact). Clamping x to [-104, 89] before scaling by 2^n in two
+/* exp(x) = 2^n exp(r), x = n ln2 + r, |r| <= ln2/2. Clamping x to [-104, 89] before scaling by 2^n in two
  * halves gives correct overflow to inf and gradual underflow to 0. */
 static LLVMValueRef math_exp(Math *m, LLVMValueRef x) {
   static const double p[] = {0.5, 0.166665770256, 0.0416665546621, 0.00836317307451,
@@ -342,8 +348,8 @@ static LLVMValueRef math_exp(Math *m, LLVMValueRef x) {
   xc = msel(m, mcmp(m, LLVMRealOLT, xc, mc(m, -104)), mc(m, -104), xc);
   xc = msel(m, nan, mc(m, 0), xc);
   LLVMValueRef n = mcall1(m, "llvm.rint", mmul(m, xc, mc(m, 1.4426950408889634)));
-  LLVMValueRef r = msub(m, msub(m, xc, mmul(m, n, mc(m, 0.693359375))),
-                        mmul(m, n, mc(m, -2.1219444005469057e-4)));
+  LLVMValueRef r = msub(m, msub(m, xc, mmul(m, n, mc(m, LN2_HI))),
+                        mmul(m, n, mc(m, LN2_LO)));
   LLVMValueRef er = madd(m, madd(m, mc(m, 1), r), mmul(m, mmul(m, r, r), horner(m, r, p, 5)));
   LLVMValueRef ni = LLVMBuildFPToSI(m->b, n, m->cg->i32, "");
   LLVMValueRef n1 = LLVMBuildAShr(m->b, ni, i32c(m->cg, 1), "");
@@ -375,8 +381,8 @@ static LLVMValueRef math_log(Math *m, LLVMValueRef x) {
   LLVMValueRef z = mmul(m, s, s);
   LLVMValueRef at = madd(m, s, mmul(m, mmul(m, s, z), horner(m, z, l, 4)));
   LLVMValueRef ef = LLVMBuildSIToFP(m->b, e, cg->f32, "");
-  LLVMValueRef y = madd(m, mmul(m, ef, mc(m, 0.693359375)),
-                        madd(m, mmul(m, mc(m, 2), at), mmul(m, ef, mc(m, -2.1219444005469057e-4))));
+  LLVMValueRef y = madd(m, mmul(m, ef, mc(m, LN2_HI)),
+                        madd(m, mmul(m, mc(m, 2), at), mmul(m, ef, mc(m, LN2_LO))));
   LLVMValueRef ok = LLVMBuildAnd(m->b, mcmp(m, LLVMRealOGT, x, mc(m, 0)),
                                  mcmp(m, LLVMRealOLT, x, mc(m, INFINITY)), "");
   LLVMValueRef special = msel(m, mcmp(m, LLVMRealOEQ, x, mc(m, 0)), mc(m, -INFINITY),
@@ -386,9 +392,9 @@ static LLVMValueRef math_log(Math *m, LLVMValueRef x) {
 }
 
 /* sin (quarter 0) or cos (quarter 1): x = q pi/2 + r reduced in double with
- * pi/2 split in three (q * H1 and q * H2 exact for |q| < 2^29), so the phase
- * stays exact to ~1e-9 rad far beyond 1e5 rad; the polynomials run in float
- * on |r| <= pi/4 and quadrant q + quarter picks sin or cos and the sign. */
+ * pi/2 split in three, so the phase stays exact to ~1e-9 rad far beyond
+ * 1e5 rad; the polynomials run in float on |r| <= pi/4 and quadrant
+ * q + quarter picks sin or cos and the sign. |x| >= 2^62 gives NaN. */
 static LLVMValueRef math_sincos(Math *m, LLVMValueRef x, int quarter) {
   static const double s[] = {-0.166666666639, 0.00833333187471, -0.000198400867354,
                              2.72499258031e-6};
@@ -400,9 +406,9 @@ static LLVMValueRef math_sincos(Math *m, LLVMValueRef x, int quarter) {
   LLVMValueRef q = mcall1(&d, "llvm.rint", mmul(&d, xd, mc(&d, 0.6366197723675814)));
   LLVMValueRef sane = mcmp(&d, LLVMRealOLT, mcall1(&d, "llvm.fabs", q), mc(&d, 0x1p62));
   q = msel(&d, sane, q, mc(&d, 0));
-  LLVMValueRef r = msub(&d, xd, mmul(&d, q, mc(&d, 0x1.921fb6p+0)));
-  r = msub(&d, r, mmul(&d, q, mc(&d, -0x1.777a5cp-25)));
-  r = msub(&d, r, mmul(&d, q, mc(&d, -1.7151244994428829e-15)));
+  LLVMValueRef r = msub(&d, xd, mmul(&d, q, mc(&d, PIO2_HI)));
+  r = msub(&d, r, mmul(&d, q, mc(&d, PIO2_MID)));
+  r = msub(&d, r, mmul(&d, q, mc(&d, PIO2_LO)));
   LLVMValueRef rf = LLVMBuildFPTrunc(m->b, r, cg->f32, "");
   LLVMValueRef z = mmul(m, rf, rf);
   LLVMValueRef sn = madd(m, rf, mmul(m, mmul(m, rf, z), horner(m, z, s, 4)));
@@ -1185,8 +1191,8 @@ static int check_sources(Cg *cg, const IrModule *mod) {
     return cg_fail(cg, "descriptor requested for a module without a model");
   for (int s = 0; s < mod->model->nsources; s++) {
     const IrSourceFns *fns = &mod->source_fns[s];
-    int ids[3] = {fns->forward, fns->loss, fns->loss_grad};
-    for (int k = 0; k < 3; k++)
+    int ids[2] = {fns->forward, fns->loss_grad};
+    for (int k = 0; k < 2; k++)
       if (ids[k] < 0 || ids[k] >= mod->nfuncs)
         return cg_fail(cg, "source %d names function %d of %d", s, ids[k], mod->nfuncs);
     for (int g = 0; g < fns->ngrad; g++)

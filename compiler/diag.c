@@ -46,11 +46,11 @@ struct Diag {
   FileLines *files;
   int nfiles;
   Entry *entries;
-  int nentries;
+  int nentries, capacity;
   int errors;                      /* every error ever reported */
   int shown_errors;                /* errors kept since the last flush */
   int dropped;                     /* errors not kept since the last flush */
-  bool dropping;                   /* the last error was dropped: so are its notes */
+  bool dropping;                   /* the last diagnostic was dropped: so are its notes */
 };
 
 Diag *diag_new(FILE *out, bool color) {
@@ -65,7 +65,7 @@ static void free_entries(Diag *d) {
     free(d->entries[i].msg);
   free(d->entries);
   d->entries = NULL;
-  d->nentries = 0;
+  d->nentries = d->capacity = 0;
 }
 
 void diag_free(Diag *d) {
@@ -84,14 +84,13 @@ void diag_free(Diag *d) {
 
 /* ---- source files -------------------------------------------------------- */
 
+/* The Diag owns its files: they outlive every position pointing into them. */
+static SrcFile *add_file(Diag *d, const char *path, char *text, long len) {
+  return add_file(d, path, text, len);
+}
+
 SrcFile *diag_add_source(Diag *d, const char *path, const char *text) {
-  SrcFile *f = malloc(sizeof *f);
-  f->path = strdup(path);
-  f->len = (long)strlen(text);
-  f->text = strdup(text);
-  d->files = realloc(d->files, (d->nfiles + 1) * sizeof *d->files);
-  d->files[d->nfiles++] = (FileLines){f, NULL, 0};
-  return f;
+  return add_file(d, path, strdup(text), (long)strlen(text));
 }
 
 /* Reads at most DIAG_MAX_FILE + 1 bytes, so a huge input costs nothing. */
@@ -128,20 +127,15 @@ SrcFile *diag_load_file(Diag *d, const char *path) {
   char *text = read_all(fp, &len);
   bool failed = ferror(fp);
   fclose(fp);
-  if (failed || len > DIAG_MAX_FILE) {
-    if (failed)
-      diag_plain_error(d, "cannot read '%s'", path);
-    else
-      diag_plain_error(d, "'%s' is too large for a spec (more than %d MiB)", path,
-                       DIAG_MAX_FILE >> 20);
-    free(text);
-    return NULL;
-  }
-  SrcFile *f = malloc(sizeof *f);
-  *f = (SrcFile){strdup(path), text, len};
-  d->files = realloc(d->files, (d->nfiles + 1) * sizeof *d->files);
-  d->files[d->nfiles++] = (FileLines){f, NULL, 0};
-  return f;
+  if (!failed && len <= DIAG_MAX_FILE)
+    return add_file(d, path, text, len);
+  if (failed)
+    diag_plain_error(d, "cannot read '%s'", path);
+  else
+    diag_plain_error(d, "'%s' is too large for a spec (more than %d MiB)", path,
+                     DIAG_MAX_FILE >> 20);
+  free(text);
+  return NULL;
 }
 
 static int file_index(const Diag *d, const SrcFile *f) {
@@ -202,7 +196,10 @@ static void add_entry(Diag *d, DiagLevel level, SrcPos pos, const char *fmt,
   int head = d->nentries;
   if (level == DIAG_NOTE && d->nentries > 0)
     head = d->entries[d->nentries - 1].head;
-  d->entries = realloc(d->entries, (d->nentries + 1) * sizeof *d->entries);
+  if (d->nentries == d->capacity) {
+    d->capacity = d->capacity ? 2 * d->capacity : 16;
+    d->entries = realloc(d->entries, d->capacity * sizeof *d->entries);
+  }
   d->entries[d->nentries] = (Entry){level, pos, msg, head, d->nentries};
   d->nentries++;
 }

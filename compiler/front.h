@@ -201,7 +201,9 @@ typedef struct Program {
   int ndecls;
 } Program;
 
-enum { AST_MAX_DEPTH = 64 };  /* deeper expressions are an error */
+/* Deeper expressions are an error: the tree is walked recursively. A sum of
+ * n terms is n deep, so this allows sums of about a thousand regions. */
+enum { AST_MAX_DEPTH = 1024 };
 
 void ast_dump(FILE *out, const Program *p);
 void ast_free(Program *p);

@@ -16,7 +16,6 @@
 %stack_size 1000
 
 %include {
-#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,15 +44,20 @@ typedef struct ItemList {
   int n;
 } ItemList;
 
-typedef struct Dotted {
-  char *text;
-  SrcPos pos;
-} Dotted;
-
 static void report_syntax_error(ParseState *ps, Token found);
 
 static Name name_of(Token t) {
   return (Name){t.start, t.len, t.pos};
+}
+
+/* "std . encodings" -> "std.encodings": a dotted name spans blanks only. */
+static char *without_blanks(Name n) {
+  char *s = malloc(n.len + 1), *out = s;
+  for (int i = 0; i < n.len; i++)
+    if (n.start[i] != ' ' && n.start[i] != '\t')
+      *out++ = n.start[i];
+  *out = 0;
+  return s;
 }
 
 static Name no_name(void) {
@@ -122,8 +126,7 @@ static void add_decl(ParseState *ps, Decl decl) {
 
 %type names {NameList}
 %destructor names { free($$.v); }
-%type dotted {Dotted}
-%destructor dotted { free($$.text); }
+%type dotted {Name}
 %type expr {Expr *}
 %destructor expr { ast_expr_free($$); }
 %type values {Args}
@@ -160,19 +163,12 @@ statement ::= error NEWLINE. {
 }
 
 statement ::= IMPORT(K) dotted(M) NEWLINE. {
-  add_decl(ps, (Decl){.kind = DECL_IMPORT, .pos = K.pos, .module = M.text,
+  add_decl(ps, (Decl){.kind = DECL_IMPORT, .pos = K.pos, .module = without_blanks(M),
                       .module_pos = M.pos});
 }
-dotted(A) ::= IDENT(T). {
-  A = (Dotted){strndup(T.start, T.len), T.pos};
-}
+dotted(A) ::= IDENT(T). { A = name_of(T); }
 dotted(A) ::= dotted(B) DOT IDENT(T). {
-  size_t n = strlen(B.text);
-  A.text = realloc(B.text, n + T.len + 2);
-  A.text[n] = '.';
-  memcpy(A.text + n + 1, T.start, T.len);
-  A.text[n + 1 + T.len] = 0;
-  A.pos = ast_span(B.pos, T.pos);
+  A = (Name){B.start, (int)(T.start + T.len - B.start), ast_span(B.pos, T.pos)};
 }
 
 statement ::= SUBJECTS(K) names(N) NEWLINE. {

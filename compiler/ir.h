@@ -96,10 +96,10 @@ typedef struct IrParam {
 
 /* The entry points lower builds for one data source; ids index IrModule.funcs.
  *   forward:   (params..., t[B], module[B], subject[B]) -> out[B,C]
- *   loss:      (params..., t[B], module[B], subject[B], y[B,C]) -> loss[]
- *   loss_grad: same inputs -> loss[], d loss / d params[grad_params[i]]... */
+ *   loss_grad: (params..., t[B], module[B], subject[B], y[B,C])
+ *                -> loss[], d loss / d params[grad_params[i]]... */
 typedef struct IrSourceFns {
-  int forward, loss, loss_grad;
+  int forward, loss_grad;
   int *grad_params;
   int ngrad;
 } IrSourceFns;
@@ -184,7 +184,7 @@ void pass_dce(IrFunc *f);    /* dead values; renumbers */
 const char *const *pass_names(void);  /* NULL-terminated, in order */
 
 /* -------------------------------------------------------------- lower.c */
-/* Builds every entry point of the model (forward, loss, loss_grad per
+/* Builds every entry point of the model (forward and loss_grad per
  * source). Returns NULL only on internal error. */
 IrModule *lower_model(const Model *m);
 

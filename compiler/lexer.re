@@ -8,8 +8,8 @@
  * the end of its line, a number out of range is still a NUMBER.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,7 +41,7 @@ void lex_init(Lexer *lx, Diag *d, const SrcFile *file) {
 
 static SrcPos pos_at(const Lexer *lx, const unsigned char *p, long len) {
   int col = (int)(p - lx->line_start) + 1;
-  return (SrcPos){lx->file, lx->line, col, len < 1 ? 1 : len > 1 << 30 ? 1 << 30 : (int)len};
+  return (SrcPos){lx->file, lx->line, col, len < 1 ? 1 : (int)len};
 }
 
 static int make(Lexer *lx, Token *t, int kind, const unsigned char *start) {
@@ -114,9 +114,11 @@ static void bad_bytes(Lexer *lx, const unsigned char *start) {
                                                  !strchr("\t\n\r\v\f", *p)))
     p++;
   lx->cur = p;
-  lex_error(lx, pos_at(lx, start, p - start),
-              high ? "invalid UTF-8 (byte 0x%02x)"
-                   : "invalid control character (byte 0x%02x)", *start);
+  if (high)
+    lex_error(lx, pos_at(lx, start, p - start), "invalid UTF-8 (byte 0x%02x)", *start);
+  else
+    lex_error(lx, pos_at(lx, start, p - start), "invalid control character (byte 0x%02x)",
+              *start);
 }
 
 static void unexpected_char(Lexer *lx, const unsigned char *start) {
@@ -133,11 +135,10 @@ static void bad_escape(Lexer *lx, const unsigned char *backslash) {
   unsigned char c = backslash[1];
   SrcPos pos = pos_at(lx, backslash, c > 0x20 && c < 0x7f ? 2 : 1);
   if (c > 0x20 && c < 0x7f)
-    lex_error(lx, pos,
-                "unknown escape '\\%c' in string (only \\\" and \\\\ are allowed)", c);
+    lex_error(lx, pos, "unknown escape '\\%c' in string (only \\\" and \\\\ are allowed)",
+              c);
   else
-    lex_error(lx, pos,
-                "unknown escape in string (only \\\" and \\\\ are allowed)");
+    lex_error(lx, pos, "unknown escape in string (only \\\" and \\\\ are allowed)");
 }
 
 /* Scans the body of a string whose opening quote is at open, reporting bad
@@ -152,14 +153,13 @@ static void scan_string(Lexer *lx, const unsigned char *open) {
       "\\"                  { bad_escape(lx, start); continue; }
       [\n\x00]              {
         lx->cur = start;
-        lex_error(lx, pos_at(lx, open, start - open),
-                    "unterminated string");
+        lex_error(lx, pos_at(lx, open, start - open), "unterminated string");
         return;
       }
       utf8 | [\x01-\x7f]    { continue; }
       *                     {
-        lex_error(lx, pos_at(lx, start, 1),
-                    "invalid UTF-8 in string (byte 0x%02x)", *start);
+        lex_error(lx, pos_at(lx, start, 1), "invalid UTF-8 in string (byte 0x%02x)",
+                  *start);
         continue;
       }
     */
@@ -173,8 +173,8 @@ static void number_token(Lexer *lx, Token *t, const unsigned char *start) {
   double value;
   int digits;
   if (!lex_number_value(t, &value, &digits))
-    lex_error(lx, t->pos, "number '%.*s' is out of range",
-                digits > 40 ? 40 : digits, t->start);
+    lex_error(lx, t->pos, "number '%.*s' is out of range", digits > 40 ? 40 : digits,
+              t->start);
 }
 
 static int ident_from(Lexer *lx, Token *t, const unsigned char *start) {
@@ -201,9 +201,8 @@ static bool end_of_line(Lexer *lx, Token *t, const unsigned char *next_line) {
 /* The next token as written, 0 at the end of the text. */
 static int scan(Lexer *lx, Token *t) {
   for (;;) {
-    const unsigned char *YYCURSOR = lx->cur, *YYMARKER, *YYCTXMARKER;
+    const unsigned char *YYCURSOR = lx->cur, *YYMARKER;
     const unsigned char *start = YYCURSOR;
-    (void)YYCTXMARKER;
 #define TOKEN(kind) (lx->cur = YYCURSOR, make(lx, t, (kind), start))
     /*!re2c
       [ \t\r\v\f]+          { lx->cur = YYCURSOR; continue; }
@@ -235,21 +234,29 @@ static int scan(Lexer *lx, Token *t) {
       "connect"             { return TOKEN(TK_CONNECT); }
       "delay"               { return TOKEN(TK_DELAY); }
       "x"                   { return TOKEN(TK_X); }
-      "x" / [0-9]           {
+      "x" / [0-9]           {      /* the x of 64x2, else a name like x2 */
         if (start > lx->line_start && start[-1] >= '0' && start[-1] <= '9')
-          return TOKEN(TK_X);      /* 64x2 */
+          return TOKEN(TK_X);
         return ident_from(lx, t, start);
       }
       ident                 { return TOKEN(TK_IDENT); }
 
-      digits / "x" [0-9]    { lx->cur = YYCURSOR; number_token(lx, t, start); return TK_NUMBER; }
-      number [a-zA-Z]*      { lx->cur = YYCURSOR; number_token(lx, t, start); return TK_NUMBER; }
+      digits / "x" [0-9]    {      /* 64x2 is 64 x 2 */
+        lx->cur = YYCURSOR;
+        number_token(lx, t, start);
+        return TK_NUMBER;
+      }
+      number [a-zA-Z]*      {      /* the unit is glued on: 10ms */
+        lx->cur = YYCURSOR;
+        number_token(lx, t, start);
+        return TK_NUMBER;
+      }
       ["]                   {
         lx->cur = YYCURSOR;
         scan_string(lx, start);
         return make(lx, t, TK_STRING, start);
       }
-      ['] [^'\n\x00]* [']     {
+      ['] [^'\n\x00]* [']   {
         lx->cur = YYCURSOR;
         make(lx, t, TK_STRING, start);
         lex_error(lx, t->pos, "strings are written in double quotes");
@@ -272,7 +279,11 @@ static int scan(Lexer *lx, Token *t) {
       "*"                   { return TOKEN(TK_STAR); }
       "/"                   { return TOKEN(TK_SLASH); }
 
-      utf8 | [\x21-\x7e]    { lx->cur = YYCURSOR; unexpected_char(lx, start); continue; }
+      utf8 | [\x21-\x7e]    {
+        lx->cur = YYCURSOR;
+        unexpected_char(lx, start);
+        continue;
+      }
       *                     { bad_bytes(lx, start); continue; }
     */
 #undef TOKEN

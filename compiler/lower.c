@@ -1,10 +1,10 @@
 /*
  * lower.c — from the checked Model to the tensor IR.
  *
- * For every data source the model gets three entry points (ir.h,
- * IrSourceFns): the forward pass of the source's region through its AUNN and
- * the source's readout head, the source's loss, and the loss's gradient
- * (autodiff of the loss with respect to the parameters the source reaches).
+ * For every data source the model gets two entry points (ir.h, IrSourceFns):
+ * the forward pass of the source's region through its AUNN and the source's
+ * readout head, and the source's loss with its gradient (autodiff of the loss
+ * with respect to the parameters the source reaches).
  * Every entry point takes all parameters, in IrModule.params order, so the
  * runtime passes one argument vector to all of them.
  *
@@ -269,8 +269,8 @@ static void lower_source(Lowering *L, int s) {
   char *name = fmt_name("%s.%s", "loss_grad", L->model->sources[s].name);
   IrFunc *grad = ad_grad(loss, fns->grad_params, fns->ngrad, name);
   free(name);
+  ir_func_free(loss);
   fns->forward = ir_module_add(L->mod, lower_forward(L, s));
-  fns->loss = ir_module_add(L->mod, loss);
   fns->loss_grad = ir_module_add(L->mod, grad);
 }
 

@@ -250,7 +250,10 @@ static bool number_quantity(Sema *s, const Expr *e, Quantity *q) {
   for (int i = 0; i < NUNITS; i++)
     if (name_is(e->unit, units[i].name)) {
       *q = (Quantity){e->number * units[i].scale, units[i].dim};
-      return true;
+      if (isfinite(q->value))
+        return true;
+      diag_report(s->d, DIAG_ERROR, e->pos, "value out of range");
+      return false;
     }
   report_unknown(s, e->unit, "unit", units, NUNITS, sizeof *units);
   return false;
@@ -283,6 +286,18 @@ static bool combine(char op, Quantity a, Quantity b, Quantity *q) {
   }
 }
 
+static void report_mismatch(Sema *s, const Expr *e, Dim a, Dim b) {
+  if (e->op == '+')
+    diag_report(s->d, DIAG_ERROR, e->pos, "cannot add %s and %s", dim_names[a],
+                dim_names[b]);
+  else if (e->op == '-')
+    diag_report(s->d, DIAG_ERROR, e->pos, "cannot subtract %s from %s", dim_names[b],
+                dim_names[a]);
+  else
+    diag_report(s->d, DIAG_ERROR, e->pos, "cannot %s %s by %s",
+                e->op == '*' ? "multiply" : "divide", dim_names[a], dim_names[b]);
+}
+
 static bool eval_binary(Sema *s, const Expr *e, Quantity *q) {
   if (e->op == 'x') {
     diag_report(s->d, DIAG_ERROR, e->pos,
@@ -297,9 +312,7 @@ static bool eval_binary(Sema *s, const Expr *e, Quantity *q) {
     return false;
   }
   if (!combine(e->op, a, b, q)) {
-    diag_report(s->d, DIAG_ERROR, e->pos, "cannot %s %s and %s",
-                e->op == '+' ? "add" : e->op == '-' ? "subtract"
-                : e->op == '*' ? "multiply" : "divide", dim_names[a.dim], dim_names[b.dim]);
+    report_mismatch(s, e, a.dim, b.dim);
     return false;
   }
   if (!isfinite(q->value)) {

@@ -1,6 +1,6 @@
 # Checkpoints: an interrupted and resumed run ends bit-identical to an
 # uninterrupted one, whether stopped by its step count or by SIGINT.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/common.sh"
 build_single_region
 
 ./brain train --steps 200 --checkpoint whole > whole.log 2>&1 || fail "train: $(tail -3 whole.log)"

@@ -1,5 +1,5 @@
 # The example end to end: compile, train, fit, predict, gradcheck, rebinding.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/common.sh"
 build_single_region
 
 ./brain info > info.txt
