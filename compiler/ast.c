@@ -175,7 +175,7 @@ void ast_items_free(Item *items, int n) {
   free(items);
 }
 
-void ast_decl_free(Decl *d) {
+static void decl_free(Decl *d) {
   free(d->module);
   free(d->names);
   ast_expr_free(d->value);
@@ -186,7 +186,7 @@ void ast_free(Program *p) {
   if (!p)
     return;
   for (int i = 0; i < p->ndecls; i++)
-    ast_decl_free(&p->decls[i]);
+    decl_free(&p->decls[i]);
   free(p->decls);
   free(p);
 }

@@ -86,7 +86,11 @@ void diag_free(Diag *d) {
 
 /* The Diag owns its files: they outlive every position pointing into them. */
 static SrcFile *add_file(Diag *d, const char *path, char *text, long len) {
-  return add_file(d, path, text, len);
+  SrcFile *f = malloc(sizeof *f);
+  *f = (SrcFile){strdup(path), text, len};
+  d->files = realloc(d->files, (d->nfiles + 1) * sizeof *d->files);
+  d->files[d->nfiles++] = (FileLines){f, NULL, 0};
+  return f;
 }
 
 SrcFile *diag_add_source(Diag *d, const char *path, const char *text) {

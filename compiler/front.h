@@ -211,7 +211,6 @@ void ast_free(Program *p);
 /* For the parser. */
 Program *ast_program_new(const SrcFile *file);
 void ast_program_add(Program *p, Decl decl);
-void ast_decl_free(Decl *d);
 Expr *ast_leaf(ExprKind kind, SrcPos pos);
 Expr *ast_binary(char op, Expr *lhs, Expr *rhs);
 Expr *ast_neg(SrcPos minus, Expr *operand);
@@ -225,8 +224,8 @@ Item *ast_items_add(Item *items, int n, Item item);
 void ast_items_free(Item *items, int n);
 char *ast_decode_string(const char *quoted, int len); /* drops quotes, unescapes */
 SrcPos ast_span(SrcPos first, SrcPos last); /* first..last if on one line */
-/* Levenshtein distance of a[0..alen) and b, or limit + 1 when it is larger
- * (cheap for long names): for "did you mean". */
+/* Edits (insert, delete, replace, swap neighbours) from a[0..alen) to b, or
+ * limit + 1 when more (cheap for long names): for "did you mean". */
 int ast_edit_distance(const char *a, int alen, const char *b, int limit);
 
 /* Source-like text of an expression, binary operations in parentheses. */
@@ -255,7 +254,7 @@ typedef struct Lexer {
   int line;
   int nest;                        /* open ( and [ */
   int braces;                      /* open { */
-  SrcPos brace_pos[LEX_MAX_OPEN];  /* where the innermost ones opened */
+  SrcPos brace_pos[LEX_MAX_OPEN];  /* where they opened (the first LEX_MAX_OPEN) */
   bool line_has_token;
   SrcPos after_last;               /* just past the last token: NEWLINE's place */
   int error_line;                  /* the last line with a lexical error, or 0 */

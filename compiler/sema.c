@@ -93,6 +93,9 @@ typedef struct Sema {
   const Decl **aunn_decls;         /* per Model.aunns */
   const Decl **region_decls;       /* per Model.regions */
   bool *region_has_data;           /* per Model.regions: named by a data statement */
+  int *first_source;               /* per Model.regions: its first source, or -1 */
+  int *next_source;                /* per Model.sources: the next of its region, or -1 */
+  int *term_of_source;             /* per Model.sources: its loss term, or -1 */
   const Decl *loss, *train;
   char *folder;                    /* the spec's folder, absolute */
   int errors_before;
@@ -860,11 +863,12 @@ static const char *const losses[] = {"mse"};
 
 static void add_term(Sema *s, int source, double weight, SrcPos pos) {
   Model *m = s->m;
-  for (int i = 0; i < m->nlosses; i++)
-    if (m->losses[i].source == source) {
-      m->losses[i].weight += weight;  /* mse(V1) + mse(V1) weighs V1 twice */
-      return;
-    }
+  int t = s->term_of_source[source];
+  if (t >= 0) {
+    m->losses[t].weight += weight;  /* mse(V1) + mse(V1) weighs V1 twice */
+    return;
+  }
+  s->term_of_source[source] = m->nlosses;
   m->losses = grow(m->losses, m->nlosses, sizeof *m->losses);
   m->losses[m->nlosses++] = (LossTerm){LOSS_MSE, weight, source, pos};
 }
@@ -880,13 +884,12 @@ static void add_loss_call(Sema *s, const Expr *e, double weight) {
     return;
   }
   Name region = arg->value->name;
-  int r = lookup_region(s, region), added = 0;
-  for (int i = 0; r >= 0 && i < s->m->nsources; i++)
-    if (s->m->sources[i].region == r) {
-      add_term(s, i, weight, e->pos);
-      added++;
-    }
-  if (r >= 0 && !added && !s->region_has_data[r])
+  int r = lookup_region(s, region);
+  if (r < 0)
+    return;
+  for (int i = s->first_source[r]; i >= 0; i = s->next_source[i])
+    add_term(s, i, weight, e->pos);
+  if (s->first_source[r] < 0 && !s->region_has_data[r])
     diag_report(s->d, DIAG_ERROR, region.pos,
                 "region '%.*s' has no data, so %.*s(%.*s) has nothing to compare with",
                 region.len, region.start, e->name.len, e->name.start, region.len,
@@ -945,7 +948,24 @@ static void add_terms(Sema *s, const Expr *e, double weight) {
     report_expected(s, e, "a loss term, as in mse(V1)");
 }
 
+/* Links the sources of each region, in order, for mse(REGION). */
+static void index_sources(Sema *s) {
+  const Model *m = s->m;
+  s->first_source = malloc((m->nregions + 1) * sizeof *s->first_source);
+  s->next_source = malloc((m->nsources + 1) * sizeof *s->next_source);
+  s->term_of_source = malloc((m->nsources + 1) * sizeof *s->term_of_source);
+  for (int r = 0; r < m->nregions; r++)
+    s->first_source[r] = -1;
+  for (int i = m->nsources - 1; i >= 0; i--) {
+    int r = m->sources[i].region;
+    s->next_source[i] = s->first_source[r];
+    s->first_source[r] = i;
+    s->term_of_source[i] = -1;
+  }
+}
+
 static void check_loss(Sema *s) {
+  index_sources(s);
   if (s->loss) {
     add_terms(s, s->loss->value, 1.0);
     return;
@@ -1059,6 +1079,21 @@ static void check_all(Sema *s) {
                      s->m->spec_path);
 }
 
+/* Everything but the Model. */
+static void release(Sema *s) {
+  free(s->aunns.slots);
+  free(s->regions.slots);
+  free(s->subjects.slots);
+  free(s->sources.slots);
+  free(s->aunn_decls);
+  free(s->region_decls);
+  free(s->region_has_data);
+  free(s->first_source);
+  free(s->next_source);
+  free(s->term_of_source);
+  free(s->folder);
+}
+
 Model *sema_check(Diag *d, const Program *p) {
   Sema s = {.d = d, .prog = p, .errors_before = diag_errors(d)};
   s.m = calloc(1, sizeof *s.m);
@@ -1066,14 +1101,7 @@ Model *sema_check(Diag *d, const Program *p) {
   s.m->train = default_train();
   s.folder = spec_folder(s.m->spec_path);
   check_all(&s);
-  free(s.aunns.slots);
-  free(s.regions.slots);
-  free(s.subjects.slots);
-  free(s.sources.slots);
-  free(s.aunn_decls);
-  free(s.region_decls);
-  free(s.region_has_data);
-  free(s.folder);
+  release(&s);
   if (diag_errors(d) == s.errors_before)
     return s.m;
   sema_free(s.m);
