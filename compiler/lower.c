@@ -242,11 +242,12 @@ static IrFunc *lower_loss(const Lowering *L, int s) {
 
 /* The parameters source s reaches: its AUNN's and its own head's. */
 static int grad_params(const Lowering *L, int s, int *out) {
-  const AunnParams *p = &L->aunn[L->model->regions[L->model->sources[s].region].aunn];
+  int ai = L->model->regions[L->model->sources[s].region].aunn;
+  const AunnParams *p = &L->aunn[ai];
+  const AunnDef *a = &L->model->aunns[ai];
   int n = 0;
   out[n++] = p->emb_module;
   out[n++] = p->emb_subject;
-  const AunnDef *a = &L->model->aunns[L->model->regions[L->model->sources[s].region].aunn];
   for (int l = 0; l < a->nhidden; l++) {
     out[n++] = p->w[l];
     out[n++] = p->b[l];

@@ -25,22 +25,6 @@ typedef struct Evaluator {
   EvalResult *res;           /* per source */
 } Evaluator;
 
-/* SST per channel around the data's own mean. */
-static void total_squares(const DataTable *t, double *sst) {
-  size_t rows = (size_t)t->rows, cols = (size_t)t->cols;
-  double *mean = sst + cols;
-  for (size_t c = 0; c < cols; c++)
-    mean[c] = sst[c] = 0;
-  for (size_t r = 0; r < rows; r++)
-    for (size_t c = 0; c < cols; c++)
-      mean[c] += t->values[r * cols + c];
-  for (size_t c = 0; c < cols; c++)
-    mean[c] /= (double)rows;
-  for (size_t r = 0; r < rows; r++)
-    for (size_t c = 0; c < cols; c++) {
-      double d = t->values[r * cols + c] - mean[c];
-      sst[c] += d * d;
-    }
 }
 
 /* Adds the squared errors of one forward chunk, in data units. */
@@ -62,7 +46,7 @@ static EvalResult eval_source(Evaluator *ev, int s) {
   size_t cols = (size_t)t->cols, count = (size_t)t->rows * cols;
   double sse_std = 0, sse = 0, r2 = 0;
   int varying = 0;
-  total_squares(t, ev->sst);
+  rt_channel_moments(t, ev->sst + cols, ev->sst);   /* SST per channel */
   memset(ev->sse, 0, cols * sizeof *ev->sse);
   for (int first = 0; first < t->rows; first += ev->batch.size) {
     int n = t->rows - first < ev->batch.size ? t->rows - first : ev->batch.size;

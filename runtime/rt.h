@@ -7,6 +7,7 @@
 #ifndef LOBE_RT_H
 #define LOBE_RT_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,6 +19,9 @@
 int data_default_names(DataTable *t);
 /* Writes src[0..len) to dst as a short double-quoted, escaped string. */
 void data_quote(char *dst, size_t dstlen, const char *src, size_t len);
+/* Writes "PATH: message" (or "PATH:LINE: message" when line > 0) to err. */
+void data_vfail(char *err, size_t errlen, const char *path, long line,
+                const char *fmt, va_list ap);
 
 /* ------------------------------------------------------------------ cli.c */
 /* Exit codes of the executable. */
@@ -115,6 +119,9 @@ void rt_state_fresh(RtState *st, uint64_t seed, const DataTable *tables);
  * must be zeroed; free with rt_tables_free either way. */
 int rt_tables_load(const lobe_model *m, const RtOptions *o, DataTable *tables);
 void rt_tables_free(const lobe_model *m, DataTable *tables);
+/* Per channel: the mean and the sum of squared deviations from it. */
+void rt_channel_moments(const DataTable *t, double *mean, double *sumsq);
+/* Standardisation statistics: mean and std (1 for a constant channel). */
 void rt_stats_compute(const DataTable *t, double *mean, double *std);
 void rt_standardise(DataTable *t, const double *mean, const double *std);
 double rt_row_time(const lobe_source *s, int64_t row);

@@ -59,12 +59,10 @@ void rt_tables_free(const lobe_model *m, DataTable *tables) {
 
 /* ---- standardisation --------------------------------------------------- */
 
-/* A constant channel sums exactly, so its squared deviations are exactly 0
- * and it gets std 1 rather than a division by zero. */
-void rt_stats_compute(const DataTable *t, double *mean, double *std) {
+void rt_channel_moments(const DataTable *t, double *mean, double *sumsq) {
   size_t rows = (size_t)t->rows, cols = (size_t)t->cols;
   for (size_t c = 0; c < cols; c++)
-    mean[c] = std[c] = 0;
+    mean[c] = sumsq[c] = 0;
   for (size_t r = 0; r < rows; r++)
     for (size_t c = 0; c < cols; c++)
       mean[c] += t->values[r * cols + c];
@@ -73,8 +71,15 @@ void rt_stats_compute(const DataTable *t, double *mean, double *std) {
   for (size_t r = 0; r < rows; r++)
     for (size_t c = 0; c < cols; c++) {
       double d = t->values[r * cols + c] - mean[c];
-      std[c] += d * d;
+      sumsq[c] += d * d;
     }
+}
+
+/* A constant channel sums exactly, so its squared deviations are exactly 0
+ * and it gets std 1 rather than a division by zero. */
+void rt_stats_compute(const DataTable *t, double *mean, double *std) {
+  size_t rows = (size_t)t->rows, cols = (size_t)t->cols;
+  rt_channel_moments(t, mean, std);
   for (size_t c = 0; c < cols; c++)
     std[c] = std[c] > 0 ? sqrt(std[c] / (double)rows) : 1;
 }

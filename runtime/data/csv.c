@@ -31,21 +31,17 @@ typedef struct CsvReader {
 } CsvReader;
 
 static int csv_fail_at(CsvReader *r, long lineno, const char *fmt, ...) {
-  size_t n = (size_t)snprintf(r->err, r->errlen, "%s:%ld: ", r->path, lineno);
   va_list ap;
   va_start(ap, fmt);
-  if (n < r->errlen)
-    vsnprintf(r->err + n, r->errlen - n, fmt, ap);
+  data_vfail(r->err, r->errlen, r->path, lineno, fmt, ap);
   va_end(ap);
   return -1;
 }
 
 static int csv_fail(CsvReader *r, const char *fmt, ...) {
-  size_t n = (size_t)snprintf(r->err, r->errlen, "%s: ", r->path);
   va_list ap;
   va_start(ap, fmt);
-  if (n < r->errlen)
-    vsnprintf(r->err + n, r->errlen - n, fmt, ap);
+  data_vfail(r->err, r->errlen, r->path, 0, fmt, ap);
   va_end(ap);
   return -1;
 }

@@ -2,6 +2,7 @@
  * data.c — dispatch from a source kind to its reader, and what the readers
  * share: freeing tables, generated channel names, quoting bad input.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,14 @@ int data_default_names(DataTable *t) {
       return -1;
   }
   return 0;
+}
+
+void data_vfail(char *err, size_t errlen, const char *path, long line,
+                const char *fmt, va_list ap) {
+  int n = line > 0 ? snprintf(err, errlen, "%s:%ld: ", path, line)
+                   : snprintf(err, errlen, "%s: ", path);
+  if (n >= 0 && (size_t)n < errlen)
+    vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
 }
 
 /* Writes src[0..len) in double quotes, shortened and with control and

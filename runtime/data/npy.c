@@ -40,11 +40,9 @@ typedef struct NpyReader {
 } NpyReader;
 
 static int npy_fail(NpyReader *r, const char *fmt, ...) {
-  size_t n = (size_t)snprintf(r->err, r->errlen, "%s: ", r->path);
   va_list ap;
   va_start(ap, fmt);
-  if (n < r->errlen)
-    vsnprintf(r->err + n, r->errlen - n, fmt, ap);
+  data_vfail(r->err, r->errlen, r->path, 0, fmt, ap);
   va_end(ap);
   return -1;
 }
