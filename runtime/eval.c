@@ -25,8 +25,6 @@ typedef struct Evaluator {
   EvalResult *res;           /* per source */
 } Evaluator;
 
-}
-
 /* Adds the squared errors of one forward chunk, in data units. */
 static void add_errors(Evaluator *ev, int s, const DataTable *t, int first, int n,
                        double *sse_std) {
