@@ -130,6 +130,7 @@ typedef struct RtBatch {
   int size;                  /* the model's batch */
   float *t, *y, *out;        /* [B], [B*C], [B*C] for the widest source */
   int32_t *module, *subject;
+  int64_t *rows;             /* [B]: the rows rt_batch_draw picked */
   float loss;
 } RtBatch;
 

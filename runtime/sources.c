@@ -108,7 +108,8 @@ int rt_batch_alloc(RtBatch *b, const lobe_model *m) {
   b->subject = calloc(n, sizeof *b->subject);
   b->y = calloc(ny, sizeof *b->y);
   b->out = calloc(ny, sizeof *b->out);
-  return b->t && b->module && b->subject && b->y && b->out ? RT_OK : RT_FAIL;
+  b->rows = calloc(n, sizeof *b->rows);
+  return b->t && b->module && b->subject && b->y && b->out && b->rows ? RT_OK : RT_FAIL;
 }
 
 void rt_batch_free(RtBatch *b) {
@@ -117,6 +118,7 @@ void rt_batch_free(RtBatch *b) {
   free(b->subject);
   free(b->y);
   free(b->out);
+  free(b->rows);
   memset(b, 0, sizeof *b);
 }
 
@@ -128,9 +130,18 @@ static void fill_row(RtBatch *b, const lobe_source *s, const DataTable *t, int i
   memcpy(b->y + (size_t)i * c, t->values + (size_t)row * c, c * sizeof *b->y);
 }
 
+/* The rows are random, so a large table misses the cache on each: all of
+ * them are prefetched before any is copied, so that the misses overlap. */
 void rt_batch_draw(RtBatch *b, const lobe_source *s, const DataTable *t, uint64_t stream) {
+  size_t row_bytes = (size_t)s->channels * sizeof *t->values;
+  for (int i = 0; i < b->size; i++) {
+    b->rows[i] = (int64_t)rt_rng_below(stream, (uint64_t)i, (uint64_t)t->rows);
+    const char *row = (const char *)(t->values + (size_t)b->rows[i] * (size_t)s->channels);
+    for (size_t off = 0; off < row_bytes; off += 64)
+      __builtin_prefetch(row + off);
+  }
   for (int i = 0; i < b->size; i++)
-    fill_row(b, s, t, i, (int64_t)rt_rng_below(stream, (uint64_t)i, (uint64_t)t->rows));
+    fill_row(b, s, t, i, b->rows[i]);
 }
 
 void rt_batch_rows(RtBatch *b, const lobe_source *s, const DataTable *t, int first, int n) {
