@@ -92,8 +92,13 @@ void ir_print(FILE *out, const IrFunc *f) {
 void ir_print_module(FILE *out, const IrModule *mod) {
   for (int i = 0; i < mod->nparams; i++) {
     const IrParam *p = &mod->params[i];
-    fprintf(out, "param %s [%d,%d] init=%d scale=%.17g\n", p->name, p->rows, p->cols,
-            p->init, p->scale);
+    static const char *const inits[] = {"zeros", "normal", "uniform"};
+    fprintf(out, "param %s : real", p->name);
+    if (p->rank == 1)
+      fprintf(out, "[%d]", p->cols);
+    else
+      fprintf(out, "[%d,%d]", p->rows, p->cols);
+    fprintf(out, " init=%s scale=%.17g\n", inits[p->init], p->scale);
   }
   for (int i = 0; i < mod->nfuncs; i++) {
     fputc('\n', out);
