@@ -963,12 +963,19 @@ static void copy_outputs(Entry *e) {
   }
 }
 
+/* Static data beyond 2 GiB does not link in the small code model. */
+#define CG_MAX_WORKSPACE (1L << 30)
+
 static int emit_entry(Cg *cg, const IrFunc *f, const Plan *p, const Prec *pr) {
   char sym[256];
   cg_symbol(f, pr->name, sym, sizeof sym);
   cg->mod = pr->module;
   if (LLVMGetNamedFunction(cg->mod, sym))
     return cg_fail(cg, "two functions share the symbol %s", sym);
+  if (p->ws_elems > CG_MAX_WORKSPACE / pr->size)
+    return cg_fail(cg, "model too large: %s needs %ld MiB of intermediate tensors in %s "
+                   "(at most %ld MiB); use smaller layers or a smaller batch",
+                   f->name, p->ws_elems * pr->size >> 20, pr->name, CG_MAX_WORKSPACE >> 20);
   LLVMValueRef fn = LLVMAddFunction(cg->mod, sym, LLVMFunctionType(cg->void_, &cg->ptr, 1, 0));
   add_attr(cg, fn, LLVMAttributeFunctionIndex, "nounwind");
   LLVMPositionBuilderAtEnd(cg->b, LLVMAppendBasicBlockInContext(cg->ctx, fn, "entry"));

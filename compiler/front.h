@@ -50,9 +50,15 @@ void diag_flush(Diag *d);
 
 enum { MODEL_MAX_LAYERS = 16 };
 
-typedef enum { ACT_SILU, ACT_RELU, ACT_TANH, ACT_SIGMOID, ACT_SINE } Activation;
+typedef enum {
+  ACT_SILU, ACT_RELU, ACT_TANH, ACT_SIGMOID, ACT_SINE,
+  ACT_GELU                 /* tanh approximation */
+} Activation;
 typedef enum { ENC_FOURIER } EncodingKind;
-typedef enum { COND_CONCAT } ConditionKind;
+/* concat: the region and subject embeddings join the encoding at the input;
+ * film: they modulate every hidden layer (scale and shift), the input is the
+ * encoding alone. */
+typedef enum { COND_CONCAT, COND_FILM } ConditionKind;
 
 typedef struct AunnDef {
   char *name;

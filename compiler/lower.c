@@ -11,6 +11,7 @@
  * Parameters of an AUNN named A:
  *   A.emb.module [regions, Em]   A.emb.subject [subjects, Es]   (normal 0,1)
  *   A.fcL.w [in, out]  A.fcL.b [out]                             (uniform 1/sqrt(in))
+ *   A.filmL.w [Em+Es, 2*out]  A.filmL.b [2*out]                  (film only)
  *   A.latent.w [H, latent]  A.latent.b [latent]                  (when latent > 0)
  * and of each source S: head.S.w [in, channels], head.S.b [channels].
  */
@@ -25,6 +26,7 @@
 typedef struct AunnParams {
   int emb_module, emb_subject;
   int w[MODEL_MAX_LAYERS], b[MODEL_MAX_LAYERS];
+  int film_w[MODEL_MAX_LAYERS], film_b[MODEL_MAX_LAYERS];  /* film only */
   int latent_w, latent_b;          /* -1 without a latent layer */
   int width;                       /* features the readout heads see */
 } AunnParams;
@@ -54,7 +56,6 @@ static int add_vector_param(IrModule *mod, char *name, int n, int init, double s
   int p = add_param(mod, name, 1, n, init, scale);
   mod->params[p].rank = 1;
   return p;
-  return mod->nparams++;
 }
 
 /* A dense layer's weight and bias, initialised like torch.nn.Linear. */
@@ -69,6 +70,26 @@ static void add_dense(IrModule *mod, const char *prefix, const char *layer,
 
 static int encoding_width(const AunnDef *a) { return 2 * a->bands; }
 
+/* The hidden layers; with film each has its map of the conditioning to
+ * [gamma, beta]. Returns the width of the last. */
+static int declare_hidden_params(IrModule *mod, const AunnDef *a, AunnParams *p) {
+  int cond = a->module_dim + a->subject_dim;
+  bool film = a->condition == COND_FILM;
+  int in = encoding_width(a) + (film ? 0 : cond);
+  for (int l = 0; l < a->nhidden; l++) {
+    char layer[16];
+    snprintf(layer, sizeof layer, "fc%d", l);
+    add_dense(mod, a->name, layer, in, a->hidden[l], &p->w[l], &p->b[l]);
+    if (film) {
+      snprintf(layer, sizeof layer, "film%d", l);
+      add_dense(mod, a->name, layer, cond, 2 * a->hidden[l], &p->film_w[l],
+                &p->film_b[l]);
+    }
+    in = a->hidden[l];
+  }
+  return in;
+}
+
 static void declare_aunn_params(Lowering *L, int ai) {
   const AunnDef *a = &L->model->aunns[ai];
   AunnParams *p = &L->aunn[ai];
@@ -77,13 +98,7 @@ static void declare_aunn_params(Lowering *L, int ai) {
                             L->model->nregions, a->module_dim, LOBE_INIT_NORMAL, 1.0);
   p->emb_subject = add_param(mod, fmt_name("%s.%s", a->name, "emb.subject"),
                              L->model->nsubjects, a->subject_dim, LOBE_INIT_NORMAL, 1.0);
-  int in = encoding_width(a) + a->module_dim + a->subject_dim;
-  for (int l = 0; l < a->nhidden; l++) {
-    char layer[16];
-    snprintf(layer, sizeof layer, "fc%d", l);
-    add_dense(mod, a->name, layer, in, a->hidden[l], &p->w[l], &p->b[l]);
-    in = a->hidden[l];
-  }
+  int in = declare_hidden_params(mod, a, p);
   p->latent_w = p->latent_b = -1;
   if (a->latent > 0) {
     add_dense(mod, a->name, "latent", in, a->latent, &p->latent_w, &p->latent_b);
@@ -172,6 +187,20 @@ static int lower_dense(Builder *b, int x, int w, int bias) {
   return ir_binary(b->f, IR_ADD, y, bb);
 }
 
+/* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), the tanh approximation,
+ * as h + h tanh(x (c1 + c2 x^2)) with h = x / 2. */
+static int lower_gelu(Builder *b, int x) {
+  IrFunc *f = b->f;
+  IrShape shape = f->ins[x].shape;
+  double c1 = sqrt(2.0 / M_PI), c2 = 0.044715 * c1;
+  int x2 = ir_binary(f, IR_MUL, x, x);
+  int poly = ir_binary(f, IR_ADD, ir_const(f, c1, shape),
+                       ir_binary(f, IR_MUL, ir_const(f, c2, shape), x2));
+  int th = ir_unary(f, IR_TANH, ir_binary(f, IR_MUL, x, poly));
+  int h = ir_binary(f, IR_MUL, ir_const(f, 0.5, shape), x);
+  return ir_binary(f, IR_ADD, h, ir_binary(f, IR_MUL, h, th));
+}
+
 static int lower_activation(Builder *b, Activation act, int x) {
   switch (act) {
   case ACT_SILU:
@@ -184,23 +213,53 @@ static int lower_activation(Builder *b, Activation act, int x) {
     return ir_unary(b->f, IR_SIGMOID, x);
   case ACT_SINE:
     return ir_unary(b->f, IR_SIN, x);
+  case ACT_GELU:
+    return lower_gelu(b, x);
   }
   abort();
 }
 
-/* The AUNN trunk for region r: encoding and concat conditioning, hidden
+/* [head, emb_module(module), emb_subject(subject)] per sample; without
+ * head when it is -1. */
+static int lower_embeddings(Builder *b, const AunnParams *p, int head) {
+  int parts[3], n = 0;
+  if (head >= 0)
+    parts[n++] = head;
+  parts[n++] = ir_gather(b->f, b->param[p->emb_module], b->module);
+  parts[n++] = ir_gather(b->f, b->param[p->emb_subject], b->subject);
+  return ir_concat(b->f, parts, n);
+}
+
+/* FiLM of a layer's pre-activation z by the conditioning c:
+ * (1 + gamma) * z + beta, with [gamma, beta] = c F + f; the 1 makes a zero
+ * map leave the layer unchanged, as in the torch peer. */
+static int lower_film(Builder *b, int z, int c, int w, int bias) {
+  IrShape shape = b->f->ins[z].shape;
+  int width = shape.dim[1];
+  int gamma_beta = lower_dense(b, c, w, bias);
+  int gamma = ir_slice(b->f, gamma_beta, 0, width);
+  int beta = ir_slice(b->f, gamma_beta, width, width);
+  int scale = ir_binary(b->f, IR_ADD, ir_const(b->f, 1.0, shape), gamma);
+  return ir_binary(b->f, IR_ADD, ir_binary(b->f, IR_MUL, scale, z), beta);
+}
+
+/* The AUNN trunk for region r: the encoding, conditioning (concat: the
+ * embeddings join the input; film: they modulate every hidden layer), hidden
  * layers, optional linear latent layer. */
 static int lower_trunk(const Lowering *L, Builder *b, int ai) {
   const AunnDef *a = &L->model->aunns[ai];
   const AunnParams *p = &L->aunn[ai];
-  int parts[3] = {
-      lower_fourier(L, b, ai),
-      ir_gather(b->f, b->param[p->emb_module], b->module),
-      ir_gather(b->f, b->param[p->emb_subject], b->subject),
-  };
-  int x = ir_concat(b->f, parts, 3);
-  for (int l = 0; l < a->nhidden; l++)
-    x = lower_activation(b, a->activation, lower_dense(b, x, p->w[l], p->b[l]));
+  bool film = a->condition == COND_FILM;
+  int x = lower_fourier(L, b, ai);
+  int c = film ? lower_embeddings(b, p, -1) : -1;
+  if (!film)
+    x = lower_embeddings(b, p, x);
+  for (int l = 0; l < a->nhidden; l++) {
+    int z = lower_dense(b, x, p->w[l], p->b[l]);
+    if (film)
+      z = lower_film(b, z, c, p->film_w[l], p->film_b[l]);
+    x = lower_activation(b, a->activation, z);
+  }
   if (p->latent_w >= 0)
     x = lower_dense(b, x, p->latent_w, p->latent_b);
   return x;
@@ -251,6 +310,10 @@ static int grad_params(const Lowering *L, int s, int *out) {
   for (int l = 0; l < a->nhidden; l++) {
     out[n++] = p->w[l];
     out[n++] = p->b[l];
+    if (a->condition == COND_FILM) {
+      out[n++] = p->film_w[l];
+      out[n++] = p->film_b[l];
+    }
   }
   if (p->latent_w >= 0) {
     out[n++] = p->latent_w;

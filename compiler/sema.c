@@ -472,9 +472,12 @@ static void report_missing(Sema *s, Name callee, const char *option, const char 
 
 /* ---- aunn items ----------------------------------------------------------------- */
 
-static const char *const activations[] = {"silu", "relu", "tanh", "sigmoid", "sine"};
+/* In the order of Activation and ConditionKind. */
+static const char *const activations[] = {"silu", "relu", "tanh", "sigmoid", "sine",
+                                          "gelu"};
+static const char *const conditions[] = {"concat", "film"};
 static const char *const fourier_options[] = {"bands", "max_period", "min_period"};
-static const char *const concat_options[] = {"module", "subject"};
+static const char *const condition_options[] = {"module", "subject"};
 
 /* The one value of an item that takes one, or NULL after reporting. */
 static const Expr *single_value(Sema *s, const Item *it, const char *example) {
@@ -518,8 +521,8 @@ static void check_index(Sema *s, const Item *it, AunnDef *a) {
     check_fourier(s, callee, args, a);
 }
 
+/* concat(module: M, subject: S) or film(...) with the same options. */
 static void check_condition(Sema *s, const Item *it, AunnDef *a) {
-  static const char *const conditions[] = {"concat"};
   const Expr *e = single_value(s, it, "condition concat(module: 8, subject: 4)");
   Name callee;
   Args args;
@@ -530,9 +533,11 @@ static void check_condition(Sema *s, const Item *it, AunnDef *a) {
     report_expected(s, e, "a conditioning, as in concat(module: 8, subject: 4)");
     return;
   }
-  if (lookup_word(s, callee, "conditioning", conditions, 1) < 0)
+  int k = lookup_word(s, callee, "conditioning", conditions, 2);
+  if (k < 0)
     return;
-  bind_options(s, callee, args, concat_options, 2, 0, opt);
+  a->condition = (ConditionKind)k;
+  bind_options(s, callee, args, condition_options, 2, 0, opt);
   if (opt[0])
     set_int(s, opt[0]->value, "module", 1, MAX_SIZE, &a->module_dim);
   if (opt[1])
@@ -575,10 +580,10 @@ static void check_mlp(Sema *s, const Item *it, AunnDef *a) {
     return;
   const Expr *act = it->values.v[1].value;
   if (act->kind != EXPR_NAME) {
-    report_expected(s, act, "an activation (silu, relu, tanh, sigmoid or sine)");
+    report_expected(s, act, "an activation (silu, relu, tanh, sigmoid, sine or gelu)");
     return;
   }
-  int k = lookup_word(s, act->name, "activation", activations, 5);
+  int k = lookup_word(s, act->name, "activation", activations, 6);
   if (k >= 0)
     a->activation = (Activation)k;
 }

@@ -2,7 +2,7 @@
  * test_codegen_model.c — a whole model through the pipeline: a spec is
  * parsed, checked and lowered; its gradient function is checked against
  * finite differences in the interpreter, and the compiled code (f32 and f64)
- * against the interpreter.
+ * against the interpreter; with concat and film conditioning.
  */
 #include <check.h>
 #include <dlfcn.h>
@@ -19,7 +19,7 @@ static const char *const spec =
     "subjects m1, m2, m3\n"
     "aunn cortex {\n"
     "  index     fourier(bands: 3, max_period: 4s, min_period: 50ms)\n"
-    "  condition concat(module: 2, subject: 3)\n"
+    "  condition %s(module: 2, subject: 3)\n"
     "  mlp       7 x 2, %s\n"
     "  latent    %d\n"
     "}\n"
@@ -36,9 +36,9 @@ typedef struct Fixture {
   IrModule *mod;
 } Fixture;
 
-static Fixture build(const char *activation, int latent) {
+static Fixture build(const char *condition, const char *activation, int latent) {
   char text[2048];
-  snprintf(text, sizeof text, spec, activation, latent);
+  snprintf(text, sizeof text, spec, condition, activation, latent);
   Fixture fx = {.diag = diag_new(stderr, false)};
   SrcFile *file = diag_add_source(fx.diag, "model.lobe", text);
   fx.prog = parse_file(fx.diag, file);
@@ -110,6 +110,8 @@ static double run_loss(const IrFunc *grad, double **in) {
 static void check_gradients(const Fixture *fx, int s) {
   const IrSourceFns *fns = &fx->mod->source_fns[s];
   const IrFunc *grad = fx->mod->funcs[fns->loss_grad];
+  /* every parameter but the other sources' heads (weight and bias) */
+  ck_assert_int_eq(fns->ngrad, fx->mod->nparams - 2 * (fx->model->nsources - 1));
   double **in = make_inputs(fx, grad, 7 + s), **out = make_outputs(grad);
   char err[256];
   ck_assert_msg(interp_run(grad, (const double *const *)in, out, err, sizeof err) == 0, "%s", err);
@@ -133,14 +135,23 @@ static void check_gradients(const Fixture *fx, int s) {
   free_buffers(out, grad->noutputs);
 }
 
-START_TEST(gradients_match_finite_differences) {
-  static const char *const acts[] = {"silu", "tanh", "sigmoid", "sine"};
-  for (int a = 0; a < 4; a++) {
-    Fixture fx = build(acts[a], a % 2 ? 0 : 3);
+static void check_all_gradients(const char *condition) {
+  static const char *const acts[] = {"silu", "tanh", "sigmoid", "sine", "gelu"};
+  for (int a = 0; a < 5; a++) {
+    Fixture fx = build(condition, acts[a], a % 2 ? 0 : 3);
     for (int s = 0; s < fx.model->nsources; s++)
       check_gradients(&fx, s);
     release(&fx);
   }
+}
+
+START_TEST(gradients_match_finite_differences) {
+  check_all_gradients("concat");
+}
+END_TEST
+
+START_TEST(film_gradients_match_finite_differences) {
+  check_all_gradients("film");
 }
 END_TEST
 
@@ -206,10 +217,10 @@ static double compiled_error(void *lib, const IrFunc *f, double **in, double **w
   return worst;
 }
 
-START_TEST(compiled_matches_interpreter) {
+static void check_compiled(const char *condition, const char *activation, int latent) {
   char dir[] = "/tmp/lobe-test-XXXXXX";
   ck_assert_ptr_nonnull(mkdtemp(dir));
-  Fixture fx = build("silu", 3);
+  Fixture fx = build(condition, activation, latent);
   void *lib = compile(&fx, dir);
   for (int i = 0; i < fx.mod->nfuncs; i++) {
     const IrFunc *f = fx.mod->funcs[i];
@@ -227,6 +238,16 @@ START_TEST(compiled_matches_interpreter) {
   release(&fx);
   rmdir(dir);
 }
+
+START_TEST(compiled_matches_interpreter) {
+  check_compiled("concat", "silu", 3);
+}
+END_TEST
+
+START_TEST(film_compiled_matches_interpreter) {
+  check_compiled("film", "gelu", 0);
+  check_compiled("film", "silu", 3);
+}
 END_TEST
 
 int main(void) {
@@ -235,6 +256,8 @@ int main(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, gradients_match_finite_differences);
   tcase_add_test(tc, compiled_matches_interpreter);
+  tcase_add_test(tc, film_gradients_match_finite_differences);
+  tcase_add_test(tc, film_compiled_matches_interpreter);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

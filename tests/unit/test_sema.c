@@ -195,6 +195,7 @@ START_TEST(defaults) {
   ck_assert_int_eq(m->aunns[0].module_dim, 8);
   ck_assert_int_eq(m->aunns[0].subject_dim, 4);
   ck_assert_int_eq(m->aunns[0].activation, ACT_SILU);
+  ck_assert_int_eq(m->aunns[0].condition, COND_CONCAT);
   ck_assert_int_eq(m->aunns[0].nhidden, 1);
   ck_assert_int_eq(m->aunns[0].hidden[0], 8);
   ck_assert_double_eq_tol(m->sources[0].t0, 0.0, 1e-12);
@@ -207,6 +208,31 @@ START_TEST(defaults) {
   ck_assert_double_eq_tol(t->beta2, 0.999, 1e-15);
   ck_assert_uint_eq(t->seed, 1);
   ck_assert_int_eq(t->checkpoint_every, 0);
+  checked_free(c);
+}
+END_TEST
+
+START_TEST(film_and_gelu) {
+  Checked *c = check_text("subjects m1\n"
+                          "aunn a {\n  index fourier(bands: 2, max_period: 1s)\n"
+                          "  condition film(module: 16, subject: 8)\n  mlp 32 x 3, gelu\n}\n"
+                          "aunn b {\n  index fourier(bands: 2, max_period: 1s)\n"
+                          "  condition film(subject: 2)\n  mlp 8\n}\n"
+                          "region V1 : a\nregion V2 : b\n"
+                          "data V1 of m1 = csv(\"v.csv\", rate: 10Hz)\n"
+                          "data V2 of m1 = csv(\"w.csv\", rate: 10Hz)\n");
+  ck_assert_ptr_nonnull(c->model);
+  const AunnDef *a = &c->model->aunns[0];
+  ck_assert_int_eq(a->condition, COND_FILM);
+  ck_assert_int_eq(a->module_dim, 16);
+  ck_assert_int_eq(a->subject_dim, 8);
+  ck_assert_int_eq(a->nhidden, 3);
+  ck_assert_int_eq(a->activation, ACT_GELU);
+  a = &c->model->aunns[1];                    /* an option left out keeps its default */
+  ck_assert_int_eq(a->condition, COND_FILM);
+  ck_assert_int_eq(a->module_dim, 8);
+  ck_assert_int_eq(a->subject_dim, 2);
+  ck_assert_int_eq(a->activation, ACT_SILU);
   checked_free(c);
 }
 END_TEST
@@ -314,6 +340,15 @@ START_TEST(options_checked) {
   expect_errors("aunn b {\n index fourier(4, max_period: 1s)\n mlp 8\n}\n", 1,
                 "'fourier' takes named options only");
   expect_errors("train { optimizer: adam(lr: 1, lr: 2) }\n", 1, "option 'lr' is given twice");
+  expect_errors("aunn b {\n index fourier(bands: 4, max_period: 1s)\n"
+                " condition film(modul: 4)\n mlp 8\n}\n", 1,
+                "'film' has no option 'modul'; did you mean 'module'?");
+  expect_errors("aunn b {\n index fourier(bands: 4, max_period: 1s)\n"
+                " condition film(module: 0, subject: 3)\n mlp 8\n}\n", 1,
+                "'module' must be between 1 and 65536, not 0");
+  expect_errors("aunn b {\n index fourier(bands: 4, max_period: 1s)\n"
+                " condition flim(module: 4)\n mlp 8, gleu\n}\n", 2,
+                "unknown conditioning 'flim'; did you mean 'film'?");
 }
 END_TEST
 
@@ -375,6 +410,7 @@ Suite *sema_suite(void) {
   tcase_add_test(tm, example_sources);
   tcase_add_test(tm, example_loss_and_train);
   tcase_add_test(tm, defaults);
+  tcase_add_test(tm, film_and_gelu);
   tcase_add_test(tm, relative_spec_path);
   tcase_add_test(tm, order_does_not_matter);
   tcase_add_test(tm, warnings_are_not_errors);
