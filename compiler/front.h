@@ -266,6 +266,12 @@ typedef struct Lexer {
   int error_line;                  /* the last line with a lexical error, or 0 */
   Token queue[LEX_QUEUE];          /* tokens made up to close brackets */
   int queued, next;
+  /* With keep_comments set (after lex_init), every comment, from '#' to the
+   * end of its line, is recorded here in order, as a token of kind 0; the
+   * caller frees the array. */
+  bool keep_comments;
+  Token *comments;
+  int ncomments;
 } Lexer;
 
 void lex_init(Lexer *lx, Diag *d, const SrcFile *file);
@@ -280,6 +286,13 @@ bool lex_number_value(const Token *t, double *value, int *digits);
 /* Parses one file; errors go to d. Returns NULL only when nothing usable was
  * parsed; a Program with errors reported is still returned for sema to skip. */
 Program *parse_file(Diag *d, SrcFile *file);
+
+/* ----------------------------------------------------------------- fmt.c */
+
+/* The canonical form of a spec (`lobec fmt`), malloc'd; NULL if the file has
+ * syntax errors (reported to d). Only blanks, line breaks outside ( ) and
+ * [ ], and separating or trailing commas change: the AST stays the same. */
+char *fmt_source(Diag *d, SrcFile *file);
 
 /* ---------------------------------------------------------------- sema.c */
 

@@ -61,6 +61,18 @@ static Token synthetic(int kind, SrcPos pos) {
   return (Token){kind, "", 0, pos};
 }
 
+/* A comment is no token, but `lobec fmt` must put it back where it was. */
+static void keep_comment(Lexer *lx, const unsigned char *start) {
+  if (!lx->keep_comments)
+    return;
+  int n = lx->ncomments;
+  if (n == 0 || (n & (n - 1)) == 0)   /* doubling: a file may have many */
+    lx->comments = realloc(lx->comments, (size_t)(n ? 2 * n : 1) * sizeof *lx->comments);
+  long len = lx->cur - start;
+  lx->comments[lx->ncomments++] =
+      (Token){0, (const char *)start, (int)len, pos_at(lx, start, len)};
+}
+
 /* ---- numbers -------------------------------------------------------------- */
 
 static int numeric_prefix(const char *s, int len) {
@@ -206,7 +218,7 @@ static int scan(Lexer *lx, Token *t) {
 #define TOKEN(kind) (lx->cur = YYCURSOR, make(lx, t, (kind), start))
     /*!re2c
       [ \t\r\v\f]+          { lx->cur = YYCURSOR; continue; }
-      "#" [^\n\x00]*        { lx->cur = YYCURSOR; continue; }
+      "#" [^\n\x00]*        { lx->cur = YYCURSOR; keep_comment(lx, start); continue; }
       "\n"                  {
         lx->cur = YYCURSOR;
         if (end_of_line(lx, t, YYCURSOR))

@@ -5,6 +5,7 @@
  *
  *   lobec check SPEC                      diagnostics only
  *   lobec build SPEC [-o OUT] [--emit=ast|ir|llvm|obj|exe] [--dump-after=PASS|all]
+ *   lobec fmt SPEC [-o OUT | --check]     the canonical form (fmt.c)
  */
 #include <libgen.h>
 #include <stdio.h>
@@ -27,18 +28,22 @@ typedef struct Options {
   const char *out;
   const char *dump_after;
   Emit emit;
+  bool check;             /* fmt --check */
 } Options;
 
 static void usage(FILE *to) {
   fputs("usage: lobec check SPEC.lobe\n"
         "       lobec build SPEC.lobe [-o OUT] [--emit=ast|ir|llvm|obj|exe]\n"
         "                             [--dump-after=PASS|all]\n"
+        "       lobec fmt SPEC.lobe [-o OUT | --check]\n"
         "       lobec --version\n"
         "\n"
         "build compiles SPEC into an executable (default: SPEC's base name) that\n"
         "trains the model: run `OUT --help` for its commands. --emit stops early\n"
         "and writes that stage's form to OUT (default: standard output for ast and\n"
-        "ir). --dump-after prints the IR after the named pass to standard error.\n",
+        "ir). --dump-after prints the IR after the named pass to standard error.\n"
+        "fmt writes SPEC in canonical form to OUT (default: standard output);\n"
+        "--check instead names SPEC and exits with 1 if it is not canonical.\n",
         to);
 }
 
@@ -66,7 +71,9 @@ static int parse_args(int argc, char **argv, Options *o) {
         fprintf(stderr, "lobec: unknown --emit value '%s'\n", a + 7);
         return -1;
       }
-    } else if (strncmp(a, "--dump-after=", 13) == 0)
+    } else if (strcmp(a, "--check") == 0 && strcmp(o->command, "fmt") == 0)
+      o->check = true;
+    else if (strncmp(a, "--dump-after=", 13) == 0)
       o->dump_after = a + 13;
     else if (a[0] == '-' && a[1]) {
       fprintf(stderr, "lobec: unknown option '%s'\n", a);
@@ -80,6 +87,10 @@ static int parse_args(int argc, char **argv, Options *o) {
   }
   if (!o->spec) {
     fprintf(stderr, "lobec: no spec file given\n");
+    return -1;
+  }
+  if (o->check && o->out) {
+    fprintf(stderr, "lobec: fmt takes -o or --check, not both\n");
     return -1;
   }
   return 0;
@@ -217,6 +228,34 @@ static int build(const Options *o, Diag *d, Model *m, Program *prog) {
   return rc ? 1 : 0;
 }
 
+/* ---- fmt --------------------------------------------------------------------- */
+
+static int write_text(const char *path, const char *text) {
+  FILE *f = open_out(path);
+  if (!f)
+    return 1;
+  fputs(text, f);
+  return close_out(f) ? 1 : 0;
+}
+
+/* Like `gofmt -l` under --check: the name of a file not in canonical form. */
+static int format(const Options *o) {
+  Diag *d = diag_new(stderr, isatty(STDERR_FILENO));
+  SrcFile *file = diag_load_file(d, o->spec);
+  char *text = file ? fmt_source(d, file) : NULL;
+  diag_flush(d);
+  int rc = 1;
+  if (text && o->check) {
+    rc = strcmp(text, file->text) != 0;
+    if (rc)
+      printf("%s\n", o->spec);
+  } else if (text)
+    rc = write_text(o->out, text);
+  free(text);
+  diag_free(d);
+  return rc;
+}
+
 int main(int argc, char **argv) {
   if (argc == 2 && strcmp(argv[1], "--version") == 0) {
     printf("lobec %s\n", LOBE_VERSION);
@@ -228,10 +267,13 @@ int main(int argc, char **argv) {
   }
   Options o;
   if (parse_args(argc, argv, &o) != 0 ||
-      (strcmp(o.command, "check") != 0 && strcmp(o.command, "build") != 0)) {
+      (strcmp(o.command, "check") != 0 && strcmp(o.command, "build") != 0 &&
+       strcmp(o.command, "fmt") != 0)) {
     usage(stderr);
     return 2;
   }
+  if (strcmp(o.command, "fmt") == 0)
+    return format(&o);
   Diag *d = diag_new(stderr, isatty(STDERR_FILENO));
   Program *prog = NULL;
   Model *m = check_spec(d, o.spec, &prog);

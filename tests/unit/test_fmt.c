@@ -1,0 +1,307 @@
+/* Unit tests of `lobec fmt` (fmt.c) and of the comments the lexer records for
+ * it: exact canonical forms of messy inputs, and over each of them the two
+ * properties fmt promises: it is idempotent and it keeps the AST. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "front.h"
+
+typedef struct Case {
+  const char *input, *canonical;
+} Case;
+
+static const Case cases[] = {
+    {/* spacing of statements */
+     "import  std . encodings\n"
+     "subjects   m1 ,m2,m3\n"
+     "region V1,V2:cortex\n"
+     "data V1 of m1=csv( \"a \\\"b\\\".csv\" ,rate:0.1kHz, t0 : 2.50s , )\n"
+     "loss mse(V1)+0.5*( mse(V2) )/4\n",
+     "import std.encodings\n"
+     "subjects m1, m2, m3\n"
+     "region V1, V2 : cortex\n"
+     "data V1 of m1 = csv(\"a \\\"b\\\".csv\", rate: 0.1kHz, t0: 2.50s)\n"
+     "loss mse(V1) + 0.5 * (mse(V2)) / 4\n"},
+    {/* blocks: one item per line, values aligned */
+     "aunn cortex { index fourier(bands:16,max_period:10s)\n"
+     "mlp 64x2 , silu\n"
+     "    condition   film( module:8 )\n"
+     "latent 8 }\n"
+     "train { steps: 3000, batch: 256, optimizer: adam(lr: 2e-3,), seed: 1 }\n"
+     "train {}\n",
+     "aunn cortex {\n"
+     "  index     fourier(bands: 16, max_period: 10s)\n"
+     "  mlp       64 x 2, silu\n"
+     "  condition film(module: 8)\n"
+     "  latent    8\n"
+     "}\n"
+     "train {\n"
+     "  steps:     3000\n"
+     "  batch:     256\n"
+     "  optimizer: adam(lr: 2e-3)\n"
+     "  seed:      1\n"
+     "}\n"
+     "train {\n"
+     "}\n"},
+    {/* signs, and x as an operator or a name */
+     "loss - 1 - -x*-(2) x x(x)\n"
+     "aunn a {\n"
+     "  x  - 3 ,[ 1,2, ]\n"
+     "  mlp x x 2\n"
+     "}\n",
+     "loss -1 - -x * -(2) x x(x)\n"
+     "aunn a {\n"
+     "  x   -3, [1, 2]\n"
+     "  mlp x x 2\n"
+     "}\n"},
+    {/* blank lines: at most one, none at the ends of the file or a block */
+     "\n\n\nsubjects a\n\n\n\nsubjects b\nsubjects c\n"
+     "aunn n {\n\n  latent 1\n\n\n  mlp 2\n\n}\n\n\n",
+     "subjects a\n\nsubjects b\nsubjects c\n"
+     "aunn n {\n  latent 1\n\n  mlp    2\n}\n"},
+    {/* comments everywhere */
+     "# head\n"
+     "\n"
+     "\n"
+     "subjects m1   # trailing   \n"
+     "aunn c {   # after the brace\n"
+     "  # first\n"
+     "  index f(a: 1,   # inside a call\n"
+     "     # on a line of its own\n"
+     "     b: 2)  # after the call\n"
+     "\n"
+     "  # before the brace\n"
+     "}  # after the brace\n"
+     "train { steps: 1, # after steps\n"
+     "  seed: 2, batch: 3 }# at the end\n"
+     "# tail\n"
+     "\n",
+     "# head\n"
+     "\n"
+     "subjects m1  # trailing\n"
+     "aunn c {  # after the brace\n"
+     "  # first\n"
+     "  # inside a call\n"
+     "  # on a line of its own\n"
+     "  index f(a: 1, b: 2)  # after the call\n"
+     "\n"
+     "  # before the brace\n"
+     "}  # after the brace\n"
+     "train {\n"
+     "  steps: 1  # after steps\n"
+     "  seed:  2\n"
+     "  batch: 3\n"
+     "}  # at the end\n"
+     "# tail\n"},
+    {/* line ends of other systems, no line end at the end */
+     "subjects a,b\r\n# c\r\nloss mse(a)", "subjects a, b\n# c\nloss mse(a)\n"},
+    {"", ""},
+    {"\n# only\n\n\n# comments\n", "# only\n\n# comments\n"},
+};
+enum { NCASES = sizeof cases / sizeof cases[0] };
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+typedef struct Out {
+  FILE *stream;
+  char *text;
+  size_t len;
+} Out;
+
+static void out_open(Out *o) {
+  *o = (Out){0};
+  o->stream = open_memstream(&o->text, &o->len);
+}
+
+static char *out_close(Out *o) {
+  fclose(o->stream);
+  return o->text;
+}
+
+/* fmt_source of text; the diagnostics, if any, to *messages. */
+static char *format(const char *text, char **messages) {
+  Out o;
+  out_open(&o);
+  Diag *d = diag_new(o.stream, false);
+  char *canonical = fmt_source(d, diag_add_source(d, "t.lobe", text));
+  diag_flush(d);
+  diag_free(d);
+  char *m = out_close(&o);
+  if (messages)
+    *messages = m;
+  else
+    free(m);
+  return canonical;
+}
+
+static char *format_ok(const char *text) {
+  char *messages;
+  char *canonical = format(text, &messages);
+  ck_assert_msg(canonical, "fmt failed on:\n%s\n%s", text, messages);
+  ck_assert_str_eq(messages, "");
+  free(messages);
+  return canonical;
+}
+
+/* Drops the "LINE:COL " after the indentation of each line of an AST dump. */
+static void drop_positions(char *dump) {
+  char *w = dump;
+  for (char *r = dump; *r;) {
+    while (*r == ' ')
+      *w++ = *r++;
+    size_t n = strspn(r, "0123456789:");
+    if (n && r[n] == ' ')
+      r += n + 1;
+    while (*r && *r != '\n')
+      *w++ = *r++;
+    if (*r)
+      *w++ = *r++;
+  }
+  *w = 0;
+}
+
+/* The AST dump, without the positions (they move). */
+static char *ast_text(const char *text) {
+  Out dump;
+  out_open(&dump);
+  Diag *d = diag_new(stderr, false);
+  Program *p = parse_file(d, diag_add_source(d, "t.lobe", text));
+  ck_assert_int_eq(diag_errors(d), 0);
+  if (p)
+    ast_dump(dump.stream, p);
+  ast_free(p);
+  diag_free(d);
+  char *s = out_close(&dump);
+  drop_positions(s);
+  return s;
+}
+
+/* ---- tests -------------------------------------------------------------------- */
+
+START_TEST(canonical_forms) {
+  char *canonical = format_ok(cases[_i].input);
+  ck_assert_str_eq(canonical, cases[_i].canonical);
+  free(canonical);
+}
+END_TEST
+
+START_TEST(idempotent) {
+  char *once = format_ok(cases[_i].input);
+  char *twice = format_ok(once);
+  ck_assert_str_eq(twice, once);
+  free(once);
+  free(twice);
+}
+END_TEST
+
+START_TEST(keeps_the_ast) {
+  char *canonical = format_ok(cases[_i].input);
+  char *before = ast_text(cases[_i].input), *after = ast_text(canonical);
+  ck_assert_str_eq(after, before);
+  free(canonical);
+  free(before);
+  free(after);
+}
+END_TEST
+
+/* The position filter above must not hide a real difference. */
+START_TEST(ast_text_sees_changes) {
+  char *a = ast_text("loss 1 + 2 * 3\n"), *b = ast_text("loss (1 + 2) * 3\n");
+  ck_assert_str_ne(a, b);
+  ck_assert_ptr_null(strstr(a, "1:1"));
+  ck_assert_ptr_nonnull(strstr(a, "loss (1 + (2 * 3))"));
+  free(a);
+  free(b);
+}
+END_TEST
+
+START_TEST(syntax_errors_are_not_formatted) {
+  char *messages;
+  ck_assert_ptr_null(format("subjects a\nregion V1 cortex\n", &messages));
+  ck_assert_ptr_nonnull(strstr(messages, "t.lobe:2:"));
+  free(messages);
+  ck_assert_ptr_null(format("aunn a {\n  mlp 2\n", &messages));
+  ck_assert_ptr_nonnull(strstr(messages, "expected '}'"));
+  free(messages);
+  ck_assert_ptr_null(format("subjects a # ok\nsubjects $b\n", &messages));
+  free(messages);
+}
+END_TEST
+
+/* Meaning errors are sema's business: fmt formats them. */
+START_TEST(unknown_names_are_formatted) {
+  char *canonical = format_ok("region V1:nowhere\n");
+  ck_assert_str_eq(canonical, "region V1 : nowhere\n");
+  free(canonical);
+}
+END_TEST
+
+START_TEST(long_sum) {
+  enum { TERMS = 1000 };
+  char *text = malloc(TERMS * 12 + 16), *p = text;
+  p += sprintf(p, "loss ");
+  for (int i = 0; i < TERMS; i++)
+    p += sprintf(p, "%smse(r%d)", i ? "+" : "", i);
+  sprintf(p, "\n");
+  char *canonical = format_ok(text);
+  ck_assert_int_eq((int)strlen(canonical), (int)strlen(text) + 2 * (TERMS - 1));
+  ck_assert_ptr_nonnull(strstr(canonical, "mse(r998) + mse(r999)\n"));
+  free(canonical);
+  free(text);
+}
+END_TEST
+
+/* ---- the lexer's comments ------------------------------------------------------ */
+
+static int count_comments(const char *text, bool keep, Token *first) {
+  Diag *d = diag_new(stderr, false);
+  Lexer lx;
+  lex_init(&lx, d, diag_add_source(d, "t.lobe", text));
+  lx.keep_comments = keep;
+  Token t;
+  while (lex_next(&lx, &t)) {
+  }
+  int n = lx.ncomments;
+  if (n)
+    *first = lx.comments[0];
+  free(lx.comments);
+  diag_free(d);
+  return n;
+}
+
+START_TEST(lexer_records_comments) {
+  const char *text = "# a\nsubjects m1  # b \naunn x {\n# c\n}\n";
+  Token first = {0};
+  ck_assert_int_eq(count_comments(text, true, &first), 3);
+  ck_assert_int_eq(first.pos.line, 1);
+  ck_assert_int_eq(first.pos.col, 1);
+  ck_assert_int_eq(first.len, 3);
+  ck_assert_int_eq(count_comments(text, false, &first), 0);
+}
+END_TEST
+
+static Suite *fmt_suite(void) {
+  Suite *s = suite_create("fmt");
+  TCase *tc = tcase_create("cases");
+  tcase_add_loop_test(tc, canonical_forms, 0, NCASES);
+  tcase_add_loop_test(tc, idempotent, 0, NCASES);
+  tcase_add_loop_test(tc, keeps_the_ast, 0, NCASES);
+  tcase_add_test(tc, ast_text_sees_changes);
+  suite_add_tcase(s, tc);
+  TCase *te = tcase_create("edges");
+  tcase_add_test(te, syntax_errors_are_not_formatted);
+  tcase_add_test(te, unknown_names_are_formatted);
+  tcase_add_test(te, long_sum);
+  tcase_add_test(te, lexer_records_comments);
+  suite_add_tcase(s, te);
+  return s;
+}
+
+int main(void) {
+  SRunner *sr = srunner_create(fmt_suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
