@@ -11,6 +11,8 @@
  * Parameters of an AUNN named A:
  *   A.emb.module [regions, Em]   A.emb.subject [subjects, Es]   (normal 0,1)
  *   A.fcL.w [in, out]  A.fcL.b [out]                             (uniform 1/sqrt(in))
+ *   A.fc0.w_module [Em, out]  A.fc0.w_subject [Es, out]          (concat only: the
+ *                             rows of fc0 that read the embeddings; fc0.w reads the encoding)
  *   A.filmL.w [Em+Es, 2*out]  A.filmL.b [2*out]                  (film only)
  *   A.latent.w [H, latent]  A.latent.b [latent]                  (when latent > 0)
  * and of each source S: head.S.w [in, channels], head.S.b [channels].
@@ -27,6 +29,7 @@ typedef struct AunnParams {
   int emb_module, emb_subject;
   int w[MODEL_MAX_LAYERS], b[MODEL_MAX_LAYERS];
   int film_w[MODEL_MAX_LAYERS], film_b[MODEL_MAX_LAYERS];  /* film only */
+  int w_module, w_subject;         /* concat only: fc0's embedding rows */
   int latent_w, latent_b;          /* -1 without a latent layer */
   int width;                       /* features the readout heads see */
 } AunnParams;
@@ -70,16 +73,33 @@ static void add_dense(IrModule *mod, const char *prefix, const char *layer,
 
 static int encoding_width(const AunnDef *a) { return 2 * a->bands; }
 
+/* With concat conditioning fc0 reads [encoding, e_module, e_subject]; its
+ * weight is kept as three blocks of rows, one per part (fc0.w holds the
+ * encoding's), so that lower_concat_input can treat each part apart. */
+static void declare_concat_rows(IrModule *mod, const AunnDef *a, AunnParams *p) {
+  int rows[2] = {a->module_dim, a->subject_dim};
+  const char *names[2] = {"fc0.w_module", "fc0.w_subject"};
+  int *ids[2] = {&p->w_module, &p->w_subject};
+  double bound = 1.0 / sqrt(encoding_width(a) + a->module_dim + a->subject_dim);
+  mod->params[p->w[0]].scale = mod->params[p->b[0]].scale = bound;
+  for (int k = 0; k < 2; k++)
+    *ids[k] = add_param(mod, fmt_name("%s.%s", a->name, names[k]), rows[k],
+                        a->hidden[0], LOBE_INIT_UNIFORM, bound);
+}
+
 /* The hidden layers; with film each has its map of the conditioning to
  * [gamma, beta]. Returns the width of the last. */
 static int declare_hidden_params(IrModule *mod, const AunnDef *a, AunnParams *p) {
   int cond = a->module_dim + a->subject_dim;
   bool film = a->condition == COND_FILM;
-  int in = encoding_width(a) + (film ? 0 : cond);
+  int in = encoding_width(a);
+  p->w_module = p->w_subject = -1;
   for (int l = 0; l < a->nhidden; l++) {
     char layer[16];
     snprintf(layer, sizeof layer, "fc%d", l);
     add_dense(mod, a->name, layer, in, a->hidden[l], &p->w[l], &p->b[l]);
+    if (l == 0 && !film)
+      declare_concat_rows(mod, a, p);
     if (film) {
       snprintf(layer, sizeof layer, "film%d", l);
       add_dense(mod, a->name, layer, cond, 2 * a->hidden[l], &p->film_w[l],
@@ -219,15 +239,29 @@ static int lower_activation(Builder *b, Activation act, int x) {
   abort();
 }
 
-/* [head, emb_module(module), emb_subject(subject)] per sample; without
- * head when it is -1. */
-static int lower_embeddings(Builder *b, const AunnParams *p, int head) {
-  int parts[3], n = 0;
-  if (head >= 0)
-    parts[n++] = head;
-  parts[n++] = ir_gather(b->f, b->param[p->emb_module], b->module);
-  parts[n++] = ir_gather(b->f, b->param[p->emb_subject], b->subject);
-  return ir_concat(b->f, parts, n);
+/* [emb_module(module), emb_subject(subject)] per sample */
+static int lower_embeddings(Builder *b, const AunnParams *p) {
+  int parts[2] = {ir_gather(b->f, b->param[p->emb_module], b->module),
+                  ir_gather(b->f, b->param[p->emb_subject], b->subject)};
+  return ir_concat(b->f, parts, 2);
+}
+
+/* Concat conditioning's first layer, by blocks of rows:
+ *   [x, E_m[module], E_s[subject]] W0 + b0
+ *     = x W0x + (E_m W0m)[module] + (E_s W0s)[subject] + b0
+ * Each table goes through the layer before the gather: [regions, H] and
+ * [subjects, H] products instead of [B, H] ones, and no gradient is formed
+ * for the encoding's columns, which have none to receive. */
+static int lower_concat_input(Builder *b, const AunnParams *p, int x) {
+  IrFunc *f = b->f;
+  int tables[2][3] = {{p->emb_module, p->w_module, b->module},
+                      {p->emb_subject, p->w_subject, b->subject}};
+  int z = lower_dense(b, x, p->w[0], p->b[0]);
+  for (int k = 0; k < 2; k++) {
+    int rows = ir_matmul(f, b->param[tables[k][0]], b->param[tables[k][1]], false, false);
+    z = ir_binary(f, IR_ADD, z, ir_gather(f, rows, tables[k][2]));
+  }
+  return z;
 }
 
 /* FiLM of a layer's pre-activation z by the conditioning c:
@@ -251,11 +285,10 @@ static int lower_trunk(const Lowering *L, Builder *b, int ai) {
   const AunnParams *p = &L->aunn[ai];
   bool film = a->condition == COND_FILM;
   int x = lower_fourier(L, b, ai);
-  int c = film ? lower_embeddings(b, p, -1) : -1;
-  if (!film)
-    x = lower_embeddings(b, p, x);
+  int c = film ? lower_embeddings(b, p) : -1;
   for (int l = 0; l < a->nhidden; l++) {
-    int z = lower_dense(b, x, p->w[l], p->b[l]);
+    int z = l == 0 && !film ? lower_concat_input(b, p, x)
+                            : lower_dense(b, x, p->w[l], p->b[l]);
     if (film)
       z = lower_film(b, z, c, p->film_w[l], p->film_b[l]);
     x = lower_activation(b, a->activation, z);
@@ -310,6 +343,10 @@ static int grad_params(const Lowering *L, int s, int *out) {
   for (int l = 0; l < a->nhidden; l++) {
     out[n++] = p->w[l];
     out[n++] = p->b[l];
+    if (l == 0 && p->w_module >= 0) {
+      out[n++] = p->w_module;
+      out[n++] = p->w_subject;
+    }
     if (a->condition == COND_FILM) {
       out[n++] = p->film_w[l];
       out[n++] = p->film_b[l];
