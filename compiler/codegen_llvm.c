@@ -1021,11 +1021,12 @@ static void desc_types(Desc *d) {
   LLVMTypeRef i = cg->i32, p = cg->ptr, f = cg->f64;
   LLVMTypeRef param[] = {p, i, i, i, f};
   LLVMTypeRef region[] = {p, p};
-  LLVMTypeRef source[] = {p, i, i, i, p, f, f, i, p, i, f, p, p, p, i, p};
+  LLVMTypeRef source[] = {p, i, i, i, p, f, f, i, p, i, f, p, p, p, i, p,
+                          p, p, p, p, p, p, p, i, p, i, p, i, p};
   LLVMTypeRef model[] = {i, p, p, i, p, i, p, i, p, i, p, i, i, f, f, f, f, cg->i64, i};
   d->param_t = named_struct(cg, "lobe_param", param, 5);
   d->region_t = named_struct(cg, "lobe_region", region, 2);
-  d->source_t = named_struct(cg, "lobe_source", source, 16);
+  d->source_t = named_struct(cg, "lobe_source", source, 29);
   d->model_t = named_struct(cg, "lobe_model", model, 19);
 }
 
@@ -1110,17 +1111,20 @@ static LLVMValueRef desc_channels(Desc *d, const Source *s) {
   return a;
 }
 
-static LLVMValueRef desc_grad_params(Desc *d, const IrSourceFns *fns) {
-  LLVMValueRef *vals = xcalloc(fns->ngrad, sizeof *vals);
-  for (int g = 0; g < fns->ngrad; g++)
-    vals[g] = di32(d, fns->grad_params[g]);
-  LLVMValueRef a = desc_array(d, d->cg->i32, vals, fns->ngrad);
+static LLVMValueRef desc_ids(Desc *d, const int *ids, int n) {
+  LLVMValueRef *vals = xcalloc(n, sizeof *vals);
+  for (int g = 0; g < n; g++)
+    vals[g] = di32(d, ids[g]);
+  LLVMValueRef a = desc_array(d, d->cg->i32, vals, n);
   free(vals);
   return a;
 }
 
-/* f64 entries are declared here and defined by the f64 module linked in. */
+/* f64 entries are declared here and defined by the f64 module linked in;
+ * a missing function (func < 0) is a null pointer. */
 static LLVMValueRef desc_entry(Desc *d, int func, const char *prec) {
+  if (func < 0)
+    return LLVMConstNull(d->cg->ptr);
   char sym[256];
   cg_symbol(d->mod->funcs[func], prec, sym, sizeof sym);
   LLVMValueRef fn = LLVMGetNamedFunction(d->cg->mod, sym);
@@ -1137,6 +1141,9 @@ static double loss_weight(const Model *m, int s) {
   return w;
 }
 
+/* A specialised entry point, or -1 for a source lowered without them. */
+static int spec(const IrSourceFns *fns, int func) { return fns->nfolded > 0 ? func : -1; }
+
 static LLVMValueRef desc_source(Desc *d, int s) {
   const Model *m = d->mod->model;
   const Source *src = &m->sources[s];
@@ -1148,8 +1155,17 @@ static LLVMValueRef desc_source(Desc *d, int s) {
       di32(d, src->channels), desc_channels(d, src), di32(d, LOBE_LOSS_MSE),
       df64(d, loss_weight(m, s)), desc_entry(d, fns->forward, "f32"),
       desc_entry(d, fns->loss_grad, "f32"), desc_entry(d, fns->loss_grad, "f64"),
-      di32(d, fns->ngrad), desc_grad_params(d, fns)};
-  return LLVMConstNamedStruct(d->source_t, f, 16);
+      di32(d, fns->ngrad), desc_ids(d, fns->grad_params, fns->ngrad),
+      desc_entry(d, spec(fns, fns->spec), "f32"),
+      desc_entry(d, spec(fns, fns->forward_spec), "f32"),
+      desc_entry(d, spec(fns, fns->loss_grad_spec), "f32"),
+      desc_entry(d, spec(fns, fns->spec_vjp), "f32"), desc_entry(d, spec(fns, fns->spec), "f64"),
+      desc_entry(d, spec(fns, fns->loss_grad_spec), "f64"),
+      desc_entry(d, spec(fns, fns->spec_vjp), "f64"), di32(d, fns->nfolded),
+      desc_ids(d, fns->folded, fns->nfolded), di32(d, fns->nspec_grad),
+      desc_ids(d, fns->spec_grad_params, fns->nspec_grad), di32(d, fns->nvjp),
+      desc_ids(d, fns->vjp_params, fns->nvjp)};
+  return LLVMConstNamedStruct(d->source_t, f, 29);
 }
 
 static LLVMValueRef desc_sources(Desc *d) {
@@ -1192,20 +1208,30 @@ static void emit_descriptor(Cg *cg, const IrModule *mod) {
   LLVMSetGlobalConstant(g, true);
 }
 
+static int check_ids(Cg *cg, int s, const int *ids, int n, int nparams) {
+  for (int g = 0; g < n; g++)
+    if (ids[g] < 0 || ids[g] >= nparams)
+      return cg_fail(cg, "source %d: parameter %d of %d", s, ids[g], nparams);
+  return 0;
+}
+
 /* Every function a source names must exist, and its tables must match. */
 static int check_sources(Cg *cg, const IrModule *mod) {
   if (!mod->model || !mod->source_fns)
     return cg_fail(cg, "descriptor requested for a module without a model");
   for (int s = 0; s < mod->model->nsources; s++) {
     const IrSourceFns *fns = &mod->source_fns[s];
-    int ids[2] = {fns->forward, fns->loss_grad};
-    for (int k = 0; k < 2; k++)
+    int ids[6] = {fns->forward, fns->loss_grad, fns->spec, fns->forward_spec,
+                  fns->loss_grad_spec, fns->spec_vjp};
+    int nids = fns->nfolded > 0 ? 6 : 2;
+    for (int k = 0; k < nids; k++)
       if (ids[k] < 0 || ids[k] >= mod->nfuncs)
         return cg_fail(cg, "source %d names function %d of %d", s, ids[k], mod->nfuncs);
-    for (int g = 0; g < fns->ngrad; g++)
-      if (fns->grad_params[g] < 0 || fns->grad_params[g] >= mod->nparams)
-        return cg_fail(cg, "source %d: gradient of parameter %d of %d", s,
-                       fns->grad_params[g], mod->nparams);
+    if (check_ids(cg, s, fns->grad_params, fns->ngrad, mod->nparams) != 0 ||
+        check_ids(cg, s, fns->folded, fns->nfolded, mod->nparams) != 0 ||
+        check_ids(cg, s, fns->spec_grad_params, fns->nspec_grad, mod->nparams) != 0 ||
+        check_ids(cg, s, fns->vjp_params, fns->nvjp, mod->nparams) != 0)
+      return -1;
   }
   return 0;
 }

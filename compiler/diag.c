@@ -4,17 +4,20 @@
  * Diagnostics are collected while the front end runs and printed by
  * diag_flush, sorted by position, in the format of gcc and clang:
  *
- *   spec.lobe:7:15: error: unknown activation 'slu'; did you mean 'silu'?
+ *   spec.lobe:7:15: error[E0020]: unknown activation 'slu'; did you mean 'silu'?
  *       7 |   mlp 64 x 2, slu
  *         |               ^~~
  *
- * A note belongs to the diagnostic reported just before it and is printed
- * right after it, wherever it points.
+ * with the stable code of the mistake (codes.def), as rustc does. A note
+ * belongs to the diagnostic reported just before it and is printed right
+ * after it, wherever it points. The code table also serves `lobec explain`.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "front.h"
@@ -26,13 +29,23 @@ enum {
   DIAG_EXCERPT_WIDTH = 160
 };
 
+typedef enum { DIAG_ERROR, DIAG_WARNING, DIAG_NOTE } DiagLevel;
+
 typedef struct Entry {
   DiagLevel level;
+  int code;                        /* DiagCode; -1 for notes */
   SrcPos pos;
   char *msg;
   int head;                        /* the entry a note belongs to; itself otherwise */
   int seq;
 } Entry;
+
+static const DiagCodeInfo codes[DIAG_NCODES] = {
+#define DIAG_CODE(id, code, title, explanation, wrong, right) \
+  {code, title, explanation, wrong, right},
+#include "codes.def"
+#undef DIAG_CODE
+};
 
 typedef struct FileLines {
   SrcFile *file;
@@ -119,12 +132,14 @@ static char *read_all(FILE *fp, long *len) {
 SrcFile *diag_load_file(Diag *d, const char *path) {
   struct stat st;
   if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-    diag_plain_error(d, "cannot read '%s': it is a directory", path);
+    diag_plain_error(d, DIAG_CANNOT_READ_SPEC, "cannot read '%s': it is a directory",
+                     path);
     return NULL;
   }
   FILE *fp = fopen(path, "rb");
   if (!fp) {
-    diag_plain_error(d, "cannot read '%s': %s", path, strerror(errno));
+    diag_plain_error(d, DIAG_CANNOT_READ_SPEC, "cannot read '%s': %s", path,
+                     strerror(errno));
     return NULL;
   }
   long len;
@@ -134,9 +149,10 @@ SrcFile *diag_load_file(Diag *d, const char *path) {
   if (!failed && len <= DIAG_MAX_FILE)
     return add_file(d, path, text, len);
   if (failed)
-    diag_plain_error(d, "cannot read '%s'", path);
+    diag_plain_error(d, DIAG_CANNOT_READ_SPEC, "cannot read '%s'", path);
   else
-    diag_plain_error(d, "'%s' is too large for a spec (more than %d MiB)", path,
+    diag_plain_error(d, DIAG_CANNOT_READ_SPEC,
+                     "'%s' is too large for a spec (more than %d MiB)", path,
                      DIAG_MAX_FILE >> 20);
   free(text);
   return NULL;
@@ -183,7 +199,7 @@ static bool line_bounds(Diag *d, SrcPos pos, long *begin, long *end) {
 
 /* ---- reporting ----------------------------------------------------------- */
 
-static void add_entry(Diag *d, DiagLevel level, SrcPos pos, const char *fmt,
+static void add_entry(Diag *d, DiagLevel level, int code, SrcPos pos, const char *fmt,
                       va_list ap) {
   if (level == DIAG_ERROR)
     d->errors++;
@@ -204,21 +220,35 @@ static void add_entry(Diag *d, DiagLevel level, SrcPos pos, const char *fmt,
     d->capacity = d->capacity ? 2 * d->capacity : 16;
     d->entries = realloc(d->entries, d->capacity * sizeof *d->entries);
   }
-  d->entries[d->nentries] = (Entry){level, pos, msg, head, d->nentries};
+  d->entries[d->nentries] = (Entry){level, code, pos, msg, head, d->nentries};
   d->nentries++;
 }
 
-void diag_report(Diag *d, DiagLevel level, SrcPos pos, const char *fmt, ...) {
+void diag_error(Diag *d, DiagCode code, SrcPos pos, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  add_entry(d, level, pos, fmt, ap);
+  add_entry(d, DIAG_ERROR, code, pos, fmt, ap);
   va_end(ap);
 }
 
-void diag_plain_error(Diag *d, const char *fmt, ...) {
+void diag_warning(Diag *d, DiagCode code, SrcPos pos, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  add_entry(d, DIAG_ERROR, (SrcPos){0}, fmt, ap);
+  add_entry(d, DIAG_WARNING, code, pos, fmt, ap);
+  va_end(ap);
+}
+
+void diag_note(Diag *d, SrcPos pos, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  add_entry(d, DIAG_NOTE, -1, pos, fmt, ap);
+  va_end(ap);
+}
+
+void diag_plain_error(Diag *d, DiagCode code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  add_entry(d, DIAG_ERROR, code, (SrcPos){0}, fmt, ap);
   va_end(ap);
 }
 
@@ -327,8 +357,10 @@ static void print_entry(Diag *d, const Entry *e) {
             e->pos.col, reset);
   else
     fprintf(d->out, "%slobec: %s", bold, reset);
-  fprintf(d->out, "%s%s:%s %s\n", d->color ? level_color(e->level) : "",
-          level_name(e->level), reset, e->msg);
+  fprintf(d->out, "%s%s", d->color ? level_color(e->level) : "", level_name(e->level));
+  if (e->code >= 0)
+    fprintf(d->out, "[%s]", codes[e->code].code);
+  fprintf(d->out, ":%s %s\n", reset, e->msg);
   if (e->pos.file)
     print_excerpt(d, e->pos);
 }
@@ -366,4 +398,79 @@ void diag_flush(Diag *d) {
   free_entries(d);
   d->shown_errors = d->dropped = 0;
   d->dropping = false;
+}
+
+/* ---- the code table: lobec explain --------------------------------------- */
+
+const DiagCodeInfo *diag_code_info(DiagCode code) { return &codes[code]; }
+
+int diag_code_find(const char *text) {
+  for (int i = 0; i < DIAG_NCODES; i++)
+    if (strcasecmp(text, codes[i].code) == 0)
+      return i;
+  return -1;
+}
+
+enum { DIAG_CLOSE_CODE = 2 };       /* edits at most, for "closest codes" */
+
+int diag_code_closest(const char *text, DiagCode *out, int max) {
+  char upper[16];
+  int len = (int)strlen(text), n = 0;
+  if (len >= (int)sizeof upper)
+    return 0;                      /* no code is close to a long word */
+  for (int i = 0; i <= len; i++)
+    upper[i] = (char)toupper((unsigned char)text[i]);
+  for (int dist = 0; dist <= DIAG_CLOSE_CODE && n == 0; dist++)
+    for (int i = 0; i < DIAG_NCODES && n < max; i++)
+      if (ast_edit_distance(upper, len, codes[i].code, DIAG_CLOSE_CODE) == dist)
+        out[n++] = (DiagCode)i;
+  return n;
+}
+
+/* Each line of text, prefixed. */
+static void put_lines(FILE *out, const char *prefix, const char *text) {
+  for (const char *p = text; *p;) {
+    const char *end = strchr(p, '\n');
+    int len = end ? (int)(end - p) : (int)strlen(p);
+    fprintf(out, "%s%.*s\n", len ? prefix : "", len, p);
+    p += len + (end != NULL);
+  }
+}
+
+void diag_explain(FILE *out, DiagCode code) {
+  const DiagCodeInfo *c = &codes[code];
+  fprintf(out, "%s: %s\n\n%s\n\nWrong:\n\n", c->code, c->title, c->explanation);
+  put_lines(out, "    ", c->wrong);
+  fputs("\nRight:\n\n", out);
+  put_lines(out, "    ", c->right);
+}
+
+static void markdown_entry(FILE *out, const DiagCodeInfo *c) {
+  fprintf(out, "\n## %s\n\n*%s*\n\n%s\n\nWrong:\n\n```\n%s```\n\nRight:\n\n```\n%s```\n",
+          c->code, c->title, c->explanation, c->wrong, c->right);
+}
+
+static void markdown_list(FILE *out) {
+  fputs("# Diagnostic codes\n\n"
+        "<!-- Generated by `lobec explain --list --markdown` from compiler/codes.def;\n"
+        "     test_diag_codes fails when this file and the table differ. -->\n\n"
+        "Every error and warning of `lobec` has a stable code, printed after its\n"
+        "level: `error[E0020]: unknown activation 'slu'`. Errors are E codes,\n"
+        "warnings W codes; notes have none. `lobec explain CODE` prints the\n"
+        "explanation of a code, `lobec explain --list` lists them all.\n\n"
+        "| code | title |\n|---|---|\n", out);
+  for (int i = 0; i < DIAG_NCODES; i++)
+    fprintf(out, "| [%s](#%c%s) | %s |\n", codes[i].code,
+            tolower((unsigned char)codes[i].code[0]), codes[i].code + 1, codes[i].title);
+  for (int i = 0; i < DIAG_NCODES; i++)
+    markdown_entry(out, &codes[i]);
+}
+
+void diag_list_codes(FILE *out, bool markdown) {
+  if (markdown) {
+    markdown_list(out);
+    return;
+  }
+  for (int i = 0; i < DIAG_NCODES; i++)
+    fprintf(out, "%s  %s\n", codes[i].code, codes[i].title);
 }

@@ -24,25 +24,54 @@ typedef struct SrcPos {
   int len;        /* length of the underlined span, >= 1 */
 } SrcPos;
 
-typedef enum { DIAG_ERROR, DIAG_WARNING, DIAG_NOTE } DiagLevel;
+/* Every error and warning has a stable code (codes.def): E0001... for errors,
+ * W0001... for warnings. */
+typedef enum {
+#define DIAG_CODE(id, code, title, explanation, wrong, right) id,
+#include "codes.def"
+#undef DIAG_CODE
+  DIAG_NCODES
+} DiagCode;
 
 /* Diagnostics are collected, then printed sorted by position by diag_flush, as
- *   file:line:col: error: message
+ *   file:line:col: error[E0020]: message
  *     <source line>
  *         ^~~~
- * A note attaches to the diagnostic reported just before it. */
+ * A note (no code) attaches to the diagnostic reported just before it. */
 typedef struct Diag Diag;
 
 Diag *diag_new(FILE *out, bool color);
 void diag_free(Diag *d);
 SrcFile *diag_load_file(Diag *d, const char *path); /* NULL + error if unreadable */
 SrcFile *diag_add_source(Diag *d, const char *path, const char *text); /* for tests */
-void diag_report(Diag *d, DiagLevel level, SrcPos pos, const char *fmt, ...)
+void diag_error(Diag *d, DiagCode code, SrcPos pos, const char *fmt, ...)   /* an E code */
     __attribute__((format(printf, 4, 5)));
-void diag_plain_error(Diag *d, const char *fmt, ...) /* no position */
-    __attribute__((format(printf, 2, 3)));
+void diag_warning(Diag *d, DiagCode code, SrcPos pos, const char *fmt, ...) /* a W code */
+    __attribute__((format(printf, 4, 5)));
+void diag_note(Diag *d, SrcPos pos, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void diag_plain_error(Diag *d, DiagCode code, const char *fmt, ...) /* no position */
+    __attribute__((format(printf, 3, 4)));
 int diag_errors(const Diag *d);
 void diag_flush(Diag *d);
+
+/* The code table, for `lobec explain`. */
+typedef struct DiagCodeInfo {
+  const char *code;        /* "E0020" */
+  const char *title;       /* "unknown activation" */
+  const char *explanation; /* lines joined by '\n' */
+  const char *wrong, *right; /* spec excerpts, each line ending in '\n' */
+} DiagCodeInfo;
+
+const DiagCodeInfo *diag_code_info(DiagCode code);
+/* The code named text ("E0020", any case), or -1. */
+int diag_code_find(const char *text);
+/* The codes (at most max) nearest in spelling to text, within a few edits;
+ * their count. */
+int diag_code_closest(const char *text, DiagCode *out, int max);
+void diag_explain(FILE *out, DiagCode code);
+/* Every code and title, one a line; as markdown, docs/errors.md. */
+void diag_list_codes(FILE *out, bool markdown);
 
 /* ------------------------------------------------------------- the Model */
 /* What sema produces and lower consumes: the spec with every name resolved,

@@ -69,8 +69,8 @@ static Name no_name(void) {
 static Expr *bounded(ParseState *ps, Expr *e) {
   if (e->kind == EXPR_ERROR || e->depth <= AST_MAX_DEPTH)
     return e;
-  diag_report(ps->diag, DIAG_ERROR, e->pos,
-              "expression nested too deeply (more than %d levels)", AST_MAX_DEPTH);
+  diag_error(ps->diag, DIAG_TOO_DEEP, e->pos,
+             "expression nested too deeply (more than %d levels)", AST_MAX_DEPTH);
   SrcPos pos = e->pos;
   ast_expr_free(e);
   return ast_leaf(EXPR_ERROR, pos);
@@ -107,8 +107,8 @@ static void add_decl(ParseState *ps, Decl decl) {
 
 %stack_overflow {
   ps->overflowed = true;
-  diag_report(ps->diag, DIAG_ERROR, ps->current.pos,
-              "nesting too deep; parsing stops here");
+  diag_error(ps->diag, DIAG_TOO_DEEP, ps->current.pos,
+             "nesting too deep; parsing stops here");
 }
 
 %token NEWLINE IDENT NUMBER STRING
@@ -398,12 +398,12 @@ static const char *close_keyword(Token t) {
 static void report_bad_statement(ParseState *ps, Token found, const char *what) {
   const char *hint = found.kind == TK_IDENT ? close_keyword(found) : NULL;
   if (hint)
-    diag_report(ps->diag, DIAG_ERROR, found.pos,
-                "unknown statement %s; did you mean '%s'?", what, hint);
+    diag_error(ps->diag, DIAG_NOT_STATEMENT, found.pos,
+               "unknown statement %s; did you mean '%s'?", what, hint);
   else if (!ps->statement_failed)
-    diag_report(ps->diag, DIAG_ERROR, found.pos,
-                "expected a statement (import, subjects, aunn, region, data, loss or "
-                "train), found %s", what);
+    diag_error(ps->diag, DIAG_NOT_STATEMENT, found.pos,
+               "expected a statement (import, subjects, aunn, region, data, loss or "
+               "train), found %s", what);
 }
 
 static void report_syntax_error(ParseState *ps, Token found) {
@@ -412,19 +412,19 @@ static void report_syntax_error(ParseState *ps, Token found) {
   if (found.pos.line == ps->lexer->error_line)
     return;                        /* most likely the lexical error's doing */
   if (found.kind == TK_CONNECT || found.kind == TK_DELAY) {
-    diag_report(ps->diag, DIAG_ERROR, found.pos,
-                "'%.*s' is reserved for a later version of the language", found.len,
-                found.start);
+    diag_error(ps->diag, DIAG_RESERVED, found.pos,
+               "'%.*s' is reserved for a later version of the language", found.len,
+               found.start);
     return;
   }
   found_text(what, sizeof what, found);
   if (!ps->rejected)               /* cannot happen: note_expected saw it coming */
-    diag_report(ps->diag, DIAG_ERROR, found.pos, "unexpected %s", what);
+    diag_error(ps->diag, DIAG_SYNTAX, found.pos, "unexpected %s", what);
   else if (all_in(ps->expected, statement_starts, NSTATEMENT))
     report_bad_statement(ps, found, what);
   else {
     join(expected, sizeof expected, names, expected_names(ps->expected, names));
-    diag_report(ps->diag, DIAG_ERROR, found.pos, "expected %s, found %s", expected, what);
+    diag_error(ps->diag, DIAG_SYNTAX, found.pos, "expected %s, found %s", expected, what);
   }
 }
 

@@ -97,11 +97,25 @@ typedef struct IrParam {
 /* The entry points lower builds for one data source; ids index IrModule.funcs.
  *   forward:   (params..., t[B], module[B], subject[B]) -> out[B,C]
  *   loss_grad: (params..., t[B], module[B], subject[B], y[B,C])
- *                -> loss[], d loss / d params[grad_params[i]]... */
+ *                -> loss[], d loss / d params[grad_params[i]]...
+ * Specialised to the source's (region, subject) (docs/specialisation.md);
+ * theta' has one tensor per folded[k], of that parameter's shape:
+ *   spec:           (params..., module[1], subject[1]) -> theta'...
+ *   forward_spec:   (params'..., t[B]) -> out[B,C]
+ *   loss_grad_spec: (params'..., t[B], y[B,C])
+ *                     -> loss[], d loss / d params'[spec_grad_params[i]]...
+ *   spec_vjp:       (params..., module[1], subject[1], d theta'...)
+ *                     -> sum_k <d theta'_k, theta'_k>[], d / d params[vjp_params[i]]...
+ * where params' is params with theta'_k in place of params[folded[k]].
+ * nfolded is 0 (the spec ids -1) when lowered without specialisation.
+ * All four lists share one allocation, owned through grad_params. */
 typedef struct IrSourceFns {
   int forward, loss_grad;
   int *grad_params;
   int ngrad;
+  int spec, forward_spec, loss_grad_spec, spec_vjp;
+  int *folded, *spec_grad_params, *vjp_params;
+  int nfolded, nspec_grad, nvjp;
 } IrSourceFns;
 
 typedef struct IrModule {
@@ -184,8 +198,10 @@ void pass_dce(IrFunc *f);    /* dead values; renumbers */
 const char *const *pass_names(void);  /* NULL-terminated, in order */
 
 /* -------------------------------------------------------------- lower.c */
-/* Builds every entry point of the model (forward and loss_grad per
- * source). Returns NULL only on internal error. */
+/* Builds every entry point of the model (per source forward and loss_grad,
+ * and with specialise the spec entry points). Returns NULL only on internal
+ * error. lower_model(m) is lower_model_with(m, true). */
 IrModule *lower_model(const Model *m);
+IrModule *lower_model_with(const Model *m, bool specialise);
 
 #endif

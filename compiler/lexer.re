@@ -105,16 +105,16 @@ bool lex_number_value(const Token *t, double *value, int *digits) {
 
 /* The parser keeps quiet about the rest of a line with a lexical error: what
  * it would find there is most likely a consequence. */
-static void lex_error(Lexer *lx, SrcPos pos, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static void lex_error(Lexer *lx, DiagCode code, SrcPos pos, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
-static void lex_error(Lexer *lx, SrcPos pos, const char *fmt, ...) {
+static void lex_error(Lexer *lx, DiagCode code, SrcPos pos, const char *fmt, ...) {
   char msg[256];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  diag_report(lx->diag, DIAG_ERROR, pos, "%s", msg);
+  diag_error(lx->diag, code, pos, "%s", msg);
   lx->error_line = pos.line;
 }
 
@@ -126,19 +126,21 @@ static void bad_bytes(Lexer *lx, const unsigned char *start) {
                                                  !strchr("\t\n\r\v\f", *p)))
     p++;
   lx->cur = p;
+  SrcPos pos = pos_at(lx, start, p - start);
   if (high)
-    lex_error(lx, pos_at(lx, start, p - start), "invalid UTF-8 (byte 0x%02x)", *start);
+    lex_error(lx, DIAG_BAD_BYTES, pos, "invalid UTF-8 (byte 0x%02x)", *start);
   else
-    lex_error(lx, pos_at(lx, start, p - start), "invalid control character (byte 0x%02x)",
-              *start);
+    lex_error(lx, DIAG_BAD_BYTES, pos, "invalid control character (byte 0x%02x)", *start);
 }
 
 static void unexpected_char(Lexer *lx, const unsigned char *start) {
   SrcPos pos = pos_at(lx, start, lx->cur - start);
   if (*start == ';')
-    lex_error(lx, pos, "unexpected ';': a statement ends at the end of its line");
+    lex_error(lx, DIAG_UNEXPECTED_CHAR, pos,
+              "unexpected ';': a statement ends at the end of its line");
   else
-    lex_error(lx, pos, "unexpected character '%.*s'", (int)(lx->cur - start), start);
+    lex_error(lx, DIAG_UNEXPECTED_CHAR, pos, "unexpected character '%.*s'",
+              (int)(lx->cur - start), start);
 }
 
 /* ---- strings --------------------------------------------------------------- */
@@ -147,10 +149,11 @@ static void bad_escape(Lexer *lx, const unsigned char *backslash) {
   unsigned char c = backslash[1];
   SrcPos pos = pos_at(lx, backslash, c > 0x20 && c < 0x7f ? 2 : 1);
   if (c > 0x20 && c < 0x7f)
-    lex_error(lx, pos, "unknown escape '\\%c' in string (only \\\" and \\\\ are allowed)",
-              c);
+    lex_error(lx, DIAG_BAD_ESCAPE, pos,
+              "unknown escape '\\%c' in string (only \\\" and \\\\ are allowed)", c);
   else
-    lex_error(lx, pos, "unknown escape in string (only \\\" and \\\\ are allowed)");
+    lex_error(lx, DIAG_BAD_ESCAPE, pos,
+              "unknown escape in string (only \\\" and \\\\ are allowed)");
 }
 
 /* Scans the body of a string whose opening quote is at open, reporting bad
@@ -165,13 +168,14 @@ static void scan_string(Lexer *lx, const unsigned char *open) {
       "\\"                  { bad_escape(lx, start); continue; }
       [\n\x00]              {
         lx->cur = start;
-        lex_error(lx, pos_at(lx, open, start - open), "unterminated string");
+        lex_error(lx, DIAG_UNTERMINATED_STRING, pos_at(lx, open, start - open),
+                  "unterminated string");
         return;
       }
       utf8 | [\x01-\x7f]    { continue; }
       *                     {
-        lex_error(lx, pos_at(lx, start, 1), "invalid UTF-8 in string (byte 0x%02x)",
-                  *start);
+        lex_error(lx, DIAG_BAD_BYTES, pos_at(lx, start, 1),
+                  "invalid UTF-8 in string (byte 0x%02x)", *start);
         continue;
       }
     */
@@ -185,8 +189,8 @@ static void number_token(Lexer *lx, Token *t, const unsigned char *start) {
   double value;
   int digits;
   if (!lex_number_value(t, &value, &digits))
-    lex_error(lx, t->pos, "number '%.*s' is out of range", digits > 40 ? 40 : digits,
-              t->start);
+    lex_error(lx, DIAG_NUMBER_RANGE, t->pos, "number '%.*s' is out of range",
+              digits > 40 ? 40 : digits, t->start);
 }
 
 static int ident_from(Lexer *lx, Token *t, const unsigned char *start) {
@@ -231,7 +235,7 @@ static int scan(Lexer *lx, Token *t) {
           return 0;
         }
         lx->cur = YYCURSOR;
-        lex_error(lx, pos_at(lx, start, 1), "NUL byte in source");
+        lex_error(lx, DIAG_BAD_BYTES, pos_at(lx, start, 1), "NUL byte in source");
         continue;
       }
 
@@ -271,7 +275,7 @@ static int scan(Lexer *lx, Token *t) {
       ['] [^'\n\x00]* [']   {
         lx->cur = YYCURSOR;
         make(lx, t, TK_STRING, start);
-        lex_error(lx, t->pos, "strings are written in double quotes");
+        lex_error(lx, DIAG_SINGLE_QUOTES, t->pos, "strings are written in double quotes");
         return TK_STRING;
       }
 
@@ -334,11 +338,11 @@ static SrcPos innermost_brace(const Lexer *lx) {
 /* Closes open blocks before `before` (a statement keyword or the end). */
 static void close_braces(Lexer *lx, const Token *before, SrcPos where) {
   if (before->kind)
-    diag_report(lx->diag, DIAG_ERROR, before->pos, "expected '}' before '%.*s'",
-                before->len, before->start);
+    diag_error(lx->diag, DIAG_UNCLOSED_BRACE, before->pos, "expected '}' before '%.*s'",
+               before->len, before->start);
   else
-    diag_report(lx->diag, DIAG_ERROR, where, "expected '}' at end of file");
-  diag_report(lx->diag, DIAG_NOTE, innermost_brace(lx), "to match this '{'");
+    diag_error(lx->diag, DIAG_UNCLOSED_BRACE, where, "expected '}' at end of file");
+  diag_note(lx->diag, innermost_brace(lx), "to match this '{'");
   enqueue(lx, synthetic(TK_RBRACE, where));
   enqueue(lx, synthetic(TK_NEWLINE, where));
   lx->braces = 0;

@@ -4,7 +4,10 @@
  * For every data source the model gets two entry points (ir.h, IrSourceFns):
  * the forward pass of the source's region through its AUNN and the source's
  * readout head, and the source's loss with its gradient (autodiff of the loss
- * with respect to the parameters the source reaches).
+ * with respect to the parameters the source reaches); unless lowered without
+ * specialisation, also spec, forward_spec, loss_grad_spec and spec_vjp, which
+ * fold the source's constant (region, subject) into the weights once per step
+ * (docs/specialisation.md).
  * Every entry point takes all parameters, in IrModule.params order, so the
  * runtime passes one argument vector to all of them.
  *
@@ -144,26 +147,48 @@ static void declare_params(Lowering *L) {
 typedef struct Builder {
   IrFunc *f;
   int *param;                      /* value id of each parameter input */
-  int t, module, subject;          /* batch inputs */
+  int t, module, subject;          /* batch inputs (-1 where absent) */
   int batch;
+  bool specialised;                /* conditioning folded into the params */
 } Builder;
 
-static Builder begin_function(const Lowering *L, const char *kind,
-                              const Source *src) {
-  Builder b = {0};
+static IrShape param_shape(const IrParam *p) {
+  return p->rank == 1 ? IR_VEC(p->cols) : IR_MAT(p->rows, p->cols);
+}
+
+/* A function of kind.SOURCE whose first inputs are the parameters. */
+static Builder begin_params(const Lowering *L, const char *kind, const Source *src) {
+  Builder b = {.t = -1, .module = -1, .subject = -1};
   char *name = fmt_name("%s.%s", kind, src->name);
   b.f = ir_func_new(name);
   free(name);
   b.batch = L->model->train.batch;
   b.param = malloc(L->mod->nparams * sizeof *b.param);
-  for (int i = 0; i < L->mod->nparams; i++) {
-    const IrParam *p = &L->mod->params[i];
-    IrShape shape = p->rank == 1 ? IR_VEC(p->cols) : IR_MAT(p->rows, p->cols);
-    b.param[i] = ir_input(b.f, p->name, TY_REAL, shape);
-  }
+  for (int i = 0; i < L->mod->nparams; i++)
+    b.param[i] = ir_input(b.f, L->mod->params[i].name, TY_REAL,
+                          param_shape(&L->mod->params[i]));
+  return b;
+}
+
+static void add_ids(Builder *b, int n) {
+  b->module = ir_input(b->f, "module", TY_I32, IR_VEC(n));
+  b->subject = ir_input(b->f, "subject", TY_I32, IR_VEC(n));
+}
+
+static Builder begin_function(const Lowering *L, const char *kind,
+                              const Source *src) {
+  Builder b = begin_params(L, kind, src);
   b.t = ir_input(b.f, "t", TY_REAL, IR_VEC(b.batch));
-  b.module = ir_input(b.f, "module", TY_I32, IR_VEC(b.batch));
-  b.subject = ir_input(b.f, "subject", TY_I32, IR_VEC(b.batch));
+  add_ids(&b, b.batch);
+  return b;
+}
+
+/* The specialised form: no ids, the conditioning lives in the params. */
+static Builder begin_specialised(const Lowering *L, const char *kind,
+                                 const Source *src) {
+  Builder b = begin_params(L, kind, src);
+  b.t = ir_input(b.f, "t", TY_REAL, IR_VEC(b.batch));
+  b.specialised = true;
   return b;
 }
 
@@ -278,17 +303,18 @@ static int lower_film(Builder *b, int z, int c, int w, int bias) {
 }
 
 /* The AUNN trunk for region r: the encoding, conditioning (concat: the
- * embeddings join the input; film: they modulate every hidden layer), hidden
- * layers, optional linear latent layer. */
+ * embeddings join the input; film: they modulate every hidden layer; none
+ * when specialised), hidden layers, optional linear latent layer. */
 static int lower_trunk(const Lowering *L, Builder *b, int ai) {
   const AunnDef *a = &L->model->aunns[ai];
   const AunnParams *p = &L->aunn[ai];
-  bool film = a->condition == COND_FILM;
+  bool film = a->condition == COND_FILM && !b->specialised;
+  bool concat = a->condition != COND_FILM && !b->specialised;
   int x = lower_fourier(L, b, ai);
   int c = film ? lower_embeddings(b, p) : -1;
   for (int l = 0; l < a->nhidden; l++) {
-    int z = l == 0 && !film ? lower_concat_input(b, p, x)
-                            : lower_dense(b, x, p->w[l], p->b[l]);
+    int z = l == 0 && concat ? lower_concat_input(b, p, x)
+                             : lower_dense(b, x, p->w[l], p->b[l]);
     if (film)
       z = lower_film(b, z, c, p->film_w[l], p->film_b[l]);
     x = lower_activation(b, a->activation, z);
@@ -324,30 +350,35 @@ static IrFunc *lower_forward(const Lowering *L, int s) {
   return finish(&b);
 }
 
-static IrFunc *lower_loss(const Lowering *L, int s) {
+static IrFunc *lower_loss(const Lowering *L, int s, bool specialised) {
   const Source *src = &L->model->sources[s];
-  Builder b = begin_function(L, "loss", src);
+  Builder b = specialised ? begin_specialised(L, "loss_spec", src)
+                          : begin_function(L, "loss", src);
   int y = ir_input(b.f, "y", TY_REAL, IR_MAT(b.batch, src->channels));
   ir_output(b.f, lower_mse(&b, lower_readout(L, &b, s), y));
   return finish(&b);
 }
 
-/* The parameters source s reaches: its AUNN's and its own head's. */
-static int grad_params(const Lowering *L, int s, int *out) {
+/* The parameters source s reaches: its AUNN's and its own head's. With
+ * `specialised`, only those the specialised trunk reads (no embeddings, no
+ * embedding rows, no film maps). */
+static int grad_params(const Lowering *L, int s, bool specialised, int *out) {
   int ai = L->model->regions[L->model->sources[s].region].aunn;
   const AunnParams *p = &L->aunn[ai];
   const AunnDef *a = &L->model->aunns[ai];
   int n = 0;
-  out[n++] = p->emb_module;
-  out[n++] = p->emb_subject;
+  if (!specialised) {
+    out[n++] = p->emb_module;
+    out[n++] = p->emb_subject;
+  }
   for (int l = 0; l < a->nhidden; l++) {
     out[n++] = p->w[l];
     out[n++] = p->b[l];
-    if (l == 0 && p->w_module >= 0) {
+    if (l == 0 && p->w_module >= 0 && !specialised) {
       out[n++] = p->w_module;
       out[n++] = p->w_subject;
     }
-    if (a->condition == COND_FILM) {
+    if (a->condition == COND_FILM && !specialised) {
       out[n++] = p->film_w[l];
       out[n++] = p->film_b[l];
     }
@@ -361,21 +392,185 @@ static int grad_params(const Lowering *L, int s, int *out) {
   return n;
 }
 
-static void lower_source(Lowering *L, int s) {
-  IrSourceFns *fns = &L->mod->source_fns[s];
-  IrFunc *loss = lower_loss(L, s);
-  fns->grad_params = malloc(L->mod->nparams * sizeof *fns->grad_params);
-  fns->ngrad = grad_params(L, s, fns->grad_params);
-  /* parameters are inputs 0..nparams-1, so input numbers are param ids */
-  char *name = fmt_name("%s.%s", "loss_grad", L->model->sources[s].name);
-  IrFunc *grad = ad_grad(loss, fns->grad_params, fns->ngrad, name);
-  free(name);
-  ir_func_free(loss);
-  fns->forward = ir_module_add(L->mod, lower_forward(L, s));
-  fns->loss_grad = ir_module_add(L->mod, grad);
+/* ---- specialisation (docs/specialisation.md) ------------------------------ */
+
+static const AunnParams *source_aunn(const Lowering *L, int s, const AunnDef **a) {
+  int ai = L->model->regions[L->model->sources[s].region].aunn;
+  *a = &L->model->aunns[ai];
+  return &L->aunn[ai];
 }
 
-IrModule *lower_model(const Model *m) {
+/* What spec replaces by theta': concat fc0.b; film every hidden layer's w, b. */
+static int folded_params(const Lowering *L, int s, int *out) {
+  const AunnDef *a;
+  const AunnParams *p = source_aunn(L, s, &a);
+  if (a->condition != COND_FILM) {
+    out[0] = p->b[0];
+    return 1;
+  }
+  int n = 0;
+  for (int l = 0; l < a->nhidden; l++) {
+    out[n++] = p->w[l];
+    out[n++] = p->b[l];
+  }
+  return n;
+}
+
+/* What spec reads: the embeddings, then concat fc0.b and its embedding rows,
+ * or film every layer's w, b and map. */
+static int vjp_params(const Lowering *L, int s, int *out) {
+  const AunnDef *a;
+  const AunnParams *p = source_aunn(L, s, &a);
+  int n = 0;
+  out[n++] = p->emb_module;
+  out[n++] = p->emb_subject;
+  if (a->condition != COND_FILM) {
+    out[n++] = p->b[0];
+    out[n++] = p->w_module;
+    out[n++] = p->w_subject;
+    return n;
+  }
+  for (int l = 0; l < a->nhidden; l++) {
+    out[n++] = p->w[l];
+    out[n++] = p->b[l];
+    out[n++] = p->film_w[l];
+    out[n++] = p->film_b[l];
+  }
+  return n;
+}
+
+/* Row 0 of a [1, n] value as a vector [n]. */
+static int row_vector(IrFunc *f, int row) { return ir_sum(f, row, 0); }
+
+/* b0' = b0 + E_m[r] W0m + E_s[s] W0s: lower_concat_input's embedding terms
+ * for the one (region, subject), added to the bias once. */
+static void spec_concat(Builder *b, const AunnParams *p, int *theta) {
+  IrFunc *f = b->f;
+  int tables[2][3] = {{p->emb_module, p->w_module, b->module},
+                      {p->emb_subject, p->w_subject, b->subject}};
+  int bias = b->param[p->b[0]];
+  for (int k = 0; k < 2; k++) {
+    int e = ir_gather(f, b->param[tables[k][0]], tables[k][2]);
+    int row = ir_matmul(f, e, b->param[tables[k][1]], false, false);
+    bias = ir_binary(f, IR_ADD, bias, row_vector(f, row));
+  }
+  theta[0] = bias;
+}
+
+/* (1 + g) * (h W + b) + beta = h (W diag(1 + g)) + ((1 + g) * b + beta), with
+ * [g, beta] constant for one (region, subject): W' scales W's columns. */
+static void spec_film_layer(Builder *b, const AunnParams *p, int l, int c, int *theta) {
+  IrFunc *f = b->f;
+  IrShape w_shape = f->ins[b->param[p->w[l]]].shape;
+  int width = w_shape.dim[1];
+  int gamma_beta = lower_dense(b, c, p->film_w[l], p->film_b[l]);
+  int gamma = row_vector(f, ir_slice(f, gamma_beta, 0, width));
+  int beta = row_vector(f, ir_slice(f, gamma_beta, width, width));
+  int scale = ir_binary(f, IR_ADD, ir_const(f, 1.0, IR_VEC(width)), gamma);
+  theta[0] = ir_binary(f, IR_MUL, b->param[p->w[l]], ir_bcast(f, scale, 0, w_shape));
+  theta[1] = ir_binary(f, IR_ADD, ir_binary(f, IR_MUL, scale, b->param[p->b[l]]), beta);
+}
+
+/* theta' of source s (in folded_params order) from the params and the ids. */
+static int spec_body(const Lowering *L, Builder *b, int s, int *theta) {
+  const AunnDef *a;
+  const AunnParams *p = source_aunn(L, s, &a);
+  if (a->condition != COND_FILM) {
+    spec_concat(b, p, theta);
+    return 1;
+  }
+  int c = lower_embeddings(b, p);
+  for (int l = 0; l < a->nhidden; l++)
+    spec_film_layer(b, p, l, c, theta + 2 * l);
+  return 2 * a->nhidden;
+}
+
+static IrFunc *lower_spec(const Lowering *L, int s, int *theta) {
+  Builder b = begin_params(L, "spec", &L->model->sources[s]);
+  add_ids(&b, 1);
+  int n = spec_body(L, &b, s, theta);
+  for (int k = 0; k < n; k++)
+    ir_output(b.f, theta[k]);
+  return finish(&b);
+}
+
+/* sum_k <d theta'_k, theta'_k>: its gradient with respect to the params is
+ * the vector-Jacobian product of spec with d theta'. */
+static IrFunc *lower_spec_pairing(const Lowering *L, int s, const int *folded,
+                                  int nfolded, int *theta) {
+  Builder b = begin_params(L, "spec_pairing", &L->model->sources[s]);
+  add_ids(&b, 1);
+  int *d = malloc(nfolded * sizeof *d);
+  for (int k = 0; k < nfolded; k++) {
+    const IrParam *p = &L->mod->params[folded[k]];
+    char *name = fmt_name("%s.%s", "d", p->name);
+    d[k] = ir_input(b.f, name, TY_REAL, param_shape(p));
+    free(name);
+  }
+  spec_body(L, &b, s, theta);
+  int total = ir_sum(b.f, ir_binary(b.f, IR_MUL, d[0], theta[0]), -1);
+  for (int k = 1; k < nfolded; k++) {
+    int dot = ir_sum(b.f, ir_binary(b.f, IR_MUL, d[k], theta[k]), -1);
+    total = ir_binary(b.f, IR_ADD, total, dot);
+  }
+  free(d);
+  ir_output(b.f, total);
+  return finish(&b);
+}
+
+static IrFunc *lower_forward_spec(const Lowering *L, int s) {
+  Builder b = begin_specialised(L, "forward_spec", &L->model->sources[s]);
+  ir_output(b.f, lower_readout(L, &b, s));
+  return finish(&b);
+}
+
+/* The gradient of loss with respect to the params listed, named kind.SOURCE. */
+static int add_grad(Lowering *L, IrFunc *loss, const int *wrt, int n, const char *kind,
+                    int s) {
+  char *name = fmt_name("%s.%s", kind, L->model->sources[s].name);
+  IrFunc *grad = ad_grad(loss, wrt, n, name);
+  free(name);
+  ir_func_free(loss);
+  return ir_module_add(L->mod, grad);
+}
+
+static void lower_source_spec(Lowering *L, int s) {
+  IrSourceFns *fns = &L->mod->source_fns[s];
+  int *theta = malloc(L->mod->nparams * sizeof *theta);
+  fns->nfolded = folded_params(L, s, fns->folded);
+  fns->nspec_grad = grad_params(L, s, true, fns->spec_grad_params);
+  fns->nvjp = vjp_params(L, s, fns->vjp_params);
+  fns->spec = ir_module_add(L->mod, lower_spec(L, s, theta));
+  fns->forward_spec = ir_module_add(L->mod, lower_forward_spec(L, s));
+  fns->loss_grad_spec = add_grad(L, lower_loss(L, s, true), fns->spec_grad_params,
+                                 fns->nspec_grad, "loss_grad_spec", s);
+  fns->spec_vjp = add_grad(L, lower_spec_pairing(L, s, fns->folded, fns->nfolded, theta),
+                           fns->vjp_params, fns->nvjp, "spec_vjp", s);
+  free(theta);
+}
+
+/* One block holds the four parameter lists (ir.h). */
+static void alloc_lists(IrSourceFns *fns, int nparams) {
+  fns->grad_params = malloc(4 * (size_t)nparams * sizeof *fns->grad_params);
+  fns->folded = fns->grad_params + nparams;
+  fns->spec_grad_params = fns->folded + nparams;
+  fns->vjp_params = fns->spec_grad_params + nparams;
+}
+
+static void lower_source(Lowering *L, int s, bool specialise) {
+  IrSourceFns *fns = &L->mod->source_fns[s];
+  alloc_lists(fns, L->mod->nparams);
+  /* parameters are inputs 0..nparams-1, so input numbers are param ids */
+  fns->ngrad = grad_params(L, s, false, fns->grad_params);
+  fns->forward = ir_module_add(L->mod, lower_forward(L, s));
+  fns->loss_grad = add_grad(L, lower_loss(L, s, false), fns->grad_params, fns->ngrad,
+                            "loss_grad", s);
+  fns->spec = fns->forward_spec = fns->loss_grad_spec = fns->spec_vjp = -1;
+  if (specialise)
+    lower_source_spec(L, s);
+}
+
+IrModule *lower_model_with(const Model *m, bool specialise) {
   Lowering L = {.model = m, .mod = ir_module_new(m)};
   L.aunn = calloc(m->naunns ? m->naunns : 1, sizeof *L.aunn);
   L.head_w = calloc(m->nsources ? m->nsources : 1, sizeof *L.head_w);
@@ -383,9 +578,11 @@ IrModule *lower_model(const Model *m) {
   declare_params(&L);
   L.mod->source_fns = calloc(m->nsources ? m->nsources : 1, sizeof *L.mod->source_fns);
   for (int s = 0; s < m->nsources; s++)
-    lower_source(&L, s);
+    lower_source(&L, s, specialise);
   free(L.aunn);
   free(L.head_w);
   free(L.head_b);
   return L.mod;
 }
+
+IrModule *lower_model(const Model *m) { return lower_model_with(m, true); }

@@ -6,6 +6,7 @@
  *   lobec check SPEC                      diagnostics only
  *   lobec build SPEC [-o OUT] [--emit=ast|ir|llvm|obj|exe] [--dump-after=PASS|all]
  *   lobec fmt SPEC [-o OUT | --check]     the canonical form (fmt.c)
+ *   lobec explain CODE | --list [--markdown]  what a diagnostic code means
  */
 #include <libgen.h>
 #include <stdio.h>
@@ -29,21 +30,28 @@ typedef struct Options {
   const char *dump_after;
   Emit emit;
   bool check;             /* fmt --check */
+  bool no_specialize;     /* build --no-specialize */
 } Options;
 
 static void usage(FILE *to) {
   fputs("usage: lobec check SPEC.lobe\n"
         "       lobec build SPEC.lobe [-o OUT] [--emit=ast|ir|llvm|obj|exe]\n"
-        "                             [--dump-after=PASS|all]\n"
+        "                             [--dump-after=PASS|all] [--no-specialize]\n"
         "       lobec fmt SPEC.lobe [-o OUT | --check]\n"
+        "       lobec explain CODE | --list [--markdown]\n"
         "       lobec --version\n"
         "\n"
         "build compiles SPEC into an executable (default: SPEC's base name) that\n"
         "trains the model: run `OUT --help` for its commands. --emit stops early\n"
         "and writes that stage's form to OUT (default: standard output for ast and\n"
         "ir). --dump-after prints the IR after the named pass to standard error.\n"
+        "--no-specialize leaves out the per-source specialised entry points, so\n"
+        "the executable trains unspecialised (docs/specialisation.md).\n"
         "fmt writes SPEC in canonical form to OUT (default: standard output);\n"
-        "--check instead names SPEC and exits with 1 if it is not canonical.\n",
+        "--check instead names SPEC and exits with 1 if it is not canonical.\n"
+        "explain prints what the code of a diagnostic (E0020 in error[E0020])\n"
+        "means, with an example; --list lists every code, --markdown as\n"
+        "docs/errors.md.\n",
         to);
 }
 
@@ -73,6 +81,8 @@ static int parse_args(int argc, char **argv, Options *o) {
       }
     } else if (strcmp(a, "--check") == 0 && strcmp(o->command, "fmt") == 0)
       o->check = true;
+    else if (strcmp(a, "--no-specialize") == 0 && strcmp(o->command, "build") == 0)
+      o->no_specialize = true;
     else if (strncmp(a, "--dump-after=", 13) == 0)
       o->dump_after = a + 13;
     else if (a[0] == '-' && a[1]) {
@@ -120,15 +130,15 @@ static void bind_source(Diag *d, Source *src) {
   char err[512];
   if (data_probe(source_kind(src->kind), src->path, &t, err, sizeof err) != 0) {
     if (src->channels == 0)
-      diag_report(d, DIAG_ERROR, src->path_pos,
-                  "cannot read data for '%s': %s (give `channels: N` to compile "
-                  "without the file)", src->name, err);
+      diag_error(d, DIAG_CANNOT_READ_DATA, src->path_pos,
+                 "cannot read data for '%s': %s (give `channels: N` to compile "
+                 "without the file)", src->name, err);
     return;
   }
   if (src->channels != 0 && src->channels != t.cols)
-    diag_report(d, DIAG_ERROR, src->path_pos,
-                "'%s' declares %d channels but the file has %d", src->name,
-                src->channels, t.cols);
+    diag_error(d, DIAG_CHANNEL_MISMATCH, src->path_pos,
+               "'%s' declares %d channels but the file has %d", src->name,
+               src->channels, t.cols);
   else {
     src->channels = t.cols;
     src->channel_names = t.names;
@@ -213,7 +223,7 @@ static int build(const Options *o, Diag *d, Model *m, Program *prog) {
   diag_flush(d);
   if (diag_errors(d))
     return 1;
-  IrModule *mod = lower_model(m);
+  IrModule *mod = lower_model_with(m, !o->no_specialize);
   int rc = optimise(mod, o->dump_after);
   if (rc == 0 && o->emit == EMIT_IR) {
     FILE *f = open_out(o->out);
@@ -256,6 +266,38 @@ static int format(const Options *o) {
   return rc;
 }
 
+/* ---- explain ----------------------------------------------------------------- */
+
+enum { EXPLAIN_SUGGESTIONS = 5 };
+
+static int explain_unknown(const char *text) {
+  DiagCode close[EXPLAIN_SUGGESTIONS];
+  int n = diag_code_closest(text, close, EXPLAIN_SUGGESTIONS);
+  fprintf(stderr, "lobec: error: unknown diagnostic code '%s'", text);
+  for (int i = 0; i < n; i++)
+    fprintf(stderr, "%s%s", i ? ", " : "; closest: ", diag_code_info(close[i])->code);
+  fputs(n ? "\n" : " (`lobec explain --list` lists them)\n", stderr);
+  return 2;
+}
+
+/* `lobec explain CODE`, `--list` or `--list --markdown`, as argv[2..]. */
+static int explain(int argc, char **argv) {
+  bool list = argc >= 3 && strcmp(argv[2], "--list") == 0;
+  if (list && (argc == 3 || (argc == 4 && strcmp(argv[3], "--markdown") == 0))) {
+    diag_list_codes(stdout, argc == 4);
+    return 0;
+  }
+  if (argc != 3 || list || argv[2][0] == '-') {
+    usage(stderr);
+    return 2;
+  }
+  int code = diag_code_find(argv[2]);
+  if (code < 0)
+    return explain_unknown(argv[2]);
+  diag_explain(stdout, (DiagCode)code);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc == 2 && strcmp(argv[1], "--version") == 0) {
     printf("lobec %s\n", LOBE_VERSION);
@@ -265,6 +307,8 @@ int main(int argc, char **argv) {
     usage(stdout);
     return 0;
   }
+  if (argc >= 2 && strcmp(argv[1], "explain") == 0)
+    return explain(argc, argv);
   Options o;
   if (parse_args(argc, argv, &o) != 0 ||
       (strcmp(o.command, "check") != 0 && strcmp(o.command, "build") != 0 &&

@@ -176,28 +176,28 @@ static void unknown_hint(const Sema *s, char *buf, size_t size, Name name,
   }
 }
 
-static void report_unknown(Sema *s, Name name, const char *what, const void *base,
-                           int count, size_t stride) {
+static void report_unknown(Sema *s, DiagCode code, Name name, const char *what,
+                           const void *base, int count, size_t stride) {
   char hint[300];
   unknown_hint(s, hint, sizeof hint, name, base, count, stride);
-  diag_report(s->d, DIAG_ERROR, name.pos, "unknown %s '%.*s'%s", what, name.len,
-              name.start, hint);
+  diag_error(s->d, code, name.pos, "unknown %s '%.*s'%s", what, name.len,
+             name.start, hint);
 }
 
 /* An index into words, or -1 after reporting "unknown WHAT". */
-static int lookup_word(Sema *s, Name name, const char *what, const char *const *words,
-                       int count) {
+static int lookup_word(Sema *s, DiagCode code, Name name, const char *what,
+                       const char *const *words, int count) {
   int i = word_index(name, words, count);
   if (i < 0)
-    report_unknown(s, name, what, words, count, sizeof *words);
+    report_unknown(s, code, name, what, words, count, sizeof *words);
   return i;
 }
 
 static void report_duplicate(Sema *s, SrcPos again, SrcPos first, const char *what,
                              Name name) {
-  diag_report(s->d, DIAG_ERROR, again, "%s '%.*s' is already defined", what, name.len,
-              name.start);
-  diag_report(s->d, DIAG_NOTE, first, "first defined here");
+  diag_error(s->d, DIAG_DUPLICATE, again, "%s '%.*s' is already defined", what,
+             name.len, name.start);
+  diag_note(s->d, first, "first defined here");
 }
 
 /* ---- constant expressions and units ------------------------------------------------ */
@@ -243,7 +243,7 @@ static void describe(char *buf, size_t size, const Expr *e) {
 static void report_expected(Sema *s, const Expr *e, const char *expected) {
   char found[128];
   describe(found, sizeof found, e);
-  diag_report(s->d, DIAG_ERROR, e->pos, "expected %s, found %s", expected, found);
+  diag_error(s->d, DIAG_WRONG_KIND, e->pos, "expected %s, found %s", expected, found);
 }
 
 static bool number_quantity(Sema *s, const Expr *e, Quantity *q) {
@@ -255,10 +255,10 @@ static bool number_quantity(Sema *s, const Expr *e, Quantity *q) {
       *q = (Quantity){e->number * units[i].scale, units[i].dim};
       if (isfinite(q->value))
         return true;
-      diag_report(s->d, DIAG_ERROR, e->pos, "value out of range");
+      diag_error(s->d, DIAG_NUMBER_RANGE, e->pos, "value out of range");
       return false;
     }
-  report_unknown(s, e->unit, "unit", units, NUNITS, sizeof *units);
+  report_unknown(s, DIAG_UNKNOWN_UNIT, e->unit, "unit", units, NUNITS, sizeof *units);
   return false;
 }
 
@@ -291,27 +291,27 @@ static bool combine(char op, Quantity a, Quantity b, Quantity *q) {
 
 static void report_mismatch(Sema *s, const Expr *e, Dim a, Dim b) {
   if (e->op == '+')
-    diag_report(s->d, DIAG_ERROR, e->pos, "cannot add %s and %s", dim_names[a],
-                dim_names[b]);
+    diag_error(s->d, DIAG_UNIT_MISMATCH, e->pos, "cannot add %s and %s", dim_names[a],
+               dim_names[b]);
   else if (e->op == '-')
-    diag_report(s->d, DIAG_ERROR, e->pos, "cannot subtract %s from %s", dim_names[b],
-                dim_names[a]);
+    diag_error(s->d, DIAG_UNIT_MISMATCH, e->pos, "cannot subtract %s from %s",
+               dim_names[b], dim_names[a]);
   else
-    diag_report(s->d, DIAG_ERROR, e->pos, "cannot %s %s by %s",
-                e->op == '*' ? "multiply" : "divide", dim_names[a], dim_names[b]);
+    diag_error(s->d, DIAG_UNIT_MISMATCH, e->pos, "cannot %s %s by %s",
+               e->op == '*' ? "multiply" : "divide", dim_names[a], dim_names[b]);
 }
 
 static bool eval_binary(Sema *s, const Expr *e, Quantity *q) {
   if (e->op == 'x') {
-    diag_report(s->d, DIAG_ERROR, e->pos,
-                "'x' only counts layers, as in 'mlp 64 x 2'");
+    diag_error(s->d, DIAG_MISPLACED_X, e->pos,
+               "'x' only counts layers, as in 'mlp 64 x 2'");
     return false;
   }
   Quantity a, b;
   if (!eval(s, e->lhs, &a) || !eval(s, e->rhs, &b))
     return false;
   if (e->op == '/' && b.value == 0) {
-    diag_report(s->d, DIAG_ERROR, e->rhs->pos, "division by zero");
+    diag_error(s->d, DIAG_DIVISION_BY_ZERO, e->rhs->pos, "division by zero");
     return false;
   }
   if (!combine(e->op, a, b, q)) {
@@ -319,7 +319,7 @@ static bool eval_binary(Sema *s, const Expr *e, Quantity *q) {
     return false;
   }
   if (!isfinite(q->value)) {
-    diag_report(s->d, DIAG_ERROR, e->pos, "value out of range");
+    diag_error(s->d, DIAG_NUMBER_RANGE, e->pos, "value out of range");
     return false;
   }
   return true;
@@ -351,14 +351,14 @@ static bool want_quantity(Sema *s, const Expr *e, Dim dim, const char *what, dou
     return true;
   }
   if (q.dim == DIM_NONE)
-    diag_report(s->d, DIAG_ERROR, e->pos, "'%s' needs a unit (%s), as in %s", what,
-                dim_units[dim], dim_examples[dim]);
+    diag_error(s->d, DIAG_WRONG_UNIT, e->pos, "'%s' needs a unit (%s), as in %s", what,
+               dim_units[dim], dim_examples[dim]);
   else if (dim == DIM_NONE)
-    diag_report(s->d, DIAG_ERROR, e->pos, "'%s' is a plain number, not %s", what,
-                dim_names[q.dim]);
+    diag_error(s->d, DIAG_WRONG_UNIT, e->pos, "'%s' is a plain number, not %s", what,
+               dim_names[q.dim]);
   else
-    diag_report(s->d, DIAG_ERROR, e->pos, "'%s' must be %s (%s), not %s", what,
-                dim_names[dim], dim_units[dim], dim_names[q.dim]);
+    diag_error(s->d, DIAG_WRONG_UNIT, e->pos, "'%s' must be %s (%s), not %s", what,
+               dim_names[dim], dim_units[dim], dim_names[q.dim]);
   return false;
 }
 
@@ -368,7 +368,7 @@ static bool want_positive(Sema *s, const Expr *e, Dim dim, const char *what, dou
     return false;
   if (*out > 0)
     return true;
-  diag_report(s->d, DIAG_ERROR, e->pos, "'%s' must be positive", what);
+  diag_error(s->d, DIAG_OUT_OF_BOUNDS, e->pos, "'%s' must be positive", what);
   return false;
 }
 
@@ -378,13 +378,14 @@ static bool want_integer(Sema *s, const Expr *e, const char *what, double lo, do
   if (!want_quantity(s, e, DIM_NONE, what, out))
     return false;
   if (*out != floor(*out)) {
-    diag_report(s->d, DIAG_ERROR, e->pos, "'%s' must be a whole number, not %g", what, *out);
+    diag_error(s->d, DIAG_NOT_WHOLE, e->pos, "'%s' must be a whole number, not %g", what,
+               *out);
     return false;
   }
   if (*out >= lo && *out <= hi)
     return true;
-  diag_report(s->d, DIAG_ERROR, e->pos, "'%s' must be between %.0f and %.0f, not %g", what,
-              lo, hi, *out);
+  diag_error(s->d, DIAG_OUT_OF_BOUNDS, e->pos, "'%s' must be between %.0f and %.0f, not %g",
+             what, lo, hi, *out);
   return false;
 }
 
@@ -416,14 +417,14 @@ static bool bind_positional(Sema *s, Name callee, const Arg *arg, int index,
     return true;
   }
   if (npositional > 0)
-    diag_report(s->d, DIAG_ERROR, arg->value->pos,
-                "too many unnamed arguments to '%.*s' (it takes %d)", callee.len,
-                callee.start, npositional);
+    diag_error(s->d, DIAG_UNNAMED_ARGUMENT, arg->value->pos,
+               "too many unnamed arguments to '%.*s' (it takes %d)", callee.len,
+               callee.start, npositional);
   else {
     list_names(names, sizeof names, options, noptions, sizeof *options);
-    diag_report(s->d, DIAG_ERROR, arg->value->pos,
-                "'%.*s' takes named options only (%s), as in %s: VALUE", callee.len,
-                callee.start, names, options[0]);
+    diag_error(s->d, DIAG_UNNAMED_ARGUMENT, arg->value->pos,
+               "'%.*s' takes named options only (%s), as in %s: VALUE", callee.len,
+               callee.start, names, options[0]);
   }
   return false;
 }
@@ -432,8 +433,8 @@ static void report_unknown_option(Sema *s, Name callee, const Arg *arg,
                                   const char *const *options, int noptions) {
   char hint[300];
   unknown_hint(s, hint, sizeof hint, arg->name, options, noptions, sizeof *options);
-  diag_report(s->d, DIAG_ERROR, arg->name.pos, "'%.*s' has no option '%.*s'%s",
-              callee.len, callee.start, arg->name.len, arg->name.start, hint);
+  diag_error(s->d, DIAG_UNKNOWN_OPTION, arg->name.pos, "'%.*s' has no option '%.*s'%s",
+             callee.len, callee.start, arg->name.len, arg->name.start, hint);
 }
 
 /* Matches a call's arguments to its options: out[i] is the argument for
@@ -456,9 +457,10 @@ static bool bind_options(Sema *s, Name callee, Args args, const char *const *opt
       report_unknown_option(s, callee, arg, options, noptions);
       all_placed = false;
     } else if (out[k]) {
-      diag_report(s->d, DIAG_ERROR, arg->name.pos, "option '%s' is given twice", options[k]);
-      diag_report(s->d, DIAG_NOTE, out[k]->name.len ? out[k]->name.pos : out[k]->value->pos,
-                  "first given here");
+      diag_error(s->d, DIAG_GIVEN_TWICE, arg->name.pos, "option '%s' is given twice",
+                 options[k]);
+      diag_note(s->d, out[k]->name.len ? out[k]->name.pos : out[k]->value->pos,
+                "first given here");
     } else
       out[k] = arg;
   }
@@ -466,8 +468,8 @@ static bool bind_options(Sema *s, Name callee, Args args, const char *const *opt
 }
 
 static void report_missing(Sema *s, Name callee, const char *option, const char *example) {
-  diag_report(s->d, DIAG_ERROR, callee.pos, "'%.*s' needs %s, as in %s", callee.len,
-              callee.start, option, example);
+  diag_error(s->d, DIAG_MISSING_OPTION, callee.pos, "'%.*s' needs %s, as in %s",
+             callee.len, callee.start, option, example);
 }
 
 /* ---- aunn items ----------------------------------------------------------------- */
@@ -483,8 +485,8 @@ static const char *const condition_options[] = {"module", "subject"};
 static const Expr *single_value(Sema *s, const Item *it, const char *example) {
   if (it->values.n == 1)
     return it->values.v[0].value;
-  diag_report(s->d, DIAG_ERROR, it->values.v[1].value->pos,
-              "'%.*s' takes one value, as in %s", it->key.len, it->key.start, example);
+  diag_error(s->d, DIAG_TOO_MANY_VALUES, it->values.v[1].value->pos,
+             "'%.*s' takes one value, as in %s", it->key.len, it->key.start, example);
   return NULL;
 }
 
@@ -501,10 +503,11 @@ static void check_fourier(Sema *s, Name callee, Args args, AunnDef *a) {
     report_missing(s, callee, "'max_period'", "fourier(bands: 16, max_period: 10s)");
   if (opt[2] && want_quantity(s, opt[2]->value, DIM_TIME, "min_period", &a->min_period)) {
     if (a->min_period < 0)
-      diag_report(s->d, DIAG_ERROR, opt[2]->value->pos, "'min_period' must not be negative");
+      diag_error(s->d, DIAG_OUT_OF_BOUNDS, opt[2]->value->pos,
+                 "'min_period' must not be negative");
     else if (opt[1] && a->max_period > 0 && a->min_period >= a->max_period)
-      diag_report(s->d, DIAG_ERROR, opt[2]->value->pos,
-                  "'min_period' must be shorter than 'max_period'");
+      diag_error(s->d, DIAG_OUT_OF_BOUNDS, opt[2]->value->pos,
+                 "'min_period' must be shorter than 'max_period'");
   }
 }
 
@@ -517,7 +520,7 @@ static void check_index(Sema *s, const Item *it, AunnDef *a) {
     return;
   if (!as_call(e, &callee, &args))
     report_expected(s, e, "an encoding, as in fourier(bands: 16, max_period: 10s)");
-  else if (lookup_word(s, callee, "encoding", encodings, 1) == 0)
+  else if (lookup_word(s, DIAG_UNKNOWN_ENCODING, callee, "encoding", encodings, 1) == 0)
     check_fourier(s, callee, args, a);
 }
 
@@ -533,7 +536,7 @@ static void check_condition(Sema *s, const Item *it, AunnDef *a) {
     report_expected(s, e, "a conditioning, as in concat(module: 8, subject: 4)");
     return;
   }
-  int k = lookup_word(s, callee, "conditioning", conditions, 2);
+  int k = lookup_word(s, DIAG_UNKNOWN_CONDITIONING, callee, "conditioning", conditions, 2);
   if (k < 0)
     return;
   a->condition = (ConditionKind)k;
@@ -556,8 +559,8 @@ static void check_layers(Sema *s, const Expr *e, AunnDef *a) {
       a->hidden[l] = (int)width;
   } else if (e->kind == EXPR_LIST) {
     if (e->args.n < 1 || e->args.n > MODEL_MAX_LAYERS) {
-      diag_report(s->d, DIAG_ERROR, e->pos, "an mlp has 1 to %d layers, not %d",
-                  MODEL_MAX_LAYERS, e->args.n);
+      diag_error(s->d, DIAG_OUT_OF_BOUNDS, e->pos, "an mlp has 1 to %d layers, not %d",
+                 MODEL_MAX_LAYERS, e->args.n);
       return;
     }
     a->nhidden = e->args.n;
@@ -571,8 +574,8 @@ static void check_layers(Sema *s, const Expr *e, AunnDef *a) {
 
 static void check_mlp(Sema *s, const Item *it, AunnDef *a) {
   if (it->values.n > 2) {
-    diag_report(s->d, DIAG_ERROR, it->values.v[2].value->pos,
-                "'mlp' takes sizes and an activation, as in mlp 64 x 2, silu");
+    diag_error(s->d, DIAG_TOO_MANY_VALUES, it->values.v[2].value->pos,
+               "'mlp' takes sizes and an activation, as in mlp 64 x 2, silu");
     return;
   }
   check_layers(s, it->values.v[0].value, a);
@@ -583,7 +586,7 @@ static void check_mlp(Sema *s, const Item *it, AunnDef *a) {
     report_expected(s, act, "an activation (silu, relu, tanh, sigmoid, sine or gelu)");
     return;
   }
-  int k = lookup_word(s, act->name, "activation", activations, 6);
+  int k = lookup_word(s, DIAG_UNKNOWN_ACTIVATION, act->name, "activation", activations, 6);
   if (k >= 0)
     a->activation = (Activation)k;
 }
@@ -601,24 +604,24 @@ static void check_aunn(Sema *s, const Decl *d, AunnDef *a) {
   const Item *seen[4] = {NULL};
   for (int i = 0; i < d->nitems; i++) {
     const Item *it = &d->items[i];
-    int k = lookup_word(s, it->key, "aunn item", items, 4);
+    int k = lookup_word(s, DIAG_UNKNOWN_ITEM, it->key, "aunn item", items, 4);
     if (k < 0)
       continue;
     if (seen[k]) {
-      diag_report(s->d, DIAG_ERROR, it->key.pos, "'%s' is given twice", items[k]);
-      diag_report(s->d, DIAG_NOTE, seen[k]->key.pos, "first given here");
+      diag_error(s->d, DIAG_GIVEN_TWICE, it->key.pos, "'%s' is given twice", items[k]);
+      diag_note(s->d, seen[k]->key.pos, "first given here");
       continue;
     }
     seen[k] = it;
     checks[k](s, it, a);
   }
   if (!seen[0])
-    diag_report(s->d, DIAG_ERROR, d->name.pos,
-                "aunn '%s' needs an index, as in: index fourier(bands: 16, max_period: 10s)",
-                a->name);
+    diag_error(s->d, DIAG_MISSING_ITEM, d->name.pos,
+               "aunn '%s' needs an index, as in: index fourier(bands: 16, max_period: 10s)",
+               a->name);
   if (!seen[2])
-    diag_report(s->d, DIAG_ERROR, d->name.pos,
-                "aunn '%s' needs an mlp, as in: mlp 64 x 2, silu", a->name);
+    diag_error(s->d, DIAG_MISSING_ITEM, d->name.pos,
+               "aunn '%s' needs an mlp, as in: mlp 64 x 2, silu", a->name);
 }
 
 static void aunn_defaults(AunnDef *a) {
@@ -631,28 +634,28 @@ static void aunn_defaults(AunnDef *a) {
 
 /* ---- declarations --------------------------------------------------------------- */
 
-static int lookup_name(Sema *s, const NameTable *t, Name n, const char *what,
-                       const void *base, int count, size_t stride) {
+static int lookup_name(Sema *s, DiagCode code, const NameTable *t, Name n,
+                       const char *what, const void *base, int count, size_t stride) {
   const Entry *e = table_find(t, n.start, n.len);
   if (!e)
-    report_unknown(s, n, what, base, count, stride);
+    report_unknown(s, code, n, what, base, count, stride);
   return e ? e->value : -1;
 }
 
 static int lookup_region(Sema *s, Name n) {
-  return lookup_name(s, &s->regions, n, "region", s->m->regions, s->m->nregions,
-                     sizeof *s->m->regions);
+  return lookup_name(s, DIAG_UNKNOWN_REGION, &s->regions, n, "region", s->m->regions,
+                     s->m->nregions, sizeof *s->m->regions);
 }
 
 static int lookup_subject(Sema *s, Name n) {
-  return lookup_name(s, &s->subjects, n, "subject", s->m->subjects, s->m->nsubjects,
-                     sizeof *s->m->subjects);
+  return lookup_name(s, DIAG_UNKNOWN_SUBJECT, &s->subjects, n, "subject", s->m->subjects,
+                     s->m->nsubjects, sizeof *s->m->subjects);
 }
 
 static void check_import(Sema *s, const Decl *d) {
   static const char *const modules[] = {"std.encodings", "std.observe"};
   Name n = {d->module, (int)strlen(d->module), d->module_pos};
-  lookup_word(s, n, "module", modules, 2);
+  lookup_word(s, DIAG_UNKNOWN_MODULE, n, "module", modules, 2);
 }
 
 /* Adds name -> index to the table; false (after reporting) if it is there. */
@@ -716,9 +719,9 @@ static void declare_regions(Sema *s, const Decl *d) {
 /* Only one loss and one train statement. */
 static void declare_once(Sema *s, const Decl *d, const Decl **slot, const char *what) {
   if (*slot) {
-    diag_report(s->d, DIAG_ERROR, d->pos, "only one '%s' statement is allowed%s", what,
-                d->kind == DECL_LOSS ? "; add terms with '+'" : "");
-    diag_report(s->d, DIAG_NOTE, (*slot)->pos, "first given here");
+    diag_error(s->d, DIAG_REPEATED_STATEMENT, d->pos, "only one '%s' statement is allowed%s",
+               what, d->kind == DECL_LOSS ? "; add terms with '+'" : "");
+    diag_note(s->d, (*slot)->pos, "first given here");
   } else
     *slot = d;
 }
@@ -744,8 +747,8 @@ static void resolve_region_aunns(Sema *s) {
   for (int r = 0; r < m->nregions; r++) {
     if (s->region_decls[r] != last) {
       last = s->region_decls[r];
-      aunn = lookup_name(s, &s->aunns, last->ref, "aunn", m->aunns, m->naunns,
-                         sizeof *m->aunns);
+      aunn = lookup_name(s, DIAG_UNKNOWN_AUNN, &s->aunns, last->ref, "aunn", m->aunns,
+                         m->naunns, sizeof *m->aunns);
     }
     m->regions[r].aunn = aunn;
   }
@@ -792,7 +795,7 @@ static void set_path(Sema *s, const Expr *e, Source *src) {
     return;
   }
   if (!e->string[0]) {
-    diag_report(s->d, DIAG_ERROR, e->pos, "the file path is empty");
+    diag_error(s->d, DIAG_EMPTY_PATH, e->pos, "the file path is empty");
     return;
   }
   src->path = resolve_path(s, e->string);
@@ -808,7 +811,7 @@ static void check_source_call(Sema *s, const Expr *e, Source *src) {
     report_expected(s, e, "a data source, as in csv(\"v1.csv\", rate: 100Hz)");
     return;
   }
-  int k = lookup_word(s, callee, "data format", formats, 2);
+  int k = lookup_word(s, DIAG_UNKNOWN_FORMAT, callee, "data format", formats, 2);
   if (k < 0)
     return;
   src->kind = k == 0 ? SRC_CSV : SRC_NPY;
@@ -838,9 +841,9 @@ static char *source_name(Sema *s, const Decl *d, int region, int subject) {
     table_put(&s->sources, (Entry){name, s->m->nsources, d->pos});
     return name;
   }
-  diag_report(s->d, DIAG_ERROR, d->pos, "'%s' already has data (one source per region "
-              "and subject)", name);
-  diag_report(s->d, DIAG_NOTE, prev->pos, "first given here");
+  diag_error(s->d, DIAG_DUPLICATE_DATA, d->pos,
+             "'%s' already has data (one source per region and subject)", name);
+  diag_note(s->d, prev->pos, "first given here");
   free(name);
   return NULL;
 }
@@ -880,12 +883,12 @@ static void add_term(Sema *s, int source, double weight, SrcPos pos) {
 
 /* mse(REGION): one term per data source of the region. */
 static void add_loss_call(Sema *s, const Expr *e, double weight) {
-  if (lookup_word(s, e->name, "loss", losses, 1) < 0)
+  if (lookup_word(s, DIAG_UNKNOWN_LOSS, e->name, "loss", losses, 1) < 0)
     return;
   const Arg *arg = e->args.n == 1 ? &e->args.v[0] : NULL;
   if (!arg || arg->name.len || arg->value->kind != EXPR_NAME) {
-    diag_report(s->d, DIAG_ERROR, e->pos, "'%.*s' takes one region, as in mse(V1)",
-                e->name.len, e->name.start);
+    diag_error(s->d, DIAG_LOSS_ARGUMENT, e->pos, "'%.*s' takes one region, as in mse(V1)",
+               e->name.len, e->name.start);
     return;
   }
   Name region = arg->value->name;
@@ -895,10 +898,10 @@ static void add_loss_call(Sema *s, const Expr *e, double weight) {
   for (int i = s->first_source[r]; i >= 0; i = s->next_source[i])
     add_term(s, i, weight, e->pos);
   if (s->first_source[r] < 0 && !s->region_has_data[r])
-    diag_report(s->d, DIAG_ERROR, region.pos,
-                "region '%.*s' has no data, so %.*s(%.*s) has nothing to compare with",
-                region.len, region.start, e->name.len, e->name.start, region.len,
-                region.start);
+    diag_error(s->d, DIAG_LOSS_WITHOUT_DATA, region.pos,
+               "region '%.*s' has no data, so %.*s(%.*s) has nothing to compare with",
+               region.len, region.start, e->name.len, e->name.start, region.len,
+               region.start);
 }
 
 /* Does e mention a loss (a call or a name) rather than being a constant? */
@@ -915,9 +918,9 @@ static void add_terms(Sema *s, const Expr *e, double weight);
 static void add_scaled(Sema *s, const Expr *e, double weight) {
   bool left = has_term(e->lhs), right = has_term(e->rhs);
   if (left == right || (e->op == '/' && right)) {
-    diag_report(s->d, DIAG_ERROR, e->pos, left && right
-                ? "loss terms can only be added, and weighted by numbers"
-                : "expected a loss term, as in 0.5 * mse(V1)");
+    diag_error(s->d, DIAG_BAD_LOSS, e->pos, left && right
+               ? "loss terms can only be added, and weighted by numbers"
+               : "expected a loss term, as in 0.5 * mse(V1)");
     return;
   }
   const Expr *term = left ? e->lhs : e->rhs, *factor = left ? e->rhs : e->lhs;
@@ -925,12 +928,12 @@ static void add_scaled(Sema *s, const Expr *e, double weight) {
   if (!want_quantity(s, factor, DIM_NONE, "loss weight", &f))
     return;
   if (e->op == '/' && f == 0) {
-    diag_report(s->d, DIAG_ERROR, factor->pos, "division by zero");
+    diag_error(s->d, DIAG_DIVISION_BY_ZERO, factor->pos, "division by zero");
     return;
   }
   f = e->op == '/' ? 1 / f : f;
   if (!(f > 0) || !isfinite(f)) {
-    diag_report(s->d, DIAG_ERROR, factor->pos, "loss weights must be positive");
+    diag_error(s->d, DIAG_OUT_OF_BOUNDS, factor->pos, "loss weights must be positive");
     return;
   }
   add_terms(s, term, weight * f);
@@ -947,8 +950,8 @@ static void add_terms(Sema *s, const Expr *e, double weight) {
   } else if (e->kind == EXPR_BINARY && (e->op == '*' || e->op == '/'))
     add_scaled(s, e, weight);
   else if ((e->kind == EXPR_BINARY && e->op == '-') || e->kind == EXPR_NEG)
-    diag_report(s->d, DIAG_ERROR, e->pos,
-                "loss terms can only be added: a subtracted error would grow");
+    diag_error(s->d, DIAG_BAD_LOSS, e->pos,
+               "loss terms can only be added: a subtracted error would grow");
   else
     report_expected(s, e, "a loss term, as in mse(V1)");
 }
@@ -969,10 +972,22 @@ static void index_sources(Sema *s) {
   }
 }
 
+/* Sources the loss statement leaves out: they would be loaded and never
+ * trained on. Not after errors, which may be the reason (a misspelt region
+ * in the loss, a second loss statement). */
+static void warn_unused_sources(Sema *s) {
+  for (int i = 0; i < s->m->nsources; i++)
+    if (s->term_of_source[i] < 0)
+      diag_warning(s->d, DIAG_UNUSED_DATA, s->m->sources[i].pos,
+                   "data '%s' is not used by the loss", s->m->sources[i].name);
+}
+
 static void check_loss(Sema *s) {
   index_sources(s);
   if (s->loss) {
     add_terms(s, s->loss->value, 1.0);
+    if (diag_errors(s->d) == s->errors_before)
+      warn_unused_sources(s);
     return;
   }
   for (int i = 0; i < s->m->nsources; i++)
@@ -994,10 +1009,10 @@ static void check_adam(Sema *s, Name callee, Args args, TrainConfig *t) {
     if (!want_quantity(s, e, DIM_NONE, options[i], fields[i]))
       continue;
     if (beta && !(*fields[i] >= 0 && *fields[i] < 1))
-      diag_report(s->d, DIAG_ERROR, e->pos, "'%s' must be at least 0 and below 1",
-                  options[i]);
+      diag_error(s->d, DIAG_OUT_OF_BOUNDS, e->pos, "'%s' must be at least 0 and below 1",
+                 options[i]);
     else if (!beta && !(*fields[i] > 0))
-      diag_report(s->d, DIAG_ERROR, e->pos, "'%s' must be positive", options[i]);
+      diag_error(s->d, DIAG_OUT_OF_BOUNDS, e->pos, "'%s' must be positive", options[i]);
   }
 }
 
@@ -1007,7 +1022,7 @@ static void check_optimizer(Sema *s, const Expr *e, TrainConfig *t) {
   Args args;
   if (!as_call(e, &callee, &args))
     report_expected(s, e, "an optimizer, as in adam(lr: 1e-3)");
-  else if (lookup_word(s, callee, "optimizer", optimizers, 1) == 0)
+  else if (lookup_word(s, DIAG_UNKNOWN_OPTIMIZER, callee, "optimizer", optimizers, 1) == 0)
     check_adam(s, callee, args, t);
 }
 
@@ -1031,12 +1046,12 @@ static void check_train(Sema *s) {
   const Item *seen[5] = {NULL};
   for (int i = 0; s->train && i < s->train->nitems; i++) {
     const Item *it = &s->train->items[i];
-    int k = lookup_word(s, it->key, "train setting", settings, 5);
+    int k = lookup_word(s, DIAG_UNKNOWN_SETTING, it->key, "train setting", settings, 5);
     if (k < 0)
       continue;
     if (seen[k]) {
-      diag_report(s->d, DIAG_ERROR, it->key.pos, "'%s' is given twice", settings[k]);
-      diag_report(s->d, DIAG_NOTE, seen[k]->key.pos, "first given here");
+      diag_error(s->d, DIAG_GIVEN_TWICE, it->key.pos, "'%s' is given twice", settings[k]);
+      diag_note(s->d, seen[k]->key.pos, "first given here");
       continue;
     }
     seen[k] = it;
@@ -1054,8 +1069,8 @@ static TrainConfig default_train(void) {
 static void warn_regions_without_data(Sema *s) {
   for (int r = 0; r < s->m->nregions; r++)
     if (!s->region_has_data[r])
-      diag_report(s->d, DIAG_WARNING, s->m->regions[r].pos,
-                  "region '%s' has no data in any subject", s->m->regions[r].name);
+      diag_warning(s->d, DIAG_REGION_WITHOUT_DATA, s->m->regions[r].pos,
+                   "region '%s' has no data in any subject", s->m->regions[r].name);
 }
 
 static bool has_data_statement(const Program *p) {
@@ -1080,8 +1095,8 @@ static void check_all(Sema *s) {
   check_train(s);
   warn_regions_without_data(s);
   if (!has_data_statement(p))
-    diag_plain_error(s->d, "%s: no data to train on (add a 'data' statement)",
-                     s->m->spec_path);
+    diag_plain_error(s->d, DIAG_NO_DATA,
+                     "%s: no data to train on (add a 'data' statement)", s->m->spec_path);
 }
 
 /* Everything but the Model. */

@@ -7,8 +7,11 @@
  * of about sqrt(B*C) 1e-16 |loss| / h: h balances it against the O(h^2)
  * truncation, and the floor keeps entries whose gradient is ~0 from being
  * judged by that noise alone.
+ * A specialised source also has its merged specialised gradient (spec,
+ * loss_grad_spec, spec_vjp in f64) compared with the checked one.
  */
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +20,8 @@
 
 enum { GC_PICKS = 30 };
 static const double gc_tolerance = 1e-3;
+/* The specialised gradient is the same sum in another order: rounding only. */
+static const double gc_spec_tolerance = 1e-9;
 
 typedef struct Checker {
   const lobe_model *m;
@@ -26,6 +31,7 @@ typedef struct Checker {
   double **p64, **g64, **scratch64;   /* per parameter */
   double *t64, *y64, loss64;
   double *max_err;                    /* per parameter; -1 until checked */
+  double spec_err;                    /* specialised against unspecialised; -1: none */
   void **args, **fd_args;             /* analytic and finite-difference calls */
 } Checker;
 
@@ -71,6 +77,120 @@ static void free_buffers(Checker *c) {
   free(c->fd_args);
   free(c->t64);
   free(c->y64);
+}
+
+/* ---- the specialised path ---------------------------------------------- */
+
+typedef struct SpecBuffers {
+  double **theta, **lg, **vjp;        /* per folded, spec_grad and vjp entry */
+  double loss, pairing;
+  void **spec_args, **lg_args, **vjp_args;
+} SpecBuffers;
+
+static double **alloc_list(const Checker *c, const int32_t *ids, int n) {
+  double **b = calloc((size_t)n + 1, sizeof *b);
+  for (int k = 0; b && k < n; k++)
+    if (!(b[k] = alloc_doubles(c->st.params.numel[ids[k]])))
+      return b;   /* the NULL entry is found by spec_alloc */
+  return b;
+}
+
+static void free_list(double **b, int n) {
+  for (int k = 0; b && k < n; k++)
+    free(b[k]);
+  free(b);
+}
+
+static int index_of(const int32_t *ids, int n, int v) {
+  for (int k = 0; k < n; k++)
+    if (ids[k] == v)
+      return k;
+  return -1;
+}
+
+/* params (with theta' in the folded slots when theta is given), ids or t, y. */
+static void **spec_args(Checker *c, const lobe_source *s, double **theta, size_t extra) {
+  size_t np = (size_t)c->m->nparams;
+  void **a = calloc(np + 3 + extra, sizeof *a);
+  for (size_t k = 0; a && k < np; k++)
+    a[k] = c->p64[k];
+  for (int k = 0; a && theta && k < s->nfolded; k++)
+    a[s->folded[k]] = theta[k];
+  if (a && theta) {
+    a[np] = c->t64;
+    a[np + 1] = c->y64;
+  } else if (a) {
+    a[np] = c->batch.module;
+    a[np + 1] = c->batch.subject;
+  }
+  return a;
+}
+
+static bool spec_alloc(Checker *c, const lobe_source *s, SpecBuffers *b) {
+  size_t np = (size_t)c->m->nparams;
+  b->theta = alloc_list(c, s->folded, s->nfolded);
+  b->lg = alloc_list(c, s->spec_grad_params, s->nspec_grad);
+  b->vjp = alloc_list(c, s->vjp_params, s->nvjp);
+  b->spec_args = spec_args(c, s, NULL, (size_t)s->nfolded);
+  b->lg_args = spec_args(c, s, b->theta, (size_t)s->nspec_grad);
+  b->vjp_args = spec_args(c, s, NULL, (size_t)(s->nfolded + s->nvjp));
+  if (!b->theta || !b->lg || !b->vjp || !b->spec_args || !b->lg_args || !b->vjp_args ||
+      (s->nfolded && !b->theta[s->nfolded - 1]) || (s->nspec_grad && !b->lg[s->nspec_grad - 1]) ||
+      (s->nvjp && !b->vjp[s->nvjp - 1]))
+    return false;
+  for (int k = 0; k < s->nfolded; k++) {
+    b->spec_args[np + 2 + k] = b->theta[k];
+    b->vjp_args[np + 2 + k] = b->lg[index_of(s->spec_grad_params, s->nspec_grad, s->folded[k])];
+  }
+  b->lg_args[np + 2] = &b->loss;
+  for (int k = 0; k < s->nspec_grad; k++)
+    b->lg_args[np + 3 + k] = b->lg[k];
+  b->vjp_args[np + 2 + s->nfolded] = &b->pairing;
+  for (int k = 0; k < s->nvjp; k++)
+    b->vjp_args[np + 3 + s->nfolded + k] = b->vjp[k];
+  return true;
+}
+
+static void spec_free(const lobe_source *s, SpecBuffers *b) {
+  free_list(b->theta, s->nfolded);
+  free_list(b->lg, s->nspec_grad);
+  free_list(b->vjp, s->nvjp);
+  free(b->spec_args);
+  free(b->lg_args);
+  free(b->vjp_args);
+}
+
+/* Entry i of param k's gradient as the runtime merges it (spec.c). */
+static double merged(const lobe_source *s, const SpecBuffers *b, int k, size_t i) {
+  double g = 0;
+  int at = index_of(s->spec_grad_params, s->nspec_grad, k);
+  if (at >= 0 && index_of(s->folded, s->nfolded, k) < 0)
+    g += b->lg[at][i];
+  at = index_of(s->vjp_params, s->nvjp, k);
+  return at >= 0 ? g + b->vjp[at][i] : g;
+}
+
+/* Every entry of the merged gradient against g64, just computed for s. */
+static int check_spec(Checker *c, const lobe_source *s) {
+  SpecBuffers b = {0};
+  if (!spec_alloc(c, s, &b)) {
+    spec_free(s, &b);
+    return RT_FAIL;
+  }
+  s->spec_f64(b.spec_args);
+  s->loss_grad_spec_f64(b.lg_args);
+  s->spec_vjp_f64(b.vjp_args);
+  double err = fabs(b.loss - c->loss64) / fmax(fabs(c->loss64), 1e-300);
+  for (int g = 0; g < s->ngrad; g++) {
+    int k = s->grad_params[g];
+    for (size_t i = 0; i < c->st.params.numel[k]; i++) {
+      double want = c->g64[k][i], d = fabs(merged(s, &b, k, i) - want);
+      err = fmax(err, isnan(d) ? INFINITY : d / fmax(fabs(want), 1e-6));
+    }
+  }
+  c->spec_err = fmax(c->spec_err, err);
+  spec_free(s, &b);
+  return RT_OK;
 }
 
 /* ---- one source -------------------------------------------------------- */
@@ -128,14 +248,20 @@ static void check_param(Checker *c, int s, int k) {
   }
 }
 
-static void check_source(Checker *c, int s) {
+static int check_source(Checker *c, int s) {
   const lobe_source *src = &c->m->sources[s];
   draw_batch(c, s);
   fill_args(c, src, c->args, c->g64);
   fill_args(c, src, c->fd_args, c->scratch64);
   src->loss_grad_f64(c->args);
+  if (src->spec_f64 && src->loss_grad_spec_f64 && src->spec_vjp_f64 &&
+      check_spec(c, src) != RT_OK) {
+    rt_error("out of memory");
+    return RT_FAIL;
+  }
   for (int k = 0; k < src->ngrad; k++)
     check_param(c, s, src->grad_params[k]);
+  return RT_OK;
 }
 
 /* ---- the command ------------------------------------------------------- */
@@ -157,8 +283,10 @@ static int report(const Checker *c) {
     worst = fmax(worst, c->max_err[k]);
     checked++;
   }
+  if (c->spec_err >= 0)
+    printf("specialised: max_rel_err=%.3g (against the gradient above)\n", c->spec_err);
   printf("gradcheck: max_rel_err=%.3g params=%d\n", worst, checked);
-  return worst > gc_tolerance ? RT_FAIL : RT_OK;
+  return worst > gc_tolerance || c->spec_err > gc_spec_tolerance ? RT_FAIL : RT_OK;
 }
 
 static int start_state(Checker *c, const RtOptions *o) {
@@ -191,10 +319,11 @@ int rt_cmd_gradcheck(const lobe_model *m, const RtOptions *o) {
   Checker c;
   memset(&c, 0, sizeof c);
   c.m = m;
+  c.spec_err = -1;
   int rc = setup(&c, o), sources = 0;
   for (int s = 0; rc == RT_OK && s < m->nsources; s++)
     if (m->sources[s].loss_grad_f64) {
-      check_source(&c, s);
+      rc = check_source(&c, s);
       sources++;
     }
   if (rc == RT_OK && sources == 0) {

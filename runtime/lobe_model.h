@@ -12,6 +12,19 @@
  *   loss_grad: params[0..P), t[B], module[B], subject[B], y[B,C]
  *                -> loss[1], grad[k] for k < ngrad (shape of params[grad_params[k]])
  * Times are seconds; module is the region index, subject the subject index.
+ *
+ * Specialised to the source's own (region, subject) (docs/specialisation.md),
+ * when spec_f32 is not NULL. theta' holds one tensor per folded[k], shaped
+ * like params[folded[k]]; params' is the param vector with theta'_k in place
+ * of params[folded[k]]:
+ *   spec:           params[0..P), module[1], subject[1] -> theta'[k] for k < nfolded
+ *   forward_spec:   params'[0..P), t[B] -> out[B,C]
+ *   loss_grad_spec: params'[0..P), t[B], y[B,C]
+ *                     -> loss[1], grad[k] for k < nspec_grad (d params'[spec_grad_params[k]])
+ *   spec_vjp:       params[0..P), module[1], subject[1], dtheta'[k] for k < nfolded
+ *                     -> pairing[1], grad[k] for k < nvjp (d params[vjp_params[k]])
+ * so d loss / d params = loss_grad_spec's gradients of the params not folded
+ * plus spec_vjp's gradients, given loss_grad_spec's d theta' as dtheta'.
  * Functions are not reentrant (each owns a static workspace).
  */
 #ifndef LOBE_MODEL_H
@@ -19,7 +32,7 @@
 
 #include <stdint.h>
 
-#define LOBE_ABI_VERSION 1
+#define LOBE_ABI_VERSION 2
 
 typedef void (*lobe_fn)(void *const *args);
 
@@ -59,6 +72,15 @@ typedef struct lobe_source {
   lobe_fn loss_grad_f64;    /* for gradcheck */
   int32_t ngrad;
   const int32_t *grad_params;
+  /* specialisation (all NULL / 0 when built with --no-specialize) */
+  lobe_fn spec_f32, forward_spec_f32, loss_grad_spec_f32, spec_vjp_f32;
+  lobe_fn spec_f64, loss_grad_spec_f64, spec_vjp_f64;   /* for gradcheck */
+  int32_t nfolded;
+  const int32_t *folded;
+  int32_t nspec_grad;
+  const int32_t *spec_grad_params;
+  int32_t nvjp;
+  const int32_t *vjp_params;
 } lobe_source;
 
 typedef struct lobe_model {

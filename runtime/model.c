@@ -3,6 +3,7 @@
  * is sane (a compiler bug must give a message, not a crash), and its names.
  */
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -37,17 +38,51 @@ static int check_param(const lobe_param *p, int k) {
   return RT_OK;
 }
 
-static int check_grads(const lobe_model *m, const lobe_source *s, int k) {
-  if (s->ngrad < 0 || s->ngrad > m->nparams || (s->ngrad > 0 && !s->grad_params))
-    return bad("source", k, "gradient list out of range");
-  for (int i = 0; i < s->ngrad; i++) {
-    if (s->grad_params[i] < 0 || s->grad_params[i] >= m->nparams)
-      return bad("source", k, "gradient of an unknown parameter");
+/* n distinct parameter ids; NULL problem when they are. */
+static const char *id_list_problem(const lobe_model *m, const int32_t *ids, int32_t n) {
+  if (n < 0 || n > m->nparams || (n > 0 && !ids))
+    return "parameter list out of range";
+  for (int i = 0; i < n; i++) {
+    if (ids[i] < 0 || ids[i] >= m->nparams)
+      return "list names an unknown parameter";
     for (int j = 0; j < i; j++)
-      if (s->grad_params[j] == s->grad_params[i])
-        return bad("source", k, "gradient listed twice");
+      if (ids[j] == ids[i])
+        return "parameter listed twice";
   }
+  return NULL;
+}
+
+static bool lists_has(const int32_t *ids, int32_t n, int32_t v) {
+  for (int i = 0; i < n; i++)
+    if (ids[i] == v)
+      return true;
+  return false;
+}
+
+/* The specialised entry points come all together or not at all. */
+static int check_spec(const lobe_model *m, const lobe_source *s, int k) {
+  bool any = s->spec_f32 || s->forward_spec_f32 || s->loss_grad_spec_f32 || s->spec_vjp_f32;
+  bool all = s->spec_f32 && s->forward_spec_f32 && s->loss_grad_spec_f32 && s->spec_vjp_f32;
+  if (any != all || (all && s->nfolded < 1))
+    return bad("source", k, "incomplete specialised entry points");
+  if (!all)
+    return RT_OK;
+  const int32_t *lists[3] = {s->folded, s->spec_grad_params, s->vjp_params};
+  int32_t counts[3] = {s->nfolded, s->nspec_grad, s->nvjp};
+  for (int i = 0; i < 3; i++) {
+    const char *problem = id_list_problem(m, lists[i], counts[i]);
+    if (problem)
+      return bad("source", k, problem);
+  }
+  for (int i = 0; i < s->nfolded; i++)   /* spec_vjp needs every d theta' */
+    if (!lists_has(s->spec_grad_params, s->nspec_grad, s->folded[i]))
+      return bad("source", k, "no gradient for a folded parameter");
   return RT_OK;
+}
+
+static int check_grads(const lobe_model *m, const lobe_source *s, int k) {
+  const char *problem = id_list_problem(m, s->grad_params, s->ngrad);
+  return problem ? bad("source", k, problem) : check_spec(m, s, k);
 }
 
 static int check_source(const lobe_model *m, const lobe_source *s, int k) {

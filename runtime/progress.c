@@ -84,10 +84,10 @@ static void close_interval(RtProgress *p) {
 /* ---- output ------------------------------------------------------------ */
 
 static void log_line(const RtProgress *p, int64_t step) {
-  fprintf(stderr, "step=%lld loss=%.4g samples_per_s=%.0f eta_s=%.0f", (long long)step,
+  fprintf(stderr, "step=%lld loss=%.6g samples_per_s=%.0f eta_s=%.0f", (long long)step,
           p->last_loss, samples_per_s(p, step), eta_s(p, step));
   for (int a = 0; p->nactive > 1 && a < p->nactive; a++)
-    fprintf(stderr, " loss[%s]=%.4g", p->m->sources[p->active[a]].name, p->last_src[a]);
+    fprintf(stderr, " loss[%s]=%.6g", p->m->sources[p->active[a]].name, p->last_src[a]);
   fputc('\n', stderr);
 }
 

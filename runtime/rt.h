@@ -8,6 +8,7 @@
 #define LOBE_RT_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -143,6 +144,27 @@ void rt_batch_rows(RtBatch *b, const lobe_source *s, const DataTable *t, int fir
 /* args for forward (out) or loss_grad (y, loss, scratch grads); caller frees. */
 void **rt_forward_args(const lobe_model *m, RtParams *p, RtBatch *b);
 void **rt_loss_grad_args(const lobe_model *m, const lobe_source *s, RtParams *p, RtBatch *b);
+
+/* ----------------------------------------------------------------- spec.c */
+/* One source's specialised training (lobe_model.h): its theta', the
+ * gradients spec_vjp returns, and the three argument vectors. */
+typedef struct RtSpec {
+  const lobe_source *src;
+  int32_t module[1], subject[1];
+  float **theta;             /* [nfolded], shaped like params[folded[k]] */
+  float **vjp_grad;          /* [nvjp], shaped like params[vjp_params[k]] */
+  float pairing;             /* spec_vjp's scalar output, unused */
+  void **spec_args, **loss_args, **vjp_args;
+} RtSpec;
+
+/* For a source with spec_f32; free with rt_spec_free either way. */
+int rt_spec_alloc(RtSpec *sp, const lobe_model *m, const lobe_source *s, RtParams *p,
+                  RtBatch *b);
+void rt_spec_free(RtSpec *sp);
+/* spec, loss_grad_spec on the batch, spec_vjp: b->loss and the gradients. */
+void rt_spec_loss_grad(RtSpec *sp);
+/* grad += w * d loss / d params, merged from loss_grad_spec and spec_vjp. */
+void rt_spec_accumulate(const RtSpec *sp, RtParams *p, float w);
 
 /* ----------------------------------------------------------- checkpoint.c */
 /* DIR/checkpoint.bin; see docs/cli.md for the format and guarantees. */

@@ -1,7 +1,8 @@
 /*
  * train.c — `brain train`: Adam over random batches of every source with a
  * non-zero loss weight, checkpoints at the end, every checkpoint_every steps
- * and on SIGINT/SIGTERM. The batch of step k is drawn from a stream keyed by
+ * and on SIGINT/SIGTERM. A source with specialised entry points trains
+ * through them (spec.c); one built with --no-specialize through loss_grad. The batch of step k is drawn from a stream keyed by
  * (seed, k, source), so a resumed run repeats an uninterrupted one exactly.
  */
 #include <math.h>
@@ -21,6 +22,7 @@ typedef struct Trainer {
   int *active;               /* sources with a non-zero loss weight */
   int nactive;
   void ***args;              /* loss_grad arguments per active source */
+  RtSpec *spec;              /* per active source; .src NULL: not specialised */
   double *src_loss;
   int64_t total;
 } Trainer;
@@ -68,19 +70,29 @@ static int start_state(Trainer *tr) {
   return rc == RT_OK ? RT_OK : RT_FAIL;
 }
 
+static int prepare_source(Trainer *tr, const lobe_source *src, int a) {
+  RtParams *p = &tr->st.params;
+  if (src->spec_f32)
+    return rt_spec_alloc(&tr->spec[a], tr->m, src, p, &tr->batch);
+  tr->args[a] = rt_loss_grad_args(tr->m, src, p, &tr->batch);
+  return tr->args[a] ? RT_OK : RT_FAIL;
+}
+
 static int find_active(Trainer *tr) {
   const lobe_model *m = tr->m;
   tr->active = calloc((size_t)m->nsources + 1, sizeof *tr->active);
   tr->src_loss = calloc((size_t)m->nsources + 1, sizeof *tr->src_loss);
   tr->args = calloc((size_t)m->nsources + 1, sizeof *tr->args);
-  if (!tr->active || !tr->src_loss || !tr->args || rt_batch_alloc(&tr->batch, m) != RT_OK)
+  tr->spec = calloc((size_t)m->nsources + 1, sizeof *tr->spec);
+  if (!tr->active || !tr->src_loss || !tr->args || !tr->spec ||
+      rt_batch_alloc(&tr->batch, m) != RT_OK)
     return RT_FAIL;
   for (int s = 0; s < m->nsources; s++)
     if (m->sources[s].loss_weight != 0) {
-      tr->args[tr->nactive] = rt_loss_grad_args(m, &m->sources[s], &tr->st.params, &tr->batch);
-      if (!tr->args[tr->nactive])
+      int a = tr->nactive++;
+      tr->active[a] = s;
+      if (prepare_source(tr, &m->sources[s], a) != RT_OK)
         return RT_FAIL;
-      tr->active[tr->nactive++] = s;
     }
   return RT_OK;
 }
@@ -115,7 +127,10 @@ static int setup(Trainer *tr) {
 static void teardown(Trainer *tr) {
   for (int a = 0; tr->args && a < tr->nactive; a++)
     free(tr->args[a]);
+  for (int a = 0; tr->spec && a < tr->nactive; a++)
+    rt_spec_free(&tr->spec[a]);
   free(tr->args);
+  free(tr->spec);
   free(tr->active);
   free(tr->src_loss);
   rt_batch_free(&tr->batch);
@@ -134,8 +149,13 @@ static double train_step(Trainer *tr, int64_t step) {
     const lobe_source *src = &tr->m->sources[s];
     uint64_t stream = rt_rng_stream(tr->st.seed, RT_RNG_BATCH, (uint64_t)step, (uint64_t)s);
     rt_batch_draw(&tr->batch, src, &tr->tables[s], stream);
-    src->loss_grad_f32(tr->args[a]);
-    rt_params_accumulate(p, src, (float)src->loss_weight);
+    if (tr->spec[a].src) {
+      rt_spec_loss_grad(&tr->spec[a]);
+      rt_spec_accumulate(&tr->spec[a], p, (float)src->loss_weight);
+    } else {
+      src->loss_grad_f32(tr->args[a]);
+      rt_params_accumulate(p, src, (float)src->loss_weight);
+    }
     tr->src_loss[a] = tr->batch.loss;
     loss += src->loss_weight * tr->batch.loss;
   }

@@ -2,7 +2,9 @@
  * test_codegen_model.c — a whole model through the pipeline: a spec is
  * parsed, checked and lowered; its gradient function is checked against
  * finite differences in the interpreter, and the compiled code (f32 and f64)
- * against the interpreter; with concat and film conditioning.
+ * against the interpreter; with concat and film conditioning. The
+ * specialised entry points, merged as the runtime merges them, give the
+ * unspecialised loss and gradient.
  */
 #include <check.h>
 #include <dlfcn.h>
@@ -47,7 +49,8 @@ static Fixture build(const char *condition, const char *activation, int latent) 
   diag_flush(fx.diag);
   ck_assert_ptr_nonnull(fx.model);
   fx.mod = lower_model(fx.model);
-  ck_assert_int_eq(fx.mod->nfuncs, 2 * fx.model->nsources);
+  /* forward, loss_grad, spec, forward_spec, loss_grad_spec, spec_vjp */
+  ck_assert_int_eq(fx.mod->nfuncs, 6 * fx.model->nsources);
   return fx;
 }
 
@@ -155,6 +158,141 @@ START_TEST(film_gradients_match_finite_differences) {
 }
 END_TEST
 
+/* ---- specialised against unspecialised ------------------------------------- */
+
+static double **run_interp(const IrFunc *f, double **in) {
+  double **out = make_outputs(f);
+  char err[256];
+  ck_assert_msg(interp_run(f, (const double *const *)in, out, err, sizeof err) == 0,
+                "%s: %s", f->name, err);
+  return out;
+}
+
+/* Inputs of f: the first np from params, then by name: the source's ids,
+ * or the batch's t and y. */
+static double **spec_inputs(const IrFunc *f, int np, double **params, double **batch,
+                            const Source *src) {
+  double **in = calloc(f->ninputs, sizeof *in);
+  for (int k = 0; k < f->ninputs; k++) {
+    const IrInstr *x = &f->ins[ir_input_value(f, k)];
+    long n = ir_numel(x->shape);
+    in[k] = calloc(n, sizeof **in);
+    const double *from = k < np                        ? params[k]
+                         : strcmp(x->name, "t") == 0   ? batch[0]
+                         : strcmp(x->name, "y") == 0   ? batch[1]
+                                                       : NULL;
+    for (long i = 0; i < n; i++)
+      in[k][i] = from                                   ? from[i]
+                 : strcmp(x->name, "module") == 0       ? src->region
+                 : strcmp(x->name, "subject") == 0      ? src->subject
+                                                        : 0;
+  }
+  return in;
+}
+
+static int index_of(const int *list, int n, int v) {
+  for (int i = 0; i < n; i++)
+    if (list[i] == v)
+      return i;
+  return -1;
+}
+
+/* d loss / d param p merged from loss_grad_spec's and spec_vjp's outputs. */
+static double merged(const IrSourceFns *fns, double **lg, double **vjp, int p, long i) {
+  double g = 0;
+  int k = index_of(fns->spec_grad_params, fns->nspec_grad, p);
+  if (k >= 0 && index_of(fns->folded, fns->nfolded, p) < 0)
+    g += lg[1 + k][i];
+  k = index_of(fns->vjp_params, fns->nvjp, p);
+  if (k >= 0)
+    g += vjp[1 + k][i];
+  return g;
+}
+
+/* spec_vjp's inputs: spec's, then loss_grad_spec's d theta'. */
+static double **vjp_inputs(const IrSourceFns *fns, const IrFunc *vjp, double **spec_in,
+                           int nspec_in, double **lg) {
+  double **in = calloc(vjp->ninputs, sizeof *in);
+  for (int k = 0; k < vjp->ninputs; k++) {
+    long n = ir_numel(vjp->ins[ir_input_value(vjp, k)].shape);
+    in[k] = malloc(n * sizeof **in);
+    const double *from = k < nspec_in ? spec_in[k]
+        : lg[1 + index_of(fns->spec_grad_params, fns->nspec_grad,
+                          fns->folded[k - nspec_in])];
+    memcpy(in[k], from, n * sizeof **in);
+  }
+  return in;
+}
+
+static void check_specialised(const Fixture *fx, int s) {
+  const IrSourceFns *fns = &fx->mod->source_fns[s];
+  const Source *src = &fx->model->sources[s];
+  IrFunc *const *fn = fx->mod->funcs;
+  int np = fx->mod->nparams;
+  double **params = make_inputs(fx, fn[fns->spec], 5 + s);
+  double **batch = make_inputs(fx, fn[fns->loss_grad_spec], 9 + s) + np;
+  double **full_in = spec_inputs(fn[fns->loss_grad], np, params, batch, src);
+  double **full = run_interp(fn[fns->loss_grad], full_in);
+  double **spec_in = spec_inputs(fn[fns->spec], np, params, batch, src);
+  double **theta = run_interp(fn[fns->spec], spec_in);
+  double **lg_in = spec_inputs(fn[fns->loss_grad_spec], np, params, batch, src);
+  for (int k = 0; k < fns->nfolded; k++)
+    memcpy(lg_in[fns->folded[k]], theta[k],
+           ir_numel(fn[fns->spec]->ins[fn[fns->spec]->outputs[k]].shape) * sizeof **theta);
+  double **lg = run_interp(fn[fns->loss_grad_spec], lg_in);
+  ck_assert_msg(fabs(lg[0][0] - full[0][0]) <= 1e-12 * fabs(full[0][0]),
+                "specialised loss %.15g, unspecialised %.15g", lg[0][0], full[0][0]);
+  double **vjp_in = vjp_inputs(fns, fn[fns->spec_vjp], spec_in, fn[fns->spec]->ninputs, lg);
+  double **vjp = run_interp(fn[fns->spec_vjp], vjp_in);
+  for (int g = 0; g < fns->ngrad; g++) {
+    int p = fns->grad_params[g];
+    for (long i = 0; i < (long)fx->mod->params[p].rows * fx->mod->params[p].cols; i++) {
+      double want = full[1 + g][i], got = merged(fns, lg, vjp, p, i);
+      ck_assert_msg(fabs(got - want) <= 1e-10 * fmax(1e-3, fabs(want)),
+                    "%s[%ld]: specialised %.15g, unspecialised %.15g",
+                    fx->mod->params[p].name, i, got, want);
+    }
+  }
+  free_buffers(vjp, fn[fns->spec_vjp]->noutputs);
+  free_buffers(vjp_in, fn[fns->spec_vjp]->ninputs);
+  free_buffers(lg, fn[fns->loss_grad_spec]->noutputs);
+  free_buffers(lg_in, fn[fns->loss_grad_spec]->ninputs);
+  free_buffers(theta, fn[fns->spec]->noutputs);
+  free_buffers(spec_in, fn[fns->spec]->ninputs);
+  free_buffers(full, fn[fns->loss_grad]->noutputs);
+  free_buffers(full_in, fn[fns->loss_grad]->ninputs);
+  free_buffers(batch - np, fn[fns->loss_grad_spec]->ninputs);
+  free_buffers(params, fn[fns->spec]->ninputs);
+}
+
+static void check_all_specialised(const char *condition) {
+  Fixture fx = build(condition, "gelu", 3);
+  for (int s = 0; s < fx.model->nsources; s++) {
+    ck_assert_int_eq(fx.mod->source_fns[s].nfolded, strcmp(condition, "film") ? 1 : 4);
+    check_specialised(&fx, s);
+  }
+  release(&fx);
+}
+
+START_TEST(specialised_equals_unspecialised) {
+  check_all_specialised("concat");
+  check_all_specialised("film");
+}
+END_TEST
+
+START_TEST(no_specialise_leaves_them_out) {
+  Fixture fx = build("film", "silu", 0);
+  IrModule *plain = lower_model_with(fx.model, false);
+  ck_assert_int_eq(plain->nfuncs, 2 * fx.model->nsources);
+  for (int s = 0; s < fx.model->nsources; s++) {
+    ck_assert_int_eq(plain->source_fns[s].nfolded, 0);
+    ck_assert_int_eq(plain->source_fns[s].spec, -1);
+  }
+  ir_module_free(plain);
+  release(&fx);
+}
+END_TEST
+
 /* ---- compiled against interpreted ------------------------------------------ */
 
 static void *compile(const Fixture *fx, char *dir) {
@@ -258,6 +396,8 @@ int main(void) {
   tcase_add_test(tc, compiled_matches_interpreter);
   tcase_add_test(tc, film_gradients_match_finite_differences);
   tcase_add_test(tc, film_compiled_matches_interpreter);
+  tcase_add_test(tc, specialised_equals_unspecialised);
+  tcase_add_test(tc, no_specialise_leaves_them_out);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -251,7 +251,7 @@ START_TEST(keyword_closes_brackets) {
                                TK_IDENT, TK_COLON, TK_IDENT, TK_NEWLINE};
   assert_kinds(x, kinds2, 14);
   ck_assert_int_eq(diag_errors(x->diag), 1);
-  ck_assert_str_eq(flushed(x), "t.lobe:3:1: error: expected '}' before 'region'\n"
+  ck_assert_str_eq(flushed(x), "t.lobe:3:1: error[E0010]: expected '}' before 'region'\n"
                                "    3 | region V1 : a\n"
                                "      | ^~~~~~\n"
                                "t.lobe:1:8: note: to match this '{'\n"
@@ -299,19 +299,20 @@ END_TEST
 START_TEST(diag_format_and_order) {
   Lexed *x = lex_text("aunn a {\n\tmlp 64 x 2, slu\n}\n");
   SrcFile *f = (SrcFile *)x->t[0].pos.file;
-  diag_report(x->diag, DIAG_WARNING, (SrcPos){f, 3, 1, 1}, "later");
-  diag_report(x->diag, DIAG_ERROR, (SrcPos){f, 2, 14, 3}, "unknown activation '%s'", "slu");
-  diag_report(x->diag, DIAG_NOTE, (SrcPos){f, 1, 6, 1}, "aunn here");
-  diag_plain_error(x->diag, "no position");
+  diag_warning(x->diag, DIAG_REGION_WITHOUT_DATA, (SrcPos){f, 3, 1, 1}, "later");
+  diag_error(x->diag, DIAG_UNKNOWN_ACTIVATION, (SrcPos){f, 2, 14, 3},
+             "unknown activation '%s'", "slu");
+  diag_note(x->diag, (SrcPos){f, 1, 6, 1}, "aunn here");
+  diag_plain_error(x->diag, DIAG_NO_DATA, "no position");
   ck_assert_int_eq(diag_errors(x->diag), 2);  /* warnings and notes do not count */
-  ck_assert_str_eq(flushed(x), "lobec: error: no position\n"
-                               "t.lobe:2:14: error: unknown activation 'slu'\n"
+  ck_assert_str_eq(flushed(x), "lobec: error[E0046]: no position\n"
+                               "t.lobe:2:14: error[E0020]: unknown activation 'slu'\n"
                                "    2 | \tmlp 64 x 2, slu\n"
                                "      | \t            ^~~\n"
                                "t.lobe:1:6: note: aunn here\n"
                                "    1 | aunn a {\n"
                                "      |      ^\n"
-                               "t.lobe:3:1: warning: later\n"
+                               "t.lobe:3:1: warning[W0001]: later\n"
                                "    3 | }\n"
                                "      | ^\n");
   lexed_free(x);
@@ -324,10 +325,10 @@ START_TEST(diag_color) {
   FILE *s = open_memstream(&out, &len);
   Diag *d = diag_new(s, true);
   SrcFile *f = diag_add_source(d, "c.lobe", "x\n");
-  diag_report(d, DIAG_ERROR, (SrcPos){f, 1, 1, 1}, "boom");
+  diag_error(d, DIAG_SYNTAX, (SrcPos){f, 1, 1, 1}, "boom");
   diag_flush(d);
   fflush(s);
-  ck_assert_ptr_nonnull(strstr(out, "\033[1;31merror:"));
+  ck_assert_ptr_nonnull(strstr(out, "\033[1;31merror[E0008]:"));
   diag_free(d);
   fclose(s);
   free(out);
@@ -352,7 +353,7 @@ START_TEST(diag_long_line_is_clipped) {
   text[sizeof text - 1] = 0;
   Lexed *x = lex_text(text);
   SrcFile *f = (SrcFile *)x->t[0].pos.file;
-  diag_report(x->diag, DIAG_ERROR, (SrcPos){f, 1, 2000, 3}, "here");
+  diag_error(x->diag, DIAG_SYNTAX, (SrcPos){f, 1, 2000, 3}, "here");
   const char *out = flushed(x);
   ck_assert_int_lt((int)strlen(out), 500);
   ck_assert_ptr_nonnull(strstr(out, "| ..."));

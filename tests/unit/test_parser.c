@@ -213,7 +213,7 @@ END_TEST
 START_TEST(error_message) {
   Parsed *p = parse_text("region V1 cortex\n");
   ck_assert_int_eq(diag_errors(p->diag), 1);
-  ck_assert_str_eq(messages(p), "t.lobe:1:11: error: expected ',' or ':', found 'cortex'\n"
+  ck_assert_str_eq(messages(p), "t.lobe:1:11: error[E0008]: expected ',' or ':', found 'cortex'\n"
                                 "    1 | region V1 cortex\n"
                                 "      |           ^~~~~~\n");
   parsed_free(p);

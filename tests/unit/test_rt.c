@@ -119,6 +119,43 @@ static void lg32_b(void *const *a) { loss_grad_f32(a, 3, 3); }
 static void lg64_a(void *const *a) { loss_grad_f64(a, 1, 2); }
 static void lg64_b(void *const *a) { loss_grad_f64(a, 3, 3); }
 
+/* Source a specialised: theta' = {gain * W_a} in W_a's slot, so that
+ * forward_spec is the linear readout with gain 1 (spec.c's merging). */
+static void spec_a(void *const *a) {
+  float gain = *(const float *)a[0];
+  for (int i = 0; i < F * 2; i++)
+    ((float *)a[7])[i] = gain * ((const float *)a[1])[i];
+}
+
+static void loss_grad_spec_a(void *const *a) {
+  Unpacked u;
+  float one = 1;   /* loss_grad's layout, gain 1 */
+  void *shifted[13] = {&one, a[1], a[2], NULL, NULL, a[5], NULL, NULL, a[6], a[7], NULL,
+                       a[8], a[9]};
+  unpack_f32(shifted, 1, 2, 1, &u);
+  double loss = linear(1.0, u.W, u.b, u.t, 2, u.y, u.out, &u.dgain, u.dW, u.db);
+  *(float *)a[7] = (float)loss;
+  for (int i = 0; i < F * 2; i++)
+    ((float *)a[8])[i] = (float)u.dW[i];
+  for (int c = 0; c < 2; c++)
+    ((float *)a[9])[c] = (float)u.db[c];
+}
+
+static void unused_fn(void *const *a) { (void)a; }
+
+/* d gain = <dW', W_a>, d W_a = gain dW'. */
+static void spec_vjp_a(void *const *a) {
+  const float *W = a[1], *dW = a[7];
+  float gain = *(const float *)a[0], dgain = 0;
+  for (int i = 0; i < F * 2; i++) {
+    dgain += dW[i] * W[i];
+    ((float *)a[10])[i] = gain * dW[i];
+  }
+  *(float *)a[9] = dgain;
+}
+
+static const int32_t folded_a[] = {1}, spec_grads_a[] = {1, 2}, vjp_a[] = {0, 1};
+
 static const lobe_param params[] = {
   {"gain", 1, 1, LOBE_INIT_UNIFORM, 1.0},
   {"W_a", F, 2, LOBE_INIT_NORMAL, 0.1},
@@ -138,11 +175,27 @@ static lobe_model model;
 
 static void make_model(void) {
   sources[0] = (lobe_source){"V1.m1", 1, 0, LOBE_SRC_CSV, path_a, 20, 0.5, 2, names_a,
-                             LOBE_LOSS_MSE, 1.0, fwd_a, lg32_a, lg64_a, 3, grads_a};
+                             LOBE_LOSS_MSE, 1.0, fwd_a, lg32_a, lg64_a, 3, grads_a,
+                             .spec_f32 = NULL};
   sources[1] = (lobe_source){"LGN.m2", 0, 1, LOBE_SRC_NPY, path_b, 10, 0, 3, names_b,
-                             LOBE_LOSS_MSE, 0.5, fwd_b, lg32_b, lg64_b, 3, grads_b};
+                             LOBE_LOSS_MSE, 0.5, fwd_b, lg32_b, lg64_b, 3, grads_b,
+                             .spec_f32 = NULL};
   model = (lobe_model){LOBE_ABI_VERSION, "toy", "toy.lobe", 5, params, 2, regions, 2,
                        subjects, 2, sources, B, 300, 0.05, 0.9, 0.999, 1e-8, 7, 0};
+}
+
+static void specialise_a(void) {
+  lobe_source *s = &sources[0];
+  s->spec_f32 = spec_a;
+  s->forward_spec_f32 = unused_fn;
+  s->loss_grad_spec_f32 = loss_grad_spec_a;
+  s->spec_vjp_f32 = spec_vjp_a;
+  s->nfolded = 1;
+  s->folded = folded_a;
+  s->nspec_grad = 2;
+  s->spec_grad_params = spec_grads_a;
+  s->nvjp = 2;
+  s->vjp_params = vjp_a;
 }
 
 /* ---- files -------------------------------------------------------------- */
@@ -289,6 +342,19 @@ static int count_lines(const char *text) {
     n += *text == '\n';
   return n;
 }
+
+/* Source a trained through spec, loss_grad_spec and spec_vjp follows the
+ * unspecialised run up to rounding. */
+START_TEST(specialised_training_agrees) {
+  ck_assert_int_eq(run("train", "--steps", "100", "--checkpoint", tmp_path("plain"), NULL), 0);
+  double plain = field(out_text, "trained steps=100 loss=");
+  specialise_a();
+  ck_assert_int_eq(run("train", "--steps", "100", "--checkpoint", tmp_path("spec"), NULL), 0);
+  double spec = field(out_text, "trained steps=100 loss=");
+  ck_assert_msg(fabs(spec - plain) <= 1e-4 * plain, "loss %.6g specialised, %.6g not", spec,
+                plain);
+}
+END_TEST
 
 START_TEST(train_reduces_loss) {
   const char *ck = tmp_path("ck");
@@ -508,7 +574,11 @@ START_TEST(broken_descriptor) {
   sources[1].grad_params = bad_grads;
   sources[1].ngrad = 2;
   ck_assert_int_eq(run("train", NULL), RT_FAIL);
-  ck_assert_has(err_text, "gradient of an unknown parameter");
+  ck_assert_has(err_text, "list names an unknown parameter");
+  make_model();
+  sources[0].spec_f32 = fwd_a;   /* the other three specialised entries missing */
+  ck_assert_int_eq(run("train", NULL), RT_FAIL);
+  ck_assert_has(err_text, "incomplete specialised entry points");
 }
 END_TEST
 
@@ -551,6 +621,7 @@ static Suite *rt_suite(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, train_reduces_loss);
+  tcase_add_test(tc, specialised_training_agrees);
   tcase_add_test(tc, eval_r2);
   tcase_add_test(tc, predict_rows);
   tcase_add_test(tc, gradcheck_passes);

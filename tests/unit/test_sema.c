@@ -269,7 +269,27 @@ START_TEST(warnings_are_not_errors) {
   Checked *c = check_text(text);
   ck_assert_ptr_nonnull(c->model);
   ck_assert_int_eq(diag_errors(c->diag), 0);
-  ck_assert_ptr_nonnull(strstr(messages(c), "warning: region 'V2' has no data in any subject"));
+  ck_assert_ptr_nonnull(strstr(messages(c),
+                               "warning[W0001]: region 'V2' has no data in any subject"));
+  checked_free(c);
+}
+END_TEST
+
+/* A source the loss leaves out is a warning, unless there are errors (then
+ * the source is likely what the user meant). */
+START_TEST(unused_data_warned) {
+  char text[1024];
+  snprintf(text, sizeof text, "%sregion V2 : a\ndata V2 of m1 = csv(\"w.csv\", rate: 1Hz)\n"
+           "loss mse(V1)\n", minimal);
+  Checked *c = check_text(text);
+  ck_assert_ptr_nonnull(c->model);
+  ck_assert_ptr_nonnull(strstr(messages(c), "warning[W0002]: data 'V2.m1' is not used"));
+  checked_free(c);
+  snprintf(text, sizeof text, "%sregion V2 : a\ndata V2 of m1 = csv(\"w.csv\", rate: 1Hz)\n"
+           "loss mse(V1) + mse(V3)\n", minimal);
+  c = check_text(text);
+  ck_assert_ptr_null(c->model);
+  ck_assert_ptr_null(strstr(messages(c), "W0002"));
   checked_free(c);
 }
 END_TEST
@@ -295,7 +315,7 @@ START_TEST(duplicates_have_notes) {
   ck_assert_ptr_null(c->model);
   ck_assert_int_eq(diag_errors(c->diag), 1);
   ck_assert_str_eq(messages(c),
-                   "/specs/brain.lobe:8:8: error: region 'V1' is already defined\n"
+                   "/specs/brain.lobe:8:8: error[E0027]: region 'V1' is already defined\n"
                    "    8 | region V1 : a\n"
                    "      |        ^~\n"
                    "/specs/brain.lobe:6:8: note: first defined here\n"
@@ -414,6 +434,7 @@ Suite *sema_suite(void) {
   tcase_add_test(tm, relative_spec_path);
   tcase_add_test(tm, order_does_not_matter);
   tcase_add_test(tm, warnings_are_not_errors);
+  tcase_add_test(tm, unused_data_warned);
   suite_add_tcase(s, tm);
   TCase *te = tcase_create("errors");
   tcase_add_test(te, names_suggested);
