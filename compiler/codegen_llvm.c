@@ -1022,11 +1022,11 @@ static void desc_types(Desc *d) {
   LLVMTypeRef param[] = {p, i, i, i, f};
   LLVMTypeRef region[] = {p, p};
   LLVMTypeRef source[] = {p, i, i, i, p, f, f, i, p, i, f, p, p, p, i, p,
-                          p, p, p, p, p, p, p, i, p, i, p, i, p};
+                          p, p, p, p, p, p, i, p, i, p, i, p};
   LLVMTypeRef model[] = {i, p, p, i, p, i, p, i, p, i, p, i, i, f, f, f, f, cg->i64, i};
   d->param_t = named_struct(cg, "lobe_param", param, 5);
   d->region_t = named_struct(cg, "lobe_region", region, 2);
-  d->source_t = named_struct(cg, "lobe_source", source, 29);
+  d->source_t = named_struct(cg, "lobe_source", source, 28);
   d->model_t = named_struct(cg, "lobe_model", model, 19);
 }
 
@@ -1157,7 +1157,6 @@ static LLVMValueRef desc_source(Desc *d, int s) {
       desc_entry(d, fns->loss_grad, "f32"), desc_entry(d, fns->loss_grad, "f64"),
       di32(d, fns->ngrad), desc_ids(d, fns->grad_params, fns->ngrad),
       desc_entry(d, spec(fns, fns->spec), "f32"),
-      desc_entry(d, spec(fns, fns->forward_spec), "f32"),
       desc_entry(d, spec(fns, fns->loss_grad_spec), "f32"),
       desc_entry(d, spec(fns, fns->spec_vjp), "f32"), desc_entry(d, spec(fns, fns->spec), "f64"),
       desc_entry(d, spec(fns, fns->loss_grad_spec), "f64"),
@@ -1165,7 +1164,7 @@ static LLVMValueRef desc_source(Desc *d, int s) {
       desc_ids(d, fns->folded, fns->nfolded), di32(d, fns->nspec_grad),
       desc_ids(d, fns->spec_grad_params, fns->nspec_grad), di32(d, fns->nvjp),
       desc_ids(d, fns->vjp_params, fns->nvjp)};
-  return LLVMConstNamedStruct(d->source_t, f, 29);
+  return LLVMConstNamedStruct(d->source_t, f, 28);
 }
 
 static LLVMValueRef desc_sources(Desc *d) {
@@ -1221,9 +1220,9 @@ static int check_sources(Cg *cg, const IrModule *mod) {
     return cg_fail(cg, "descriptor requested for a module without a model");
   for (int s = 0; s < mod->model->nsources; s++) {
     const IrSourceFns *fns = &mod->source_fns[s];
-    int ids[6] = {fns->forward, fns->loss_grad, fns->spec, fns->forward_spec,
-                  fns->loss_grad_spec, fns->spec_vjp};
-    int nids = fns->nfolded > 0 ? 6 : 2;
+    int ids[5] = {fns->forward, fns->loss_grad, fns->spec, fns->loss_grad_spec,
+                  fns->spec_vjp};
+    int nids = fns->nfolded > 0 ? 5 : 2;
     for (int k = 0; k < nids; k++)
       if (ids[k] < 0 || ids[k] >= mod->nfuncs)
         return cg_fail(cg, "source %d names function %d of %d", s, ids[k], mod->nfuncs);
@@ -1310,18 +1309,40 @@ static void cg_close(Cg *cg) {
   LLVMContextDispose(cg->ctx);
 }
 
-static int emit_functions(Cg *cg, const IrModule *mod) {
+/* With a descriptor, f64 code is only for what gradcheck calls: a third of
+ * the compile time went to f64 forward passes nobody runs. */
+static bool *f64_wanted(const IrModule *mod, bool descriptor) {
+  bool *want = xcalloc(mod->nfuncs ? mod->nfuncs : 1, sizeof *want);
+  for (int i = 0; i < mod->nfuncs; i++)
+    want[i] = !descriptor;
+  for (int s = 0; descriptor && s < mod->model->nsources; s++) {
+    const IrSourceFns *fns = &mod->source_fns[s];
+    int ids[4] = {fns->loss_grad, fns->spec, fns->loss_grad_spec, fns->spec_vjp};
+    for (int k = 0; k < 4; k++)
+      if (ids[k] >= 0)
+        want[ids[k]] = true;
+  }
+  return want;
+}
+
+static int emit_functions(Cg *cg, const IrModule *mod, bool descriptor) {
+  bool *f64 = f64_wanted(mod, descriptor);
   for (int i = 0; i < mod->nfuncs; i++) {
-    if (ir_verify(mod->funcs[i], cg->err, cg->errlen) != 0)
+    if (ir_verify(mod->funcs[i], cg->err, cg->errlen) != 0) {
+      free(f64);
       return -1;
+    }
     Plan *p = plan_new(mod->funcs[i]);
     int rc = emit_entry(cg, mod->funcs[i], p, &cg->prec[0]);
-    if (rc == 0)
+    if (rc == 0 && f64[i])
       rc = emit_entry(cg, mod->funcs[i], p, &cg->prec[1]);
     plan_free(p);
-    if (rc != 0)
+    if (rc != 0) {
+      free(f64);
       return -1;
+    }
   }
+  free(f64);
   return 0;
 }
 
@@ -1399,7 +1420,7 @@ int cg_emit_object(const IrModule *mod, const CgOptions *opt, const char *obj_pa
   if (rc == 0 && o.descriptor)
     rc = check_sources(&cg, mod);
   if (rc == 0)
-    rc = emit_functions(&cg, mod);
+    rc = emit_functions(&cg, mod, o.descriptor);
   if (rc == 0 && o.descriptor)
     emit_descriptor(&cg, mod);
   if (rc == 0)

@@ -101,7 +101,6 @@ typedef struct IrParam {
  * Specialised to the source's (region, subject) (docs/specialisation.md);
  * theta' has one tensor per folded[k], of that parameter's shape:
  *   spec:           (params..., module[1], subject[1]) -> theta'...
- *   forward_spec:   (params'..., t[B]) -> out[B,C]
  *   loss_grad_spec: (params'..., t[B], y[B,C])
  *                     -> loss[], d loss / d params'[spec_grad_params[i]]...
  *   spec_vjp:       (params..., module[1], subject[1], d theta'...)
@@ -113,7 +112,7 @@ typedef struct IrSourceFns {
   int forward, loss_grad;
   int *grad_params;
   int ngrad;
-  int spec, forward_spec, loss_grad_spec, spec_vjp;
+  int spec, loss_grad_spec, spec_vjp;
   int *folded, *spec_grad_params, *vjp_params;
   int nfolded, nspec_grad, nvjp;
 } IrSourceFns;

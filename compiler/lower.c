@@ -5,7 +5,7 @@
  * the forward pass of the source's region through its AUNN and the source's
  * readout head, and the source's loss with its gradient (autodiff of the loss
  * with respect to the parameters the source reaches); unless lowered without
- * specialisation, also spec, forward_spec, loss_grad_spec and spec_vjp, which
+ * specialisation, also spec, loss_grad_spec and spec_vjp, which
  * fold the source's constant (region, subject) into the weights once per step
  * (docs/specialisation.md).
  * Every entry point takes all parameters, in IrModule.params order, so the
@@ -33,6 +33,7 @@ typedef struct AunnParams {
   int w[MODEL_MAX_LAYERS], b[MODEL_MAX_LAYERS];
   int film_w[MODEL_MAX_LAYERS], film_b[MODEL_MAX_LAYERS];  /* film only */
   int w_module, w_subject;         /* concat only: fc0's embedding rows */
+  int spec_fn, vjp_fn;             /* spec and spec_vjp, shared by its sources */
   int latent_w, latent_b;          /* -1 without a latent layer */
   int width;                       /* features the readout heads see */
 } AunnParams;
@@ -97,6 +98,7 @@ static int declare_hidden_params(IrModule *mod, const AunnDef *a, AunnParams *p)
   bool film = a->condition == COND_FILM;
   int in = encoding_width(a);
   p->w_module = p->w_subject = -1;
+  p->spec_fn = p->vjp_fn = -1;
   for (int l = 0; l < a->nhidden; l++) {
     char layer[16];
     snprintf(layer, sizeof layer, "fc%d", l);
@@ -156,10 +158,11 @@ static IrShape param_shape(const IrParam *p) {
   return p->rank == 1 ? IR_VEC(p->cols) : IR_MAT(p->rows, p->cols);
 }
 
-/* A function of kind.SOURCE whose first inputs are the parameters. */
-static Builder begin_params(const Lowering *L, const char *kind, const Source *src) {
+/* A function kind.OWNER (a source or an AUNN) whose first inputs are the
+ * parameters. */
+static Builder begin_params(const Lowering *L, const char *kind, const char *owner) {
   Builder b = {.t = -1, .module = -1, .subject = -1};
-  char *name = fmt_name("%s.%s", kind, src->name);
+  char *name = fmt_name("%s.%s", kind, owner);
   b.f = ir_func_new(name);
   free(name);
   b.batch = L->model->train.batch;
@@ -177,7 +180,7 @@ static void add_ids(Builder *b, int n) {
 
 static Builder begin_function(const Lowering *L, const char *kind,
                               const Source *src) {
-  Builder b = begin_params(L, kind, src);
+  Builder b = begin_params(L, kind, src->name);
   b.t = ir_input(b.f, "t", TY_REAL, IR_VEC(b.batch));
   add_ids(&b, b.batch);
   return b;
@@ -186,7 +189,7 @@ static Builder begin_function(const Lowering *L, const char *kind,
 /* The specialised form: no ids, the conditioning lives in the params. */
 static Builder begin_specialised(const Lowering *L, const char *kind,
                                  const Source *src) {
-  Builder b = begin_params(L, kind, src);
+  Builder b = begin_params(L, kind, src->name);
   b.t = ir_input(b.f, "t", TY_REAL, IR_VEC(b.batch));
   b.specialised = true;
   return b;
@@ -486,7 +489,9 @@ static int spec_body(const Lowering *L, Builder *b, int s, int *theta) {
 }
 
 static IrFunc *lower_spec(const Lowering *L, int s, int *theta) {
-  Builder b = begin_params(L, "spec", &L->model->sources[s]);
+  const AunnDef *a;
+  source_aunn(L, s, &a);
+  Builder b = begin_params(L, "spec", a->name);
   add_ids(&b, 1);
   int n = spec_body(L, &b, s, theta);
   for (int k = 0; k < n; k++)
@@ -498,7 +503,9 @@ static IrFunc *lower_spec(const Lowering *L, int s, int *theta) {
  * the vector-Jacobian product of spec with d theta'. */
 static IrFunc *lower_spec_pairing(const Lowering *L, int s, const int *folded,
                                   int nfolded, int *theta) {
-  Builder b = begin_params(L, "spec_pairing", &L->model->sources[s]);
+  const AunnDef *a;
+  source_aunn(L, s, &a);
+  Builder b = begin_params(L, "spec_pairing", a->name);
   add_ids(&b, 1);
   int *d = malloc(nfolded * sizeof *d);
   for (int k = 0; k < nfolded; k++) {
@@ -518,35 +525,43 @@ static IrFunc *lower_spec_pairing(const Lowering *L, int s, const int *folded,
   return finish(&b);
 }
 
-static IrFunc *lower_forward_spec(const Lowering *L, int s) {
-  Builder b = begin_specialised(L, "forward_spec", &L->model->sources[s]);
-  ir_output(b.f, lower_readout(L, &b, s));
-  return finish(&b);
-}
-
-/* The gradient of loss with respect to the params listed, named kind.SOURCE. */
+/* The gradient of loss with respect to the params listed, named kind.OWNER. */
 static int add_grad(Lowering *L, IrFunc *loss, const int *wrt, int n, const char *kind,
-                    int s) {
-  char *name = fmt_name("%s.%s", kind, L->model->sources[s].name);
+                    const char *owner) {
+  char *name = fmt_name("%s.%s", kind, owner);
   IrFunc *grad = ad_grad(loss, wrt, n, name);
   free(name);
   ir_func_free(loss);
   return ir_module_add(L->mod, grad);
 }
 
+/* spec and spec_vjp depend on the AUNN only (the ids are their inputs), so
+ * the sources of one AUNN share them. */
+static void lower_aunn_spec(Lowering *L, int s, const IrSourceFns *fns) {
+  AunnParams *p = &L->aunn[L->model->regions[L->model->sources[s].region].aunn];
+  if (p->spec_fn >= 0)
+    return;
+  int *theta = malloc(L->mod->nparams * sizeof *theta);
+  const AunnDef *a;
+  source_aunn(L, s, &a);
+  p->spec_fn = ir_module_add(L->mod, lower_spec(L, s, theta));
+  p->vjp_fn = add_grad(L, lower_spec_pairing(L, s, fns->folded, fns->nfolded, theta),
+                       fns->vjp_params, fns->nvjp, "spec_vjp", a->name);
+  free(theta);
+}
+
 static void lower_source_spec(Lowering *L, int s) {
   IrSourceFns *fns = &L->mod->source_fns[s];
-  int *theta = malloc(L->mod->nparams * sizeof *theta);
+  const AunnDef *a;
+  const AunnParams *p = source_aunn(L, s, &a);
   fns->nfolded = folded_params(L, s, fns->folded);
   fns->nspec_grad = grad_params(L, s, true, fns->spec_grad_params);
   fns->nvjp = vjp_params(L, s, fns->vjp_params);
-  fns->spec = ir_module_add(L->mod, lower_spec(L, s, theta));
-  fns->forward_spec = ir_module_add(L->mod, lower_forward_spec(L, s));
+  lower_aunn_spec(L, s, fns);
+  fns->spec = p->spec_fn;
+  fns->spec_vjp = p->vjp_fn;
   fns->loss_grad_spec = add_grad(L, lower_loss(L, s, true), fns->spec_grad_params,
-                                 fns->nspec_grad, "loss_grad_spec", s);
-  fns->spec_vjp = add_grad(L, lower_spec_pairing(L, s, fns->folded, fns->nfolded, theta),
-                           fns->vjp_params, fns->nvjp, "spec_vjp", s);
-  free(theta);
+                                 fns->nspec_grad, "loss_grad_spec", L->model->sources[s].name);
 }
 
 /* One block holds the four parameter lists (ir.h). */
@@ -564,8 +579,8 @@ static void lower_source(Lowering *L, int s, bool specialise) {
   fns->ngrad = grad_params(L, s, false, fns->grad_params);
   fns->forward = ir_module_add(L->mod, lower_forward(L, s));
   fns->loss_grad = add_grad(L, lower_loss(L, s, false), fns->grad_params, fns->ngrad,
-                            "loss_grad", s);
-  fns->spec = fns->forward_spec = fns->loss_grad_spec = fns->spec_vjp = -1;
+                            "loss_grad", L->model->sources[s].name);
+  fns->spec = fns->loss_grad_spec = fns->spec_vjp = -1;
   if (specialise)
     lower_source_spec(L, s);
 }

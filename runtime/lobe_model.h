@@ -18,7 +18,6 @@
  * like params[folded[k]]; params' is the param vector with theta'_k in place
  * of params[folded[k]]:
  *   spec:           params[0..P), module[1], subject[1] -> theta'[k] for k < nfolded
- *   forward_spec:   params'[0..P), t[B] -> out[B,C]
  *   loss_grad_spec: params'[0..P), t[B], y[B,C]
  *                     -> loss[1], grad[k] for k < nspec_grad (d params'[spec_grad_params[k]])
  *   spec_vjp:       params[0..P), module[1], subject[1], dtheta'[k] for k < nfolded
@@ -73,7 +72,7 @@ typedef struct lobe_source {
   int32_t ngrad;
   const int32_t *grad_params;
   /* specialisation (all NULL / 0 when built with --no-specialize) */
-  lobe_fn spec_f32, forward_spec_f32, loss_grad_spec_f32, spec_vjp_f32;
+  lobe_fn spec_f32, loss_grad_spec_f32, spec_vjp_f32;
   lobe_fn spec_f64, loss_grad_spec_f64, spec_vjp_f64;   /* for gradcheck */
   int32_t nfolded;
   const int32_t *folded;

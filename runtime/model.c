@@ -61,8 +61,8 @@ static bool lists_has(const int32_t *ids, int32_t n, int32_t v) {
 
 /* The specialised entry points come all together or not at all. */
 static int check_spec(const lobe_model *m, const lobe_source *s, int k) {
-  bool any = s->spec_f32 || s->forward_spec_f32 || s->loss_grad_spec_f32 || s->spec_vjp_f32;
-  bool all = s->spec_f32 && s->forward_spec_f32 && s->loss_grad_spec_f32 && s->spec_vjp_f32;
+  bool any = s->spec_f32 || s->loss_grad_spec_f32 || s->spec_vjp_f32;
+  bool all = s->spec_f32 && s->loss_grad_spec_f32 && s->spec_vjp_f32;
   if (any != all || (all && s->nfolded < 1))
     return bad("source", k, "incomplete specialised entry points");
   if (!all)

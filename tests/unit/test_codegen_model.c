@@ -49,8 +49,8 @@ static Fixture build(const char *condition, const char *activation, int latent) 
   diag_flush(fx.diag);
   ck_assert_ptr_nonnull(fx.model);
   fx.mod = lower_model(fx.model);
-  /* forward, loss_grad, spec, forward_spec, loss_grad_spec, spec_vjp */
-  ck_assert_int_eq(fx.mod->nfuncs, 6 * fx.model->nsources);
+  /* per source forward, loss_grad, loss_grad_spec; per AUNN spec, spec_vjp */
+  ck_assert_int_eq(fx.mod->nfuncs, 3 * fx.model->nsources + 2 * fx.model->naunns);
   return fx;
 }
 

@@ -119,8 +119,8 @@ static void lg32_b(void *const *a) { loss_grad_f32(a, 3, 3); }
 static void lg64_a(void *const *a) { loss_grad_f64(a, 1, 2); }
 static void lg64_b(void *const *a) { loss_grad_f64(a, 3, 3); }
 
-/* Source a specialised: theta' = {gain * W_a} in W_a's slot, so that
- * forward_spec is the linear readout with gain 1 (spec.c's merging). */
+/* Source a specialised: theta' = {gain * W_a} in W_a's slot, so that the
+ * specialised readout is linear with gain 1 (spec.c's merging). */
 static void spec_a(void *const *a) {
   float gain = *(const float *)a[0];
   for (int i = 0; i < F * 2; i++)
@@ -141,7 +141,6 @@ static void loss_grad_spec_a(void *const *a) {
     ((float *)a[9])[c] = (float)u.db[c];
 }
 
-static void unused_fn(void *const *a) { (void)a; }
 
 /* d gain = <dW', W_a>, d W_a = gain dW'. */
 static void spec_vjp_a(void *const *a) {
@@ -187,7 +186,6 @@ static void make_model(void) {
 static void specialise_a(void) {
   lobe_source *s = &sources[0];
   s->spec_f32 = spec_a;
-  s->forward_spec_f32 = unused_fn;
   s->loss_grad_spec_f32 = loss_grad_spec_a;
   s->spec_vjp_f32 = spec_vjp_a;
   s->nfolded = 1;
