@@ -24,6 +24,7 @@ bench: configure
 	@sh scripts/install-deps.sh --bench
 	cmake --build $(BUILD) -j $(JOBS)
 	sh bench/run.sh $(BUILD)
+	sh bench/run_spec.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) build-asan
