@@ -1059,65 +1059,53 @@ static LLVMValueRef desc_array(Desc *d, LLVMTypeRef elem, LLVMValueRef *vals, in
 static LLVMValueRef di32(Desc *d, long v) { return i32c(d->cg, (int)v); }
 static LLVMValueRef df64(Desc *d, double v) { return LLVMConstReal(d->cg->f64, v); }
 
-static LLVMValueRef desc_params(Desc *d) {
-  const IrModule *mod = d->mod;
-  LLVMValueRef *vals = xcalloc(mod->nparams, sizeof *vals);
-  for (int i = 0; i < mod->nparams; i++) {
-    const IrParam *p = &mod->params[i];
-    LLVMValueRef f[] = {desc_string(d, p->name), di32(d, p->rows), di32(d, p->cols),
-                        di32(d, p->init), df64(d, p->scale)};
-    vals[i] = LLVMConstNamedStruct(d->param_t, f, 5);
-  }
-  LLVMValueRef a = desc_array(d, d->param_t, vals, mod->nparams);
+/* Row i of a descriptor table; ctx is what the table is built from. */
+typedef LLVMValueRef (*DescRow)(Desc *d, const void *ctx, int i);
+
+/* The array of rows 0..n-1 (a null pointer when empty). */
+static LLVMValueRef desc_table(Desc *d, LLVMTypeRef elem, int n, DescRow row, const void *ctx) {
+  LLVMValueRef *vals = xcalloc(n, sizeof *vals);
+  for (int i = 0; i < n; i++)
+    vals[i] = row(d, ctx, i);
+  LLVMValueRef a = desc_array(d, elem, vals, n);
   free(vals);
   return a;
 }
 
-static LLVMValueRef desc_regions(Desc *d) {
-  const Model *m = d->mod->model;
-  LLVMValueRef *vals = xcalloc(m->nregions, sizeof *vals);
-  for (int i = 0; i < m->nregions; i++) {
-    const Region *r = &m->regions[i];
-    bool has_aunn = r->aunn >= 0 && r->aunn < m->naunns;
-    LLVMValueRef f[] = {desc_string(d, r->name),
-                        desc_string(d, has_aunn ? m->aunns[r->aunn].name : NULL)};
-    vals[i] = LLVMConstNamedStruct(d->region_t, f, 2);
-  }
-  LLVMValueRef a = desc_array(d, d->region_t, vals, m->nregions);
-  free(vals);
-  return a;
+static LLVMValueRef param_row(Desc *d, const void *params, int i) {
+  const IrParam *p = &((const IrParam *)params)[i];
+  LLVMValueRef f[] = {desc_string(d, p->name), di32(d, p->rows), di32(d, p->cols),
+                      di32(d, p->init), df64(d, p->scale)};
+  return LLVMConstNamedStruct(d->param_t, f, 5);
 }
 
-static LLVMValueRef desc_subjects(Desc *d) {
-  const Model *m = d->mod->model;
-  LLVMValueRef *vals = xcalloc(m->nsubjects, sizeof *vals);
-  for (int i = 0; i < m->nsubjects; i++)
-    vals[i] = desc_string(d, m->subjects[i].name);
-  LLVMValueRef a = desc_array(d, d->cg->ptr, vals, m->nsubjects);
-  free(vals);
-  return a;
+static LLVMValueRef region_row(Desc *d, const void *model, int i) {
+  const Model *m = model;
+  const Region *r = &m->regions[i];
+  bool has_aunn = r->aunn >= 0 && r->aunn < m->naunns;
+  LLVMValueRef f[] = {desc_string(d, r->name),
+                      desc_string(d, has_aunn ? m->aunns[r->aunn].name : NULL)};
+  return LLVMConstNamedStruct(d->region_t, f, 2);
+}
+
+static LLVMValueRef subject_row(Desc *d, const void *subjects, int i) {
+  return desc_string(d, ((const Subject *)subjects)[i].name);
 }
 
 /* Channel names as bound, or ch0, ch1, ... when none are. */
-static LLVMValueRef desc_channels(Desc *d, const Source *s) {
-  LLVMValueRef *vals = xcalloc(s->channels, sizeof *vals);
-  for (int c = 0; c < s->channels; c++) {
-    char buf[24];
-    snprintf(buf, sizeof buf, "ch%d", c);
-    vals[c] = desc_string(d, s->channel_names ? s->channel_names[c] : buf);
-  }
-  LLVMValueRef a = desc_array(d, d->cg->ptr, vals, s->channels);
-  free(vals);
-  return a;
+static LLVMValueRef channel_row(Desc *d, const void *source, int c) {
+  const Source *s = source;
+  char buf[24];
+  snprintf(buf, sizeof buf, "ch%d", c);
+  return desc_string(d, s->channel_names ? s->channel_names[c] : buf);
+}
+
+static LLVMValueRef id_row(Desc *d, const void *ids, int g) {
+  return di32(d, ((const int *)ids)[g]);
 }
 
 static LLVMValueRef desc_ids(Desc *d, const int *ids, int n) {
-  LLVMValueRef *vals = xcalloc(n, sizeof *vals);
-  for (int g = 0; g < n; g++)
-    vals[g] = di32(d, ids[g]);
-  LLVMValueRef a = desc_array(d, d->cg->i32, vals, n);
-  free(vals);
-  return a;
+  return desc_table(d, d->cg->i32, n, id_row, ids);
 }
 
 /* f64 entries are declared here and defined by the f64 module linked in;
@@ -1144,16 +1132,16 @@ static double loss_weight(const Model *m, int s) {
 /* A specialised entry point, or -1 for a source lowered without them. */
 static int spec(const IrSourceFns *fns, int func) { return fns->nfolded > 0 ? func : -1; }
 
-static LLVMValueRef desc_source(Desc *d, int s) {
-  const Model *m = d->mod->model;
+static LLVMValueRef source_row(Desc *d, const void *model, int s) {
+  const Model *m = model;
   const Source *src = &m->sources[s];
   const IrSourceFns *fns = &d->mod->source_fns[s];
   int kind = src->kind == SRC_NPY ? LOBE_SRC_NPY : LOBE_SRC_CSV;
   LLVMValueRef f[] = {
       desc_string(d, src->name), di32(d, src->region), di32(d, src->subject),
       di32(d, kind), desc_string(d, src->path), df64(d, src->rate), df64(d, src->t0),
-      di32(d, src->channels), desc_channels(d, src), di32(d, LOBE_LOSS_MSE),
-      df64(d, loss_weight(m, s)), desc_entry(d, fns->forward, "f32"),
+      di32(d, src->channels), desc_table(d, d->cg->ptr, src->channels, channel_row, src),
+      di32(d, LOBE_LOSS_MSE), df64(d, loss_weight(m, s)), desc_entry(d, fns->forward, "f32"),
       desc_entry(d, fns->loss_grad, "f32"), desc_entry(d, fns->loss_grad, "f64"),
       di32(d, fns->ngrad), desc_ids(d, fns->grad_params, fns->ngrad),
       desc_entry(d, spec(fns, fns->spec), "f32"),
@@ -1165,16 +1153,6 @@ static LLVMValueRef desc_source(Desc *d, int s) {
       desc_ids(d, fns->spec_grad_params, fns->nspec_grad), di32(d, fns->nvjp),
       desc_ids(d, fns->vjp_params, fns->nvjp)};
   return LLVMConstNamedStruct(d->source_t, f, 28);
-}
-
-static LLVMValueRef desc_sources(Desc *d) {
-  const Model *m = d->mod->model;
-  LLVMValueRef *vals = xcalloc(m->nsources, sizeof *vals);
-  for (int s = 0; s < m->nsources; s++)
-    vals[s] = desc_source(d, s);
-  LLVMValueRef a = desc_array(d, d->source_t, vals, m->nsources);
-  free(vals);
-  return a;
 }
 
 /* The spec's file name without folder and extension. */
@@ -1197,8 +1175,10 @@ static void emit_descriptor(Cg *cg, const IrModule *mod) {
   model_name(m->spec_path, name, sizeof name);
   LLVMValueRef f[] = {
       di32(&d, LOBE_ABI_VERSION), desc_string(&d, name), desc_string(&d, m->spec_path),
-      di32(&d, mod->nparams), desc_params(&d), di32(&d, m->nregions), desc_regions(&d),
-      di32(&d, m->nsubjects), desc_subjects(&d), di32(&d, m->nsources), desc_sources(&d),
+      di32(&d, mod->nparams), desc_table(&d, d.param_t, mod->nparams, param_row, mod->params),
+      di32(&d, m->nregions), desc_table(&d, d.region_t, m->nregions, region_row, m),
+      di32(&d, m->nsubjects), desc_table(&d, cg->ptr, m->nsubjects, subject_row, m->subjects),
+      di32(&d, m->nsources), desc_table(&d, d.source_t, m->nsources, source_row, m),
       di32(&d, t->batch), di32(&d, t->steps), df64(&d, t->lr), df64(&d, t->beta1),
       df64(&d, t->beta2), df64(&d, t->eps), LLVMConstInt(cg->i64, t->seed, false),
       di32(&d, t->checkpoint_every)};

@@ -597,6 +597,22 @@ static void check_latent(Sema *s, const Item *it, AunnDef *a) {
     set_int(s, e, "latent", 0, MAX_SIZE, &a->latent);
 }
 
+/* Which of words it->key is, or -1 after reporting a key that is unknown or
+ * given twice; seen[] keeps the first item of each key. */
+static int first_item(Sema *s, const Item *it, DiagCode unknown, const char *what,
+                      const char *const *words, int count, const Item **seen) {
+  int k = lookup_word(s, unknown, it->key, what, words, count);
+  if (k < 0)
+    return -1;
+  if (seen[k]) {
+    diag_error(s->d, DIAG_GIVEN_TWICE, it->key.pos, "'%s' is given twice", words[k]);
+    diag_note(s->d, seen[k]->key.pos, "first given here");
+    return -1;
+  }
+  seen[k] = it;
+  return k;
+}
+
 static void check_aunn(Sema *s, const Decl *d, AunnDef *a) {
   static const char *const items[] = {"index", "condition", "mlp", "latent"};
   static void (*const checks[])(Sema *, const Item *, AunnDef *) = {
@@ -604,16 +620,9 @@ static void check_aunn(Sema *s, const Decl *d, AunnDef *a) {
   const Item *seen[4] = {NULL};
   for (int i = 0; i < d->nitems; i++) {
     const Item *it = &d->items[i];
-    int k = lookup_word(s, DIAG_UNKNOWN_ITEM, it->key, "aunn item", items, 4);
-    if (k < 0)
-      continue;
-    if (seen[k]) {
-      diag_error(s->d, DIAG_GIVEN_TWICE, it->key.pos, "'%s' is given twice", items[k]);
-      diag_note(s->d, seen[k]->key.pos, "first given here");
-      continue;
-    }
-    seen[k] = it;
-    checks[k](s, it, a);
+    int k = first_item(s, it, DIAG_UNKNOWN_ITEM, "aunn item", items, 4, seen);
+    if (k >= 0)
+      checks[k](s, it, a);
   }
   if (!seen[0])
     diag_error(s->d, DIAG_MISSING_ITEM, d->name.pos,
@@ -658,27 +667,26 @@ static void check_import(Sema *s, const Decl *d) {
   lookup_word(s, DIAG_UNKNOWN_MODULE, n, "module", modules, 2);
 }
 
-/* Adds name -> index to the table; false (after reporting) if it is there. */
-static bool define(Sema *s, NameTable *t, const char *what, Name n, const char *key,
-                   int index) {
+/* Adds n -> index to the table and returns the copy of n it keys on (the
+ * caller's to own); NULL, after reporting, if n is there already. */
+static char *define(Sema *s, NameTable *t, const char *what, Name n, int index) {
   const Entry *prev = table_find(t, n.start, n.len);
   if (prev) {
     report_duplicate(s, n.pos, prev->pos, what, n);
-    return false;
+    return NULL;
   }
+  char *key = name_dup(n);
   table_put(t, (Entry){key, index, n.pos});
-  return true;
+  return key;
 }
 
 static void declare_subjects(Sema *s, const Decl *d) {
   Model *m = s->m;
   for (int i = 0; i < d->nnames; i++) {
     Name n = d->names[i];
-    char *name = name_dup(n);
-    if (!define(s, &s->subjects, "subject", n, name, m->nsubjects)) {
-      free(name);
+    char *name = define(s, &s->subjects, "subject", n, m->nsubjects);
+    if (!name)
       continue;
-    }
     m->subjects = grow(m->subjects, m->nsubjects, sizeof *m->subjects);
     m->subjects[m->nsubjects++] = (Subject){name, n.pos};
   }
@@ -686,11 +694,9 @@ static void declare_subjects(Sema *s, const Decl *d) {
 
 static void declare_aunn(Sema *s, const Decl *d) {
   Model *m = s->m;
-  char *name = name_dup(d->name);
-  if (!define(s, &s->aunns, "aunn", d->name, name, m->naunns)) {
-    free(name);
+  char *name = define(s, &s->aunns, "aunn", d->name, m->naunns);
+  if (!name)
     return;
-  }
   s->aunn_decls = grow(s->aunn_decls, m->naunns, sizeof *s->aunn_decls);
   s->aunn_decls[m->naunns] = d;
   m->aunns = grow(m->aunns, m->naunns, sizeof *m->aunns);
@@ -704,11 +710,9 @@ static void declare_regions(Sema *s, const Decl *d) {
   Model *m = s->m;
   for (int i = 0; i < d->nnames; i++) {
     Name n = d->names[i];
-    char *name = name_dup(n);
-    if (!define(s, &s->regions, "region", n, name, m->nregions)) {
-      free(name);
+    char *name = define(s, &s->regions, "region", n, m->nregions);
+    if (!name)
       continue;
-    }
     s->region_decls = grow(s->region_decls, m->nregions, sizeof *s->region_decls);
     s->region_decls[m->nregions] = d;
     m->regions = grow(m->regions, m->nregions, sizeof *m->regions);
@@ -1046,16 +1050,9 @@ static void check_train(Sema *s) {
   const Item *seen[5] = {NULL};
   for (int i = 0; s->train && i < s->train->nitems; i++) {
     const Item *it = &s->train->items[i];
-    int k = lookup_word(s, DIAG_UNKNOWN_SETTING, it->key, "train setting", settings, 5);
-    if (k < 0)
-      continue;
-    if (seen[k]) {
-      diag_error(s->d, DIAG_GIVEN_TWICE, it->key.pos, "'%s' is given twice", settings[k]);
-      diag_note(s->d, seen[k]->key.pos, "first given here");
-      continue;
-    }
-    seen[k] = it;
-    check_setting(s, k, it->values.v[0].value, &s->m->train);
+    int k = first_item(s, it, DIAG_UNKNOWN_SETTING, "train setting", settings, 5, seen);
+    if (k >= 0)
+      check_setting(s, k, it->values.v[0].value, &s->m->train);
   }
 }
 

@@ -10,15 +10,7 @@
 set -u
 lobec=$1
 dir=$2
-case $lobec in
-  /*) ;;
-  */*) lobec=$(pwd)/$lobec ;;  # still found after the cd below
-esac
-cd "$dir" || exit 2
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
-count=0
-failed=0
+. "$(dirname "$0")/common.sh"
 for spec in *.lobe; do
   [ -e "$spec" ] || { echo "run_diag.sh: no .lobe files in $dir"; exit 1; }
   name=${spec%.lobe}
@@ -28,17 +20,12 @@ for spec in *.lobe; do
   # shellcheck disable=SC2086  # the words of $args are separate arguments
   "$lobec" $args >/dev/null 2>"$out"
   status=$?
-  if [ "${LOBE_UPDATE_GOLDEN:-0}" = 1 ]; then
-    cp "$out" "$name.expected"
-  fi
   if [ "$status" -ne 1 ]; then
     echo "FAIL $name: exit status $status, expected 1"
     cat "$out"
     failed=$((failed + 1))
-  elif ! cmp -s "$name.expected" "$out"; then
-    echo "FAIL $name: stderr differs from $name.expected (- expected, + actual):"
-    diff -u "$name.expected" "$out"
-    failed=$((failed + 1))
+  else
+    expect_golden "$name" stderr
   fi
 done
 echo "golden diagnostics: $((count - failed)) of $count passed"

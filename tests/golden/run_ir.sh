@@ -7,15 +7,7 @@
 set -u
 lobec=$1
 dir=$2
-case $lobec in
-  /*) ;;
-  */*) lobec=$(pwd)/$lobec ;;
-esac
-cd "$dir" || exit 2
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
-count=0
-failed=0
+. "$(dirname "$0")/common.sh"
 for spec in *.lobe; do
   name=${spec%.lobe}
   count=$((count + 1))
@@ -24,12 +16,7 @@ for spec in *.lobe; do
     failed=$((failed + 1))
     continue
   fi
-  [ "${LOBE_UPDATE_GOLDEN:-0}" = 1 ] && cp "$out" "$name.expected"
-  if ! cmp -s "$name.expected" "$out"; then
-    echo "FAIL $name: IR differs from $name.expected (- expected, + actual):"
-    diff -u "$name.expected" "$out"
-    failed=$((failed + 1))
-  fi
+  expect_golden "$name" IR
 done
 echo "golden IR: $((count - failed)) of $count passed"
 [ "$failed" -eq 0 ]

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "ir.h"
+#include "test_util.h"
 
 enum { MAX_ARGS = 12 };
 static const double FD_STEP = 1e-5, TOLERANCE = 1e-6;
@@ -115,8 +116,7 @@ static void assert_close(const char *what, int k, long e, double got, double wan
 /* Differentiates f w.r.t. wrt and compares with finite differences. */
 static void gradcheck(const IrFunc *f, const int *wrt, int nwrt, ArgValues *a) {
   IrFunc *g = ad_grad(f, wrt, nwrt, "grad");
-  char err[256];
-  ck_assert_msg(ir_verify(g, err, sizeof err) == 0, "%s", err);
+  assert_valid(g);
   ck_assert_int_eq(g->noutputs, f->noutputs + nwrt);
   double **out = run_outputs(g, a);
   ck_assert_double_eq_tol(out[0][0], run_loss(f, a), 1e-12 * (1 + fabs(out[0][0])));
@@ -427,9 +427,5 @@ static Suite *autodiff_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(autodiff_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return test_run_suite(autodiff_suite());
 }

@@ -20,6 +20,7 @@
 #include "backend.h"
 #include "ir.h"
 #include "lobe_model.h"
+#include "test_util.h"
 
 /* ---- compiling ---------------------------------------------------------------- */
 
@@ -182,10 +183,6 @@ static void check_gen(const Lib *lib, const IrFunc *f, Gen g) {
   free_all(in, f->ninputs);
 }
 
-static void check_func(const Lib *lib, const IrFunc *f) {
-  check_gen(lib, f, (Gen){-1, 1, 1});
-}
-
 /* Compiles every function of mod once and checks each. */
 static void check_module(IrModule *mod, Gen g) {
   Lib lib = compile(mod);
@@ -202,18 +199,15 @@ static IrFunc *add(IrModule *mod, const char *name) {
 
 /* ---- elementwise ---------------------------------------------------------------- */
 
-START_TEST(binary_ops) {
+static void build_binary_ops(IrModule *mod) {
   static const IrOp ops[] = {IR_ADD, IR_SUB, IR_MUL, IR_DIV};
-  IrModule *mod = ir_module_new(NULL);
   for (int i = 0; i < 4; i++) {
     IrFunc *f = add(mod, ir_op_name(ops[i]));
     int a = ir_input(f, "a", TY_REAL, IR_MAT(7, 13));
     int b = ir_input(f, "b", TY_REAL, IR_MAT(7, 13));
     ir_output(f, ir_binary(f, ops[i], a, b));
   }
-  check_module(mod, (Gen){0.5, 2, 1});
 }
-END_TEST
 
 START_TEST(unary_ops) {
   static const IrOp ops[] = {IR_NEG, IR_EXP, IR_SIN, IR_COS, IR_TANH,
@@ -246,15 +240,18 @@ static int fused_chain(IrFunc *f) {
   return ir_binary(f, IR_ADD, ir_binary(f, IR_MUL, s, third), ir_unary(f, IR_SIN, a));
 }
 
-START_TEST(fused_chains) {
-  IrModule *mod = ir_module_new(NULL);
-  IrFunc *f = add(mod, "chain");
-  ir_output(f, fused_chain(f));
-  /* a shared value (used twice) is stored once and read by both users */
+/* A value used twice: stored once and read by both users. */
+static void add_shared_value(IrModule *mod) {
   IrFunc *g = add(mod, "shared");
   int x = ir_input(g, "x", TY_REAL, IR_VEC(50));
   int t = ir_unary(g, IR_TANH, x);
   ir_output(g, ir_binary(g, IR_MUL, t, ir_unary(g, IR_COS, t)));
+}
+
+static void build_fused_chains(IrModule *mod) {
+  IrFunc *f = add(mod, "chain");
+  ir_output(f, fused_chain(f));
+  add_shared_value(mod);
   /* a fused chain ending in a column broadcast, and one into a reduction */
   IrFunc *h = add(mod, "rows");
   int m = ir_input(h, "m", TY_REAL, IR_MAT(9, 4));
@@ -263,9 +260,7 @@ START_TEST(fused_chains) {
   int y = ir_binary(h, IR_MUL, m, ir_bcast(h, e, 1, IR_MAT(9, 4)));
   ir_output(h, ir_sum(h, ir_binary(h, IR_MUL, y, y), -1));
   ir_output(h, y);
-  check_module(mod, (Gen){-1, 1, 1});
 }
-END_TEST
 
 static int count(const char *text, const char *needle) {
   int n = 0;
@@ -297,14 +292,19 @@ static char *compile_to_text(IrModule *mod, Lib *lib, int opt_level) {
   return text;
 }
 
+/* After a look at its text, the code must still compute the right thing. */
+static void check_text_and_release(Lib *lib, IrModule *mod, char *text, const IrFunc *f,
+                                   Gen g) {
+  free(text);
+  check_gen(lib, f, g);
+  release(lib, mod);
+}
+
 START_TEST(fusion_rule_in_ir) {
   IrModule *mod = ir_module_new(NULL);
   IrFunc *f = add(mod, "chain");
   ir_output(f, fused_chain(f));
-  IrFunc *g = add(mod, "shared");
-  int x = ir_input(g, "x", TY_REAL, IR_VEC(50));
-  int t = ir_unary(g, IR_TANH, x);
-  ir_output(g, ir_binary(g, IR_MUL, t, ir_unary(g, IR_COS, t)));
+  add_shared_value(mod);
   Lib lib;
   char *text = compile_to_text(mod, &lib, 0);
   ck_assert_int_eq(count(text, "define internal void @lobe_chain_f32.k"), 1);
@@ -312,9 +312,7 @@ START_TEST(fusion_rule_in_ir) {
   ck_assert_int_eq(count(text, "call float @sinf"), 0);
   ck_assert_int_eq(count(text, "call float @expf"), 0);
   ck_assert_int_eq(count(text, "@llvm.sin.f64"), 2);
-  check_func(&lib, f);
-  free(text);
-  release(&lib, mod);
+  check_text_and_release(&lib, mod, text, f, (Gen){-1, 1, 1});
 }
 END_TEST
 
@@ -335,9 +333,7 @@ START_TEST(f32_math_vectorised) {
   for (int i = 0; i < 9; i++)
     ck_assert_msg(!strstr(text, libm[i]), "f32 code calls %s", libm[i]);
   ck_assert_msg(strstr(text, " x float>"), "f32 loop not vectorised");
-  check_func(&lib, f);
-  free(text);
-  release(&lib, mod);
+  check_text_and_release(&lib, mod, text, f, (Gen){-1, 1, 1});
 }
 END_TEST
 
@@ -358,16 +354,13 @@ START_TEST(memory_plan_reuses_space) {
                 "f32 workspace is not two 32x32 slots");
   ck_assert_msg(strstr(text, "@lobe_plan_f64.ws = internal global [16384 x i8] zeroinitializer"),
                 "f64 workspace is not two 32x32 slots");
-  check_gen(&lib, f, (Gen){-0.2, 0.2, 1});
-  free(text);
-  release(&lib, mod);
+  check_text_and_release(&lib, mod, text, f, (Gen){-0.2, 0.2, 1});
 }
 END_TEST
 
 /* ---- shape ops -------------------------------------------------------------------- */
 
-START_TEST(bcast_and_sum) {
-  IrModule *mod = ir_module_new(NULL);
+static void build_bcast_and_sum(IrModule *mod) {
   IrFunc *f = add(mod, "bcast");
   int m = ir_input(f, "m", TY_REAL, IR_MAT(5, 8));
   int row = ir_input(f, "row", TY_REAL, IR_VEC(8));
@@ -387,23 +380,17 @@ START_TEST(bcast_and_sum) {
   ir_output(g, ir_sum(g, v, -1));
   ir_output(g, ir_sum(g, ir_unary(g, IR_EXP, a), 0));
   ir_output(g, ir_sum(g, ir_unary(g, IR_SIN, a), 1));
-  check_module(mod, (Gen){-1, 1, 1});
 }
-END_TEST
 
-START_TEST(big_reduction) {
-  IrModule *mod = ir_module_new(NULL);
+static void build_big_reduction(IrModule *mod) {
   IrFunc *f = add(mod, "big");
   int a = ir_input(f, "a", TY_REAL, IR_MAT(300, 200));
   ir_output(f, ir_sum(f, a, -1));
   ir_output(f, ir_sum(f, a, 0));
   ir_output(f, ir_sum(f, ir_binary(f, IR_MUL, a, a), 1));
-  check_module(mod, (Gen){0, 1, 1});
 }
-END_TEST
 
-START_TEST(matmul_all_transposes) {
-  IrModule *mod = ir_module_new(NULL);
+static void build_matmul_all_transposes(IrModule *mod) {
   for (int t = 0; t < 4; t++) {
     bool ta = t & 1, tb = t & 2;
     char name[32];
@@ -417,12 +404,9 @@ START_TEST(matmul_all_transposes) {
   IrFunc *g = add(mod, "gram");   /* the same buffer as both operands */
   int x = ir_input(g, "x", TY_REAL, IR_MAT(6, 4));
   ir_output(g, ir_matmul(g, x, x, true, false));
-  check_module(mod, (Gen){-1, 1, 1});
 }
-END_TEST
 
-START_TEST(concat_slice_pad) {
-  IrModule *mod = ir_module_new(NULL);
+static void build_concat_slice_pad(IrModule *mod) {
   IrFunc *f = add(mod, "columns");
   int a = ir_input(f, "a", TY_REAL, IR_MAT(4, 3));
   int b = ir_input(f, "b", TY_REAL, IR_MAT(4, 5));
@@ -433,12 +417,9 @@ START_TEST(concat_slice_pad) {
   ir_output(f, ir_slice(f, cat, 2, 5));
   ir_output(f, ir_pad(f, ir_unary(f, IR_EXP, a), 4, 9));
   ir_output(f, ir_slice(f, ir_unary(f, IR_TANH, b), 1, 3));
-  check_module(mod, (Gen){-1, 1, 1});
 }
-END_TEST
 
-START_TEST(gather_scatter) {
-  IrModule *mod = ir_module_new(NULL);
+static void build_gather_scatter(IrModule *mod) {
   IrFunc *f = add(mod, "rows");
   int table = ir_input(f, "table", TY_REAL, IR_MAT(4, 6));
   int idx = ir_input(f, "idx", TY_I32, IR_VEC(11));
@@ -446,9 +427,7 @@ START_TEST(gather_scatter) {
   ir_output(f, ir_gather(f, table, idx));
   ir_output(f, ir_scatter_add(f, src, idx, 4));
   ir_output(f, ir_scatter_add(f, ir_unary(f, IR_SIGMOID, src), idx, 4));
-  check_module(mod, (Gen){-1, 1, 4});
 }
-END_TEST
 
 /* An id out of range cannot crash compiled code: its row stays zero. */
 START_TEST(gather_out_of_range_is_zero) {
@@ -470,8 +449,7 @@ START_TEST(gather_out_of_range_is_zero) {
 END_TEST
 
 /* Outputs that are inputs, tensors, constants or repeated; dead code. */
-START_TEST(odd_outputs) {
-  IrModule *mod = ir_module_new(NULL);
+static void build_odd_outputs(IrModule *mod) {
   IrFunc *f = add(mod, "odd");
   int x = ir_input(f, "x", TY_REAL, IR_MAT(3, 4));
   double data[4] = {1.5, -2, 0.25, 8};
@@ -484,9 +462,7 @@ START_TEST(odd_outputs) {
   ir_output(f, y);
   ir_output(f, ir_const(f, -3, IR_MAT(2, 2)));
   ir_output(f, ir_unary(f, IR_EXP, y));
-  check_module(mod, (Gen){-1, 1, 1});
 }
-END_TEST
 
 /* ---- a whole MLP and its gradient -------------------------------------------------- */
 
@@ -511,8 +487,7 @@ static IrFunc *mlp_loss(int batch, int in, int hidden, int out) {
   return f;
 }
 
-START_TEST(mlp_loss_and_gradient) {
-  IrModule *mod = ir_module_new(NULL);
+static void build_mlp_loss_and_gradient(IrModule *mod) {
   IrFunc *loss = mlp_loss(64, 24, 48, 5);
   ir_module_add(mod, loss);
   int wrt[4] = {1, 2, 3, 4};
@@ -521,7 +496,34 @@ START_TEST(mlp_loss_and_gradient) {
   IrFunc *opt = ad_grad(loss, wrt, 4, "mlp.grad.opt");
   pass_run_all(opt, NULL, NULL);
   ir_module_add(mod, opt);
-  check_module(mod, (Gen){-1, 1, 1});
+}
+
+/* Modules whose every function is checked against the interpreter. */
+typedef struct ModuleCase {
+  const char *name;
+  void (*build)(IrModule *mod);
+  Gen gen;
+} ModuleCase;
+
+static const ModuleCase module_cases[] = {
+  {"binary_ops", build_binary_ops, {0.5, 2, 1}},
+  {"fused_chains", build_fused_chains, {-1, 1, 1}},
+  {"bcast_and_sum", build_bcast_and_sum, {-1, 1, 1}},
+  {"big_reduction", build_big_reduction, {0, 1, 1}},
+  {"matmul_all_transposes", build_matmul_all_transposes, {-1, 1, 1}},
+  {"concat_slice_pad", build_concat_slice_pad, {-1, 1, 1}},
+  {"gather_scatter", build_gather_scatter, {-1, 1, 4}},
+  {"odd_outputs", build_odd_outputs, {-1, 1, 1}},
+  {"mlp_loss_and_gradient", build_mlp_loss_and_gradient, {-1, 1, 1}},
+};
+enum { NMODULE_CASES = sizeof module_cases / sizeof module_cases[0] };
+
+START_TEST(modules_match_interpreter) {
+  const ModuleCase *c = &module_cases[_i];
+  IrModule *mod = ir_module_new(NULL);
+  c->build(mod);
+  ck_assert_msg(mod->nfuncs > 0, "%s builds nothing", c->name);
+  check_module(mod, c->gen);
 }
 END_TEST
 
@@ -752,14 +754,21 @@ static void call_forward(const lobe_source *s) {
     ck_assert_float_eq(out[i], 2 * t[i / 3] + 2);
 }
 
+/* Compiles mod with its descriptor and finds the descriptor in it. */
+static const lobe_model *load_descriptor(Lib *lib, const IrModule *mod, int opt_level) {
+  CgOptions opt = {.opt_level = opt_level, .descriptor = true};
+  *lib = compile_opts(mod, &opt);
+  const lobe_model *d = dlsym(lib->handle, "lobe_model_desc");
+  ck_assert_ptr_nonnull(d);
+  return d;
+}
+
 START_TEST(descriptor_reads_back) {
   TinyModel t;
   tiny_model(&t);
   IrModule *mod = tiny_module(&t);
-  CgOptions opt = {.opt_level = 2, .descriptor = true};
-  Lib lib = compile_opts(mod, &opt);
-  const lobe_model *d = dlsym(lib.handle, "lobe_model_desc");
-  ck_assert_ptr_nonnull(d);
+  Lib lib;
+  const lobe_model *d = load_descriptor(&lib, mod, 2);
   ck_assert_int_eq(d->abi_version, LOBE_ABI_VERSION);
   ck_assert_str_eq(d->name, "brain.v2");
   ck_assert_str_eq(d->spec_path, "/x/y/brain.v2.lobe");
@@ -798,10 +807,8 @@ START_TEST(descriptor_defaults) {
   t.m.nlosses = 0;
   t.m.spec_path = "plain";
   IrModule *mod = tiny_module(&t);
-  CgOptions opt = {.opt_level = 1, .descriptor = true};
-  Lib lib = compile_opts(mod, &opt);
-  const lobe_model *d = dlsym(lib.handle, "lobe_model_desc");
-  ck_assert_ptr_nonnull(d);
+  Lib lib;
+  const lobe_model *d = load_descriptor(&lib, mod, 1);
   ck_assert_str_eq(d->name, "plain");
   ck_assert_int_eq(d->sources[0].kind, LOBE_SRC_CSV);
   ck_assert_str_eq(d->sources[0].channel_names[0], "ch0");
@@ -897,20 +904,12 @@ int main(void) {
   Suite *s = suite_create("codegen");
   TCase *ops = tcase_create("ops");
   tcase_set_timeout(ops, 60);
-  tcase_add_test(ops, binary_ops);
+  tcase_add_loop_test(ops, modules_match_interpreter, 0, NMODULE_CASES);
   tcase_add_test(ops, unary_ops);
-  tcase_add_test(ops, fused_chains);
   tcase_add_test(ops, fusion_rule_in_ir);
   tcase_add_test(ops, f32_math_vectorised);
   tcase_add_test(ops, memory_plan_reuses_space);
-  tcase_add_test(ops, bcast_and_sum);
-  tcase_add_test(ops, big_reduction);
-  tcase_add_test(ops, matmul_all_transposes);
-  tcase_add_test(ops, concat_slice_pad);
-  tcase_add_test(ops, gather_scatter);
   tcase_add_test(ops, gather_out_of_range_is_zero);
-  tcase_add_test(ops, odd_outputs);
-  tcase_add_test(ops, mlp_loss_and_gradient);
   suite_add_tcase(s, ops);
   TCase *math = tcase_create("math");
   tcase_set_timeout(math, 60);
@@ -928,9 +927,5 @@ int main(void) {
   tcase_add_test(desc, link_errors_are_reported);
   tcase_add_test(desc, symbol_names);
   suite_add_tcase(s, desc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return test_run_suite(s);
 }

@@ -16,6 +16,7 @@
 #include "backend.h"
 #include "ir.h"
 #include "lobe_model.h"
+#include "test_util.h"
 
 static const char *const spec =
     "subjects m1, m2, m3\n"
@@ -399,9 +400,5 @@ int main(void) {
   tcase_add_test(tc, specialised_equals_unspecialised);
   tcase_add_test(tc, no_specialise_leaves_them_out);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return test_run_suite(s);
 }

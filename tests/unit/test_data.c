@@ -12,6 +12,7 @@
 
 #include "data.h"
 #include "lobe_model.h"
+#include "test_util.h"
 
 static char tmpdir[64];
 static char err[512];
@@ -57,15 +58,23 @@ static const char *load_bad(int kind, const char *path) {
 #define ck_assert_has(msg, part) ck_assert_msg(strstr(msg, part) != NULL, \
     "message \"%s\" lacks \"%s\"", msg, part)
 
+typedef int (*Reader)(int kind, const char *path, DataTable *out, char *err, size_t errlen);
+
+/* Reads a good file with data_load or data_probe; checks it is rows x cols. */
+static DataTable read_good(Reader read, int kind, const char *path, int rows, int cols) {
+  DataTable t;
+  ck_assert_msg(read(kind, path, &t, err, sizeof err) == 0, "%s", err);
+  ck_assert_int_eq(t.rows, rows);
+  ck_assert_int_eq(t.cols, cols);
+  return t;
+}
+
 /* ---- CSV ---------------------------------------------------------------- */
 
 START_TEST(csv_good) {
   const char *path = write_text("good.csv",
       "\xef\xbb\xbf" "a, \"b, \"\"c\"\"\" ,ch2\r\n1,2,3\r\n4.5, -6e2 ,7\r\n\n  \n");
-  DataTable t;
-  ck_assert_int_eq(data_load(LOBE_SRC_CSV, path, &t, err, sizeof err), 0);
-  ck_assert_int_eq(t.rows, 2);
-  ck_assert_int_eq(t.cols, 3);
+  DataTable t = read_good(data_load, LOBE_SRC_CSV, path, 2, 3);
   ck_assert_str_eq(t.names[0], "a");
   ck_assert_str_eq(t.names[1], "b, \"c\"");
   ck_assert_str_eq(t.names[2], "ch2");
@@ -79,9 +88,7 @@ END_TEST
 
 START_TEST(csv_no_trailing_newline) {
   const char *path = write_text("last.csv", "x\n1\n2");
-  DataTable t;
-  ck_assert_int_eq(data_load(LOBE_SRC_CSV, path, &t, err, sizeof err), 0);
-  ck_assert_int_eq(t.rows, 2);
+  DataTable t = read_good(data_load, LOBE_SRC_CSV, path, 2, 1);
   ck_assert_float_eq(t.values[1], 2);
   data_free(&t);
 }
@@ -89,10 +96,7 @@ END_TEST
 
 START_TEST(csv_probe) {
   const char *path = write_text("probe.csv", "x,y\n1,2\n3,4\n\n5,6\n");
-  DataTable t;
-  ck_assert_int_eq(data_probe(LOBE_SRC_CSV, path, &t, err, sizeof err), 0);
-  ck_assert_int_eq(t.rows, 3);
-  ck_assert_int_eq(t.cols, 2);
+  DataTable t = read_good(data_probe, LOBE_SRC_CSV, path, 3, 2);
   ck_assert_ptr_null(t.values);
   ck_assert_str_eq(t.names[1], "y");
   data_free(&t);
@@ -202,10 +206,7 @@ START_TEST(npy_f32_2d) {
   const float v[6] = {1, 2, 3, 4, 5, 6};
   const char *path = write_npy("a.npy", 1,
       "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }", v, sizeof v);
-  DataTable t;
-  ck_assert_int_eq(data_load(LOBE_SRC_NPY, path, &t, err, sizeof err), 0);
-  ck_assert_int_eq(t.rows, 3);
-  ck_assert_int_eq(t.cols, 2);
+  DataTable t = read_good(data_load, LOBE_SRC_NPY, path, 3, 2);
   ck_assert_str_eq(t.names[0], "ch0");
   ck_assert_str_eq(t.names[1], "ch1");
   for (int i = 0; i < 6; i++)
@@ -219,10 +220,7 @@ START_TEST(npy_f64_fortran_v2) {
   const double v[6] = {1, 4, 2, 5, 3, 6};
   const char *path = write_npy("f.npy", 2,
       "{'descr': '<f8', 'fortran_order': True, 'shape': (2, 3), }", v, sizeof v);
-  DataTable t;
-  ck_assert_int_eq(data_load(LOBE_SRC_NPY, path, &t, err, sizeof err), 0);
-  ck_assert_int_eq(t.rows, 2);
-  ck_assert_int_eq(t.cols, 3);
+  DataTable t = read_good(data_load, LOBE_SRC_NPY, path, 2, 3);
   for (int i = 0; i < 6; i++)
     ck_assert_float_eq(t.values[i], (float)(i + 1));
   data_free(&t);
@@ -233,14 +231,10 @@ START_TEST(npy_1d_v3_and_probe) {
   const double v[4] = {0.5, -1, 2, 1e10};
   const char *path = write_npy("one.npy", 3,
       "{\"descr\":\"<f8\",\"fortran_order\":False,\"shape\":(4,)}", v, sizeof v);
-  DataTable t;
-  ck_assert_int_eq(data_load(LOBE_SRC_NPY, path, &t, err, sizeof err), 0);
-  ck_assert_int_eq(t.rows, 4);
-  ck_assert_int_eq(t.cols, 1);
+  DataTable t = read_good(data_load, LOBE_SRC_NPY, path, 4, 1);
   ck_assert_float_eq(t.values[3], 1e10f);
   data_free(&t);
-  ck_assert_int_eq(data_probe(LOBE_SRC_NPY, path, &t, err, sizeof err), 0);
-  ck_assert_int_eq(t.rows, 4);
+  t = read_good(data_probe, LOBE_SRC_NPY, path, 4, 1);
   ck_assert_ptr_null(t.values);
   ck_assert_str_eq(t.names[0], "ch0");
   data_free(&t);
@@ -251,15 +245,24 @@ static const char *npy_error(const char *dict, const void *data, size_t n) {
   return load_bad(LOBE_SRC_NPY, write_npy("bad.npy", 1, dict, data, n));
 }
 
+/* The same, for a C-order header of the given dtype and shape. */
+static const char *npy_error_of(const char *descr, const char *shape, const void *data,
+                                size_t n) {
+  char dict[128];
+  snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': %s, }", descr,
+           shape);
+  return npy_error(dict, data, n);
+}
+
 START_TEST(npy_bad_dtype_and_shape) {
   const double v[8] = {0};
-  ck_assert_has(npy_error("{'descr': '>f8', 'fortran_order': False, 'shape': (2,), }", v, 16),
+  ck_assert_has(npy_error_of(">f8", "(2,)", v, 16),
                 "bad.npy: expected little-endian float32 or float64 ('<f4' or '<f8'), found '>f8'");
-  ck_assert_has(npy_error("{'descr': '<i4', 'fortran_order': False, 'shape': (2,), }", v, 8),
+  ck_assert_has(npy_error_of("<i4", "(2,)", v, 8),
                 "bad.npy: expected float32 or float64 data ('<f4' or '<f8'), found '<i4'");
-  ck_assert_has(npy_error("{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2, 2), }", v, 64),
+  ck_assert_has(npy_error_of("<f8", "(2, 2, 2)", v, 64),
                 "expected a 1-D or 2-D array (samples x channels), found 3-D shape (2, 2, 2)");
-  ck_assert_has(npy_error("{'descr': '<f8', 'fortran_order': False, 'shape': (0, 2), }", v, 0),
+  ck_assert_has(npy_error_of("<f8", "(0, 2)", v, 0),
                 "expected at least one sample and one channel, found shape (0, 2)");
   ck_assert_has(npy_error("{'descr': [('a', '<f8')], 'fortran_order': False, 'shape': (1,), }",
                           v, 8), "found a structured dtype");
@@ -268,9 +271,9 @@ END_TEST
 
 START_TEST(npy_truncated_and_trailing) {
   const float v[4] = {1, 2, 3, 4};
-  ck_assert_has(npy_error("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }", v, 12),
+  ck_assert_has(npy_error_of("<f4", "(2, 2)", v, 12),
                 "bad.npy: truncated: expected 16 bytes of data for 2 x 2 values, found 12");
-  ck_assert_has(npy_error("{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }", v, 16),
+  ck_assert_has(npy_error_of("<f4", "(3,)", v, 16),
                 "expected 12 bytes of data for 3 x 1 values, found 16 (trailing bytes)");
 }
 END_TEST
@@ -298,10 +301,10 @@ END_TEST
 
 START_TEST(npy_non_finite) {
   const float v[4] = {1, 2, NAN, 4};
-  ck_assert_has(npy_error("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }", v, 16),
+  ck_assert_has(npy_error_of("<f4", "(2, 2)", v, 16),
                 "bad.npy: row 1, channel 0: expected a finite number, found nan");
   const double big[1] = {1e300};
-  ck_assert_has(npy_error("{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }", big, 8),
+  ck_assert_has(npy_error_of("<f8", "(1,)", big, 8),
                 "row 0, channel 0: expected a number within float32 range, found 1e+300");
 }
 END_TEST
@@ -340,9 +343,5 @@ static Suite *data_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(data_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return test_run_suite(data_suite());
 }

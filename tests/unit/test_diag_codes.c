@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "front.h"
+#include "test_util.h"
 
 static bool well_formed(const char *code) {
   if (strlen(code) != 5 || (code[0] != 'E' && code[0] != 'W'))
@@ -77,12 +78,9 @@ END_TEST
 
 /* What the stream printed, after running print on it. */
 static char *printed(void (*print)(FILE *, int), int arg) {
-  char *out = NULL;
-  size_t len;
-  FILE *s = open_memstream(&out, &len);
-  print(s, arg);
-  fclose(s);
-  return out;
+  MemText m;
+  print(memtext_open(&m), arg);
+  return memtext_close(&m);
 }
 
 static void print_explain(FILE *out, int code) { diag_explain(out, (DiagCode)code); }
@@ -111,16 +109,14 @@ END_TEST
 static char *read_file(const char *path) {
   FILE *f = fopen(path, "rb");
   ck_assert_msg(f != NULL, "cannot open %s", path);
-  char *text = NULL;
-  size_t len;
-  FILE *s = open_memstream(&text, &len);
+  MemText m;
+  FILE *s = memtext_open(&m);
   char buf[4096];
   size_t got;
   while ((got = fread(buf, 1, sizeof buf, f)) > 0)
     fwrite(buf, 1, got, s);
-  fclose(s);
   fclose(f);
-  return text;
+  return memtext_close(&m);
 }
 
 /* docs/errors.md is generated; regenerate it with
@@ -147,9 +143,5 @@ int main(void) {
   tcase_add_test(t, list_has_every_code);
   tcase_add_test(t, docs_match_table);
   suite_add_tcase(s, t);
-  SRunner *r = srunner_create(s);
-  srunner_run_all(r, CK_NORMAL);
-  int failed = srunner_ntests_failed(r);
-  srunner_free(r);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return test_run_suite(s);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "front.h"
+#include "test_util.h"
 
 typedef struct Case {
   const char *input, *canonical;
@@ -103,31 +104,14 @@ enum { NCASES = sizeof cases / sizeof cases[0] };
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-typedef struct Out {
-  FILE *stream;
-  char *text;
-  size_t len;
-} Out;
-
-static void out_open(Out *o) {
-  *o = (Out){0};
-  o->stream = open_memstream(&o->text, &o->len);
-}
-
-static char *out_close(Out *o) {
-  fclose(o->stream);
-  return o->text;
-}
-
 /* fmt_source of text; the diagnostics, if any, to *messages. */
 static char *format(const char *text, char **messages) {
-  Out o;
-  out_open(&o);
-  Diag *d = diag_new(o.stream, false);
+  MemText o;
+  Diag *d = diag_new(memtext_open(&o), false);
   char *canonical = fmt_source(d, diag_add_source(d, "t.lobe", text));
   diag_flush(d);
   diag_free(d);
-  char *m = out_close(&o);
+  char *m = memtext_close(&o);
   if (messages)
     *messages = m;
   else
@@ -163,8 +147,8 @@ static void drop_positions(char *dump) {
 
 /* The AST dump, without the positions (they move). */
 static char *ast_text(const char *text) {
-  Out dump;
-  out_open(&dump);
+  MemText dump;
+  memtext_open(&dump);
   Diag *d = diag_new(stderr, false);
   Program *p = parse_file(d, diag_add_source(d, "t.lobe", text));
   ck_assert_int_eq(diag_errors(d), 0);
@@ -172,7 +156,7 @@ static char *ast_text(const char *text) {
     ast_dump(dump.stream, p);
   ast_free(p);
   diag_free(d);
-  char *s = out_close(&dump);
+  char *s = memtext_close(&dump);
   drop_positions(s);
   return s;
 }
@@ -299,9 +283,5 @@ static Suite *fmt_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(fmt_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return test_run_suite(fmt_suite());
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ir.h"
+#include "test_util.h"
 
 enum { MAX_OUT = 64 };
 
@@ -263,9 +264,5 @@ static Suite *interp_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(interp_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return test_run_suite(interp_suite());
 }

@@ -8,26 +8,13 @@
 #include <string.h>
 
 #include "ir.h"
-
-static char *print_to_string(const IrFunc *f) {
-  char *text = NULL;
-  size_t len = 0;
-  FILE *out = open_memstream(&text, &len);
-  ir_print(out, f);
-  fclose(out);
-  return text;
-}
+#include "test_util.h"
 
 static void assert_shape(const IrFunc *f, int v, int rank, int d0, int d1) {
   ck_assert_msg(ir_shape_eq(f->ins[v].shape, (IrShape){rank, {d0, d1}}),
                 "%%%d has rank %d [%d,%d], expected rank %d [%d,%d]", v,
                 f->ins[v].shape.rank, f->ins[v].shape.dim[0], f->ins[v].shape.dim[1],
                 rank, d0, d1);
-}
-
-static void assert_valid(const IrFunc *f) {
-  char err[256];
-  ck_assert_msg(ir_verify(f, err, sizeof err) == 0, "%s", err);
 }
 
 /* ---- builder ---------------------------------------------------------------- */
@@ -377,9 +364,5 @@ static Suite *ir_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(ir_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return test_run_suite(ir_suite());
 }

@@ -8,44 +8,40 @@
 
 #include "front.h"
 #include "grammar.h"
+#include "test_util.h"
 
 enum { MAX_TOKENS = 256 };
 
 typedef struct Lexed {
-  Diag *diag;
-  char *out;                       /* what diag_flush printed */
-  size_t out_len;
-  FILE *stream;
+  Captured cap;
   Token t[MAX_TOKENS];
   int n;                           /* tokens before the end */
 } Lexed;
 
 static void lex_file(Lexed *x, SrcFile *f) {
   Lexer lx;
-  lex_init(&lx, x->diag, f);
+  lex_init(&lx, x->cap.diag, f);
   x->n = 0;
   while (x->n < MAX_TOKENS && lex_next(&lx, &x->t[x->n]) != 0)
     x->n++;
 }
 
-static Lexed *lex_text(const char *text) {
+static Lexed *lexed_new(void) {
   Lexed *x = calloc(1, sizeof *x);
-  x->stream = open_memstream(&x->out, &x->out_len);
-  x->diag = diag_new(x->stream, false);
-  lex_file(x, diag_add_source(x->diag, "t.lobe", text));
+  captured_open(&x->cap);
   return x;
 }
 
-static const char *flushed(Lexed *x) {
-  diag_flush(x->diag);
-  fflush(x->stream);
-  return x->out;
+static Lexed *lex_text(const char *text) {
+  Lexed *x = lexed_new();
+  lex_file(x, diag_add_source(x->cap.diag, "t.lobe", text));
+  return x;
 }
 
+static const char *flushed(Lexed *x) { return captured_text(&x->cap); }
+
 static void lexed_free(Lexed *x) {
-  diag_free(x->diag);
-  fclose(x->stream);
-  free(x->out);
+  captured_close(&x->cap);
   free(x);
 }
 
@@ -72,7 +68,7 @@ START_TEST(statement_tokens) {
   ck_assert_int_eq(x->t[3].pos.col, 13);
   ck_assert_int_eq(x->t[3].pos.len, 2);
   ck_assert_int_eq(x->t[6].pos.col, 24); /* NEWLINE: just past the last token */
-  ck_assert_int_eq(diag_errors(x->diag), 0);
+  ck_assert_int_eq(diag_errors(x->cap.diag), 0);
   lexed_free(x);
 }
 END_TEST
@@ -166,7 +162,7 @@ START_TEST(number_out_of_range) {
   int digits;
   ck_assert_int_eq(x->t[2].kind, TK_NUMBER);
   ck_assert(!lex_number_value(&x->t[2], &v, &digits));
-  ck_assert_int_eq(diag_errors(x->diag), 1);
+  ck_assert_int_eq(diag_errors(x->cap.diag), 1);
   ck_assert_ptr_nonnull(strstr(flushed(x), "number '1e999' is out of range"));
   lexed_free(x);
 }
@@ -182,7 +178,7 @@ START_TEST(strings) {
   s = ast_decode_string(x->t[2].start, x->t[2].len);
   ck_assert_str_eq(s, "");
   free(s);
-  ck_assert_int_eq(diag_errors(x->diag), 0);
+  ck_assert_int_eq(diag_errors(x->cap.diag), 0);
   lexed_free(x);
 }
 END_TEST
@@ -194,7 +190,7 @@ START_TEST(bad_strings) {
   assert_text(&x->t[1], "\"open");  /* an unterminated string ends at its line */
   ck_assert_int_eq(x->t[2].kind, TK_NEWLINE);
   ck_assert_int_eq(x->t[4].kind, TK_STRING);
-  ck_assert_int_eq(diag_errors(x->diag), 3);
+  ck_assert_int_eq(diag_errors(x->cap.diag), 3);
   const char *out = flushed(x);
   ck_assert_ptr_nonnull(strstr(out, "unknown escape '\\q'"));
   ck_assert_ptr_nonnull(strstr(out, "unterminated string"));
@@ -208,7 +204,7 @@ START_TEST(bad_characters_are_skipped) {
   static const int kinds[] = {TK_IDENT, TK_IDENT, TK_IDENT, TK_IDENT, TK_IDENT,
                               TK_IDENT, TK_NEWLINE};
   assert_kinds(x, kinds, 7);
-  ck_assert_int_eq(diag_errors(x->diag), 6);  /* runs of bad bytes are one error */
+  ck_assert_int_eq(diag_errors(x->cap.diag), 6);  /* runs of bad bytes are one error */
   const char *out = flushed(x);
   ck_assert_ptr_nonnull(strstr(out, "unexpected character '$'"));
   ck_assert_ptr_nonnull(strstr(out, "invalid UTF-8 (byte 0xff)"));
@@ -224,14 +220,12 @@ START_TEST(nul_byte) {
   FILE *f = fdopen(fd, "wb");
   fwrite("a\0b\n", 1, 4, f);
   fclose(f);
-  Lexed *x = calloc(1, sizeof *x);
-  x->stream = open_memstream(&x->out, &x->out_len);
-  x->diag = diag_new(x->stream, false);
-  lex_file(x, diag_load_file(x->diag, path));
+  Lexed *x = lexed_new();
+  lex_file(x, diag_load_file(x->cap.diag, path));
   unlink(path);
   static const int kinds[] = {TK_IDENT, TK_IDENT, TK_NEWLINE};
   assert_kinds(x, kinds, 3);
-  ck_assert_int_eq(diag_errors(x->diag), 1);
+  ck_assert_int_eq(diag_errors(x->cap.diag), 1);
   lexed_free(x);
 }
 END_TEST
@@ -242,7 +236,7 @@ START_TEST(keyword_closes_brackets) {
   static const int kinds[] = {TK_LOSS, TK_IDENT, TK_LPAREN, TK_IDENT, TK_NEWLINE,
                               TK_TRAIN, TK_LBRACE, TK_RBRACE, TK_NEWLINE};
   assert_kinds(x, kinds, 9);
-  ck_assert_int_eq(diag_errors(x->diag), 0);  /* the parser reports the ')' */
+  ck_assert_int_eq(diag_errors(x->cap.diag), 0);  /* the parser reports the ')' */
   lexed_free(x);
   /* ...and so does an unclosed '{', with an error and a note. */
   x = lex_text("aunn a {\n  latent 8\nregion V1 : a\n");
@@ -250,7 +244,7 @@ START_TEST(keyword_closes_brackets) {
                                TK_NUMBER, TK_NEWLINE, TK_RBRACE, TK_NEWLINE, TK_REGION,
                                TK_IDENT, TK_COLON, TK_IDENT, TK_NEWLINE};
   assert_kinds(x, kinds2, 14);
-  ck_assert_int_eq(diag_errors(x->diag), 1);
+  ck_assert_int_eq(diag_errors(x->cap.diag), 1);
   ck_assert_str_eq(flushed(x), "t.lobe:3:1: error[E0010]: expected '}' before 'region'\n"
                                "    3 | region V1 : a\n"
                                "      | ^~~~~~\n"
@@ -265,7 +259,7 @@ START_TEST(brace_open_at_end) {
   Lexed *x = lex_text("train {\n steps: 1");
   ck_assert_int_eq(x->t[x->n - 2].kind, TK_RBRACE);
   ck_assert_int_eq(x->t[x->n - 1].kind, TK_NEWLINE);
-  ck_assert_int_eq(diag_errors(x->diag), 1);
+  ck_assert_int_eq(diag_errors(x->cap.diag), 1);
   ck_assert_ptr_nonnull(strstr(flushed(x), "expected '}' at end of file"));
   lexed_free(x);
 }
@@ -299,12 +293,12 @@ END_TEST
 START_TEST(diag_format_and_order) {
   Lexed *x = lex_text("aunn a {\n\tmlp 64 x 2, slu\n}\n");
   SrcFile *f = (SrcFile *)x->t[0].pos.file;
-  diag_warning(x->diag, DIAG_REGION_WITHOUT_DATA, (SrcPos){f, 3, 1, 1}, "later");
-  diag_error(x->diag, DIAG_UNKNOWN_ACTIVATION, (SrcPos){f, 2, 14, 3},
+  diag_warning(x->cap.diag, DIAG_REGION_WITHOUT_DATA, (SrcPos){f, 3, 1, 1}, "later");
+  diag_error(x->cap.diag, DIAG_UNKNOWN_ACTIVATION, (SrcPos){f, 2, 14, 3},
              "unknown activation '%s'", "slu");
-  diag_note(x->diag, (SrcPos){f, 1, 6, 1}, "aunn here");
-  diag_plain_error(x->diag, DIAG_NO_DATA, "no position");
-  ck_assert_int_eq(diag_errors(x->diag), 2);  /* warnings and notes do not count */
+  diag_note(x->cap.diag, (SrcPos){f, 1, 6, 1}, "aunn here");
+  diag_plain_error(x->cap.diag, DIAG_NO_DATA, "no position");
+  ck_assert_int_eq(diag_errors(x->cap.diag), 2);  /* warnings and notes do not count */
   ck_assert_str_eq(flushed(x), "lobec: error[E0046]: no position\n"
                                "t.lobe:2:14: error[E0020]: unknown activation 'slu'\n"
                                "    2 | \tmlp 64 x 2, slu\n"
@@ -320,26 +314,23 @@ START_TEST(diag_format_and_order) {
 END_TEST
 
 START_TEST(diag_color) {
-  char *out = NULL;
-  size_t len;
-  FILE *s = open_memstream(&out, &len);
-  Diag *d = diag_new(s, true);
+  MemText m;
+  Diag *d = diag_new(memtext_open(&m), true);
   SrcFile *f = diag_add_source(d, "c.lobe", "x\n");
   diag_error(d, DIAG_SYNTAX, (SrcPos){f, 1, 1, 1}, "boom");
   diag_flush(d);
-  fflush(s);
-  ck_assert_ptr_nonnull(strstr(out, "\033[1;31merror[E0008]:"));
   diag_free(d);
-  fclose(s);
+  char *out = memtext_close(&m);
+  ck_assert_ptr_nonnull(strstr(out, "\033[1;31merror[E0008]:"));
   free(out);
 }
 END_TEST
 
 START_TEST(diag_unreadable_file) {
   Lexed *x = lex_text("");
-  ck_assert_ptr_null(diag_load_file(x->diag, "/nonexistent/spec.lobe"));
-  ck_assert_ptr_null(diag_load_file(x->diag, "/tmp"));
-  ck_assert_int_eq(diag_errors(x->diag), 2);
+  ck_assert_ptr_null(diag_load_file(x->cap.diag, "/nonexistent/spec.lobe"));
+  ck_assert_ptr_null(diag_load_file(x->cap.diag, "/tmp"));
+  ck_assert_int_eq(diag_errors(x->cap.diag), 2);
   const char *out = flushed(x);
   ck_assert_ptr_nonnull(strstr(out, "cannot read '/nonexistent/spec.lobe'"));
   ck_assert_ptr_nonnull(strstr(out, "is a directory"));
@@ -353,7 +344,7 @@ START_TEST(diag_long_line_is_clipped) {
   text[sizeof text - 1] = 0;
   Lexed *x = lex_text(text);
   SrcFile *f = (SrcFile *)x->t[0].pos.file;
-  diag_error(x->diag, DIAG_SYNTAX, (SrcPos){f, 1, 2000, 3}, "here");
+  diag_error(x->cap.diag, DIAG_SYNTAX, (SrcPos){f, 1, 2000, 3}, "here");
   const char *out = flushed(x);
   ck_assert_int_lt((int)strlen(out), 500);
   ck_assert_ptr_nonnull(strstr(out, "| ..."));
@@ -392,9 +383,5 @@ Suite *lexer_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(lexer_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return test_run_suite(lexer_suite());
 }

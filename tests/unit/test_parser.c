@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "front.h"
+#include "test_util.h"
 
 static const char *const example =
     "import std.encodings\n"
@@ -29,32 +30,29 @@ static const char *const example =
     "checkpoint_every: 500 }\n";
 
 typedef struct Parsed {
-  Diag *diag;
+  Captured cap;
   Program *prog;
-  FILE *stream;
-  char *out;
-  size_t out_len;
 } Parsed;
 
 static Parsed *parse_text(const char *text) {
   Parsed *p = calloc(1, sizeof *p);
-  p->stream = open_memstream(&p->out, &p->out_len);
-  p->diag = diag_new(p->stream, false);
-  p->prog = parse_file(p->diag, diag_add_source(p->diag, "t.lobe", text));
+  captured_open(&p->cap);
+  p->prog = parse_file(p->cap.diag, diag_add_source(p->cap.diag, "t.lobe", text));
   return p;
 }
 
-static const char *messages(Parsed *p) {
-  diag_flush(p->diag);
-  fflush(p->stream);
-  return p->out;
+/* Parses text, which must give exactly `errors` errors. */
+static Parsed *parse_errors(const char *text, int errors) {
+  Parsed *p = parse_text(text);
+  ck_assert_int_eq(diag_errors(p->cap.diag), errors);
+  return p;
 }
+
+static const char *messages(Parsed *p) { return captured_text(&p->cap); }
 
 static void parsed_free(Parsed *p) {
   ast_free(p->prog);
-  diag_free(p->diag);
-  fclose(p->stream);
-  free(p->out);
+  captured_close(&p->cap);
   free(p);
 }
 
@@ -64,12 +62,9 @@ static bool name_is(Name n, const char *s) {
 
 /* ast_expr_print into a string. */
 static char *expr_text(const Expr *e) {
-  char *buf = NULL;
-  size_t len;
-  FILE *f = open_memstream(&buf, &len);
-  ast_expr_print(f, e);
-  fclose(f);
-  return buf;
+  MemText m;
+  ast_expr_print(memtext_open(&m), e);
+  return memtext_close(&m);
 }
 
 static void assert_expr(const Expr *e, const char *text) {
@@ -79,8 +74,7 @@ static void assert_expr(const Expr *e, const char *text) {
 }
 
 START_TEST(example_parses) {
-  Parsed *p = parse_text(example);
-  ck_assert_int_eq(diag_errors(p->diag), 0);
+  Parsed *p = parse_errors(example, 0);
   ck_assert_ptr_nonnull(p->prog);
   ck_assert_int_eq(p->prog->ndecls, 9);
   static const DeclKind kinds[] = {DECL_IMPORT, DECL_SUBJECTS, DECL_AUNN, DECL_REGION,
@@ -139,8 +133,7 @@ START_TEST(expressions) {
 END_TEST
 
 START_TEST(precedence_and_forms) {
-  Parsed *p = parse_text("loss -a * (b + c) / 2 - [1, 2,] x f() + g(k: 1, 2,)\n");
-  ck_assert_int_eq(diag_errors(p->diag), 0);
+  Parsed *p = parse_errors("loss -a * (b + c) / 2 - [1, 2,] x f() + g(k: 1, 2,)\n", 0);
   /* x binds loosest: 2 * 32 x 3 + 1 is (2 * 32) x (3 + 1) */
   assert_expr(p->prog->decls[0].value,
               "((((-a * (b + c)) / 2) - [1, 2]) x (f() + g(k: 1, 2)))");
@@ -149,9 +142,8 @@ START_TEST(precedence_and_forms) {
 END_TEST
 
 START_TEST(mlp_forms_and_x_as_name) {
-  Parsed *p = parse_text("aunn x {\n  mlp [128, 64], relu\n  mlp 32x3\n  latent 4 }\n"
-                         "region x, y : x\n");
-  ck_assert_int_eq(diag_errors(p->diag), 0);
+  Parsed *p = parse_errors("aunn x {\n  mlp [128, 64], relu\n  mlp 32x3\n  latent 4 }\n"
+                           "region x, y : x\n", 0);
   const Decl *d = p->prog->decls;
   ck_assert(name_is(d[0].name, "x"));
   ck_assert_int_eq(d[0].nitems, 3);           /* the last item may end at '}' */
@@ -164,20 +156,19 @@ START_TEST(mlp_forms_and_x_as_name) {
 END_TEST
 
 START_TEST(train_separators) {
-  Parsed *p = parse_text("train {\n  steps: 10,\n  batch: 4\n\n  seed: 2, checkpoint_every: 1,\n}\n");
-  ck_assert_int_eq(diag_errors(p->diag), 0);
+  Parsed *p = parse_errors("train {\n  steps: 10,\n  batch: 4\n\n"
+                           "  seed: 2, checkpoint_every: 1,\n}\n", 0);
   ck_assert_int_eq(p->prog->decls[0].nitems, 4);
   parsed_free(p);
-  p = parse_text("train { }\ntrain {}\n");
-  ck_assert_int_eq(diag_errors(p->diag), 0);
+  p = parse_errors("train { }\ntrain {}\n", 0);
   ck_assert_int_eq(p->prog->ndecls, 2);
   parsed_free(p);
 }
 END_TEST
 
 START_TEST(multiline_call) {
-  Parsed *p = parse_text("data V1 of m1 = csv(\n  \"a.csv\",\n  rate: 100Hz,\n)\nloss mse(V1)");
-  ck_assert_int_eq(diag_errors(p->diag), 0);
+  Parsed *p = parse_errors("data V1 of m1 = csv(\n  \"a.csv\",\n  rate: 100Hz,\n)\n"
+                           "loss mse(V1)", 0);
   ck_assert_int_eq(p->prog->ndecls, 2);
   ck_assert_int_eq(p->prog->decls[0].value->args.n, 2);
   parsed_free(p);
@@ -188,11 +179,9 @@ START_TEST(dump) {
   Parsed *p = parse_text("import std.observe\nsubjects a, b\naunn c {\n  mlp 8, tanh\n}\n"
                          "region r : c\ndata r of a = csv(\"x\\\"y.csv\", rate: 1.5kHz)\n"
                          "loss 2 * mse(r)\ntrain { optimizer: adam }\n");
-  char *buf = NULL;
-  size_t len;
-  FILE *f = open_memstream(&buf, &len);
-  ast_dump(f, p->prog);
-  fclose(f);
+  MemText m;
+  ast_dump(memtext_open(&m), p->prog);
+  char *buf = memtext_close(&m);
   ck_assert_str_eq(buf, "program t.lobe\n"
                         "  1:1 import std.observe\n"
                         "  2:1 subjects a, b\n"
@@ -211,8 +200,7 @@ END_TEST
 /* ---- syntax errors ------------------------------------------------------- */
 
 START_TEST(error_message) {
-  Parsed *p = parse_text("region V1 cortex\n");
-  ck_assert_int_eq(diag_errors(p->diag), 1);
+  Parsed *p = parse_errors("region V1 cortex\n", 1);
   ck_assert_str_eq(messages(p), "t.lobe:1:11: error[E0008]: expected ',' or ':', found 'cortex'\n"
                                 "    1 | region V1 cortex\n"
                                 "      |           ^~~~~~\n");
@@ -221,13 +209,12 @@ START_TEST(error_message) {
 END_TEST
 
 START_TEST(several_errors_one_per_line) {
-  Parsed *p = parse_text("subjects m1 m2\n"
-                         "region V1 : cortex\n"
-                         "data V1 of m1 csv(\"a\", rate: 1Hz)\n"
-                         "loss mse(V1) +\n"
-                         "train { steps: 1 batch: 2 }\n"
-                         "region V2 : cortex\n");
-  ck_assert_int_eq(diag_errors(p->diag), 4);
+  Parsed *p = parse_errors("subjects m1 m2\n"
+                           "region V1 : cortex\n"
+                           "data V1 of m1 csv(\"a\", rate: 1Hz)\n"
+                           "loss mse(V1) +\n"
+                           "train { steps: 1 batch: 2 }\n"
+                           "region V2 : cortex\n", 4);
   ck_assert_int_eq(p->prog->ndecls, 3);       /* the good lines are kept */
   ck_assert_int_eq(p->prog->decls[1].kind, DECL_TRAIN);
   parsed_free(p);
@@ -242,10 +229,9 @@ START_TEST(unknown_statement_suggests) {
 END_TEST
 
 START_TEST(lost_brace_is_one_error) {
-  Parsed *p = parse_text("aunn cortex\n  index fourier(bands: 8, max_period: 1s)\n"
-                         "  mlp 8, silu\n  latent 2\n  condition concat()\n}\n"
-                         "region V1 : cortex\n");
-  ck_assert_int_eq(diag_errors(p->diag), 1);
+  Parsed *p = parse_errors("aunn cortex\n  index fourier(bands: 8, max_period: 1s)\n"
+                           "  mlp 8, silu\n  latent 2\n  condition concat()\n}\n"
+                           "region V1 : cortex\n", 1);
   ck_assert_ptr_nonnull(strstr(messages(p), "expected '{', found end of line"));
   ck_assert_int_eq(p->prog->ndecls, 1);
   parsed_free(p);
@@ -253,9 +239,8 @@ START_TEST(lost_brace_is_one_error) {
 END_TEST
 
 START_TEST(errors_inside_blocks) {
-  Parsed *p = parse_text("aunn c {\n  mlp 8 silu\n  latent: 2\n  index f()\n}\n"
-                         "train { steps 1, batch: 2 }\n");
-  ck_assert_int_eq(diag_errors(p->diag), 3);
+  Parsed *p = parse_errors("aunn c {\n  mlp 8 silu\n  latent: 2\n  index f()\n}\n"
+                           "train { steps 1, batch: 2 }\n", 3);
   ck_assert_int_eq(p->prog->ndecls, 2);
   ck_assert_int_eq(p->prog->decls[0].nitems, 1);   /* index survives */
   ck_assert_int_eq(p->prog->decls[1].nitems, 1);   /* batch survives */
@@ -264,8 +249,7 @@ START_TEST(errors_inside_blocks) {
 END_TEST
 
 START_TEST(reserved_keywords) {
-  Parsed *p = parse_text("connect A -> B\nregion delay : c\n");
-  ck_assert_int_eq(diag_errors(p->diag), 2);
+  Parsed *p = parse_errors("connect A -> B\nregion delay : c\n", 2);
   ck_assert_ptr_nonnull(strstr(messages(p), "'delay' is reserved"));
   parsed_free(p);
 }
@@ -274,7 +258,7 @@ END_TEST
 START_TEST(garbage_gives_null) {
   Parsed *p = parse_text("}}} ((( ,,,\n");
   ck_assert_ptr_null(p->prog);
-  ck_assert_int_ge(diag_errors(p->diag), 1);
+  ck_assert_int_ge(diag_errors(p->cap.diag), 1);
   parsed_free(p);
   p = parse_text("");
   ck_assert_ptr_nonnull(p->prog);              /* empty, but not an error here */
@@ -296,46 +280,43 @@ static char *repeat(const char *prefix, const char *unit, int n, const char *suf
   return s;
 }
 
+/* Parses prefix, n copies of unit, then suffix; checks the error count. */
+static Parsed *parse_repeated(const char *prefix, const char *unit, int n, const char *suffix,
+                              int errors) {
+  char *text = repeat(prefix, unit, n, suffix);
+  Parsed *p = parse_errors(text, errors);
+  free(text);
+  return p;
+}
+
 START_TEST(deep_expression) {
-  char *text = repeat("loss m(a)", " + m(a)", 100000, "\nregion r : c\n");
-  Parsed *p = parse_text(text);
-  ck_assert_int_eq(diag_errors(p->diag), 1);
+  Parsed *p = parse_repeated("loss m(a)", " + m(a)", 100000, "\nregion r : c\n", 1);
   ck_assert_ptr_nonnull(strstr(messages(p), "nested too deeply"));
   ck_assert_int_eq(p->prog->ndecls, 2);
   ck_assert_int_eq(p->prog->decls[0].value->kind, EXPR_ERROR);
-  free(text);
   parsed_free(p);
 }
 END_TEST
 
 START_TEST(deep_brackets) {
-  char *text = repeat("loss ", "([", 5000, "\n");
-  Parsed *p = parse_text(text);
-  ck_assert_int_eq(diag_errors(p->diag), 1);
+  Parsed *p = parse_repeated("loss ", "([", 5000, "\n", 1);
   ck_assert_ptr_nonnull(strstr(messages(p), "nesting too deep"));
-  free(text);
   parsed_free(p);
 }
 END_TEST
 
 START_TEST(many_statements) {
-  char *text = repeat("", "region r : c\n", 20000, "");
-  Parsed *p = parse_text(text);
-  ck_assert_int_eq(diag_errors(p->diag), 0);
+  Parsed *p = parse_repeated("", "region r : c\n", 20000, "", 0);
   ck_assert_int_eq(p->prog->ndecls, 20000);
-  free(text);
   parsed_free(p);
 }
 END_TEST
 
 START_TEST(many_errors_are_capped) {
-  char *text = repeat("", "region : c\n", 5000, "");
-  Parsed *p = parse_text(text);
-  ck_assert_int_eq(diag_errors(p->diag), 5000);
+  Parsed *p = parse_repeated("", "region : c\n", 5000, "", 5000);
   const char *out = messages(p);
   ck_assert_ptr_nonnull(strstr(out, "more errors not shown"));
   ck_assert_int_lt((int)strlen(out), 20000);
-  free(text);
   parsed_free(p);
 }
 END_TEST
@@ -371,9 +352,5 @@ Suite *parser_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(parser_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return test_run_suite(parser_suite());
 }

@@ -10,21 +10,12 @@
 #include <string.h>
 
 #include "ir.h"
-
-static char *print_to_string(const IrFunc *f) {
-  char *text = NULL;
-  size_t len = 0;
-  FILE *out = open_memstream(&text, &len);
-  ir_print(out, f);
-  fclose(out);
-  return text;
-}
+#include "test_util.h"
 
 /* Runs pass on f, checks the result verifies and prints as `want`. */
 static void expect_after(IrFunc *f, void (*pass)(IrFunc *), const char *want) {
   pass(f);
-  char err[256];
-  ck_assert_msg(ir_verify(f, err, sizeof err) == 0, "%s", err);
+  assert_valid(f);
   char *text = print_to_string(f);
   ck_assert_str_eq(text, want);
   free(text);
@@ -207,13 +198,10 @@ static char *dump_after(const char *which) {
   IrFunc *f = ir_func_new("d");
   int x = ir_input(f, "x", TY_REAL, IR_SCALAR);
   ir_output(f, ir_binary(f, IR_MUL, x, ir_const(f, 1, IR_SCALAR)));
-  char *text = NULL;
-  size_t len = 0;
-  FILE *out = open_memstream(&text, &len);
-  pass_run_all(f, which, out);
-  fclose(out);
+  MemText m;
+  pass_run_all(f, which, memtext_open(&m));
   ir_func_free(f);
-  return text;
+  return memtext_close(&m);
 }
 
 START_TEST(test_dump_after_named_pass) {
@@ -306,8 +294,7 @@ START_TEST(test_pipeline_preserves_gradients) {
   double **before = evaluate(g, in);
   int nins = g->nins;
   pass_run_all(g, NULL, NULL);
-  char err[256];
-  ck_assert_msg(ir_verify(g, err, sizeof err) == 0, "%s", err);
+  assert_valid(g);
   ck_assert_int_lt(g->nins, nins);
   ck_assert_int_eq(g->noutputs, 5);
   double **after = evaluate(g, in);
@@ -362,9 +349,5 @@ static Suite *passes_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(passes_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return test_run_suite(passes_suite());
 }

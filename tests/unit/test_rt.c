@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "rt.h"
+#include "test_util.h"
 
 enum { F = 4, B = 16, MAXC = 3 };
 
@@ -638,9 +639,5 @@ static Suite *rt_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(rt_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return test_run_suite(rt_suite());
 }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "front.h"
+#include "test_util.h"
 
 static const char *const example =
     "import std.encodings\n"
@@ -39,24 +40,20 @@ static const char *const minimal =
     "data V1 of m1 = csv(\"v.csv\", rate: 10Hz)\n";
 
 typedef struct Checked {
-  Diag *diag;
+  Captured cap;
   Program *prog;
   Model *model;
-  FILE *stream;
-  char *out;
-  size_t out_len;
 } Checked;
 
 /* Parses and checks text as the file `path`; sema runs only on a clean parse
  * (as in lobec). */
 static Checked *check_as(const char *path, const char *text) {
   Checked *c = calloc(1, sizeof *c);
-  c->stream = open_memstream(&c->out, &c->out_len);
-  c->diag = diag_new(c->stream, false);
-  c->prog = parse_file(c->diag, diag_add_source(c->diag, path, text));
+  captured_open(&c->cap);
+  c->prog = parse_file(c->cap.diag, diag_add_source(c->cap.diag, path, text));
   ck_assert_ptr_nonnull(c->prog);
-  ck_assert_int_eq(diag_errors(c->diag), 0);
-  c->model = sema_check(c->diag, c->prog);
+  ck_assert_int_eq(diag_errors(c->cap.diag), 0);
+  c->model = sema_check(c->cap.diag, c->prog);
   return c;
 }
 
@@ -64,18 +61,12 @@ static Checked *check_text(const char *text) {
   return check_as("/specs/brain.lobe", text);
 }
 
-static const char *messages(Checked *c) {
-  diag_flush(c->diag);
-  fflush(c->stream);
-  return c->out;
-}
+static const char *messages(Checked *c) { return captured_text(&c->cap); }
 
 static void checked_free(Checked *c) {
   sema_free(c->model);
   ast_free(c->prog);
-  diag_free(c->diag);
-  fclose(c->stream);
-  free(c->out);
+  captured_close(&c->cap);
   free(c);
 }
 
@@ -87,10 +78,19 @@ static void expect_errors(const char *extra, int errors, const char *message) {
   Checked *c = check_text(text);
   ck_assert_ptr_null(c->model);
   const char *out = messages(c);
-  ck_assert_msg(diag_errors(c->diag) == errors, "%d errors, expected %d, in:\n%s",
-                diag_errors(c->diag), errors, out);
+  ck_assert_msg(diag_errors(c->cap.diag) == errors, "%d errors, expected %d, in:\n%s",
+                diag_errors(c->cap.diag), errors, out);
   ck_assert_msg(strstr(out, message), "no '%s' in:\n%s", message, out);
   checked_free(c);
+}
+
+/* How an aunn is conditioned on module and subject, and its activation. */
+static void assert_conditioning(const AunnDef *a, int condition, int module_dim,
+                                int subject_dim, int activation) {
+  ck_assert_int_eq(a->condition, condition);
+  ck_assert_int_eq(a->module_dim, module_dim);
+  ck_assert_int_eq(a->subject_dim, subject_dim);
+  ck_assert_int_eq(a->activation, activation);
 }
 
 START_TEST(example_aunns) {
@@ -105,13 +105,10 @@ START_TEST(example_aunns) {
   ck_assert_int_eq(a->bands, 16);
   ck_assert_double_eq_tol(a->max_period, 10.0, 1e-12);
   ck_assert_double_eq_tol(a->min_period, 0.02, 1e-12);
-  ck_assert_int_eq(a->condition, COND_CONCAT);
-  ck_assert_int_eq(a->module_dim, 8);
-  ck_assert_int_eq(a->subject_dim, 4);
+  assert_conditioning(a, COND_CONCAT, 8, 4, ACT_TANH);
   ck_assert_int_eq(a->nhidden, 2);
   ck_assert_int_eq(a->hidden[0], 64);
   ck_assert_int_eq(a->hidden[1], 64);
-  ck_assert_int_eq(a->activation, ACT_TANH);
   ck_assert_int_eq(a->latent, 8);
   a = &m->aunns[1];
   ck_assert_int_eq(a->nhidden, 3);
@@ -192,10 +189,7 @@ START_TEST(defaults) {
   Checked *c = check_text(minimal);
   const Model *m = c->model;
   ck_assert_ptr_nonnull(m);
-  ck_assert_int_eq(m->aunns[0].module_dim, 8);
-  ck_assert_int_eq(m->aunns[0].subject_dim, 4);
-  ck_assert_int_eq(m->aunns[0].activation, ACT_SILU);
-  ck_assert_int_eq(m->aunns[0].condition, COND_CONCAT);
+  assert_conditioning(&m->aunns[0], COND_CONCAT, 8, 4, ACT_SILU);
   ck_assert_int_eq(m->aunns[0].nhidden, 1);
   ck_assert_int_eq(m->aunns[0].hidden[0], 8);
   ck_assert_double_eq_tol(m->sources[0].t0, 0.0, 1e-12);
@@ -223,16 +217,10 @@ START_TEST(film_and_gelu) {
                           "data V2 of m1 = csv(\"w.csv\", rate: 10Hz)\n");
   ck_assert_ptr_nonnull(c->model);
   const AunnDef *a = &c->model->aunns[0];
-  ck_assert_int_eq(a->condition, COND_FILM);
-  ck_assert_int_eq(a->module_dim, 16);
-  ck_assert_int_eq(a->subject_dim, 8);
+  assert_conditioning(a, COND_FILM, 16, 8, ACT_GELU);
   ck_assert_int_eq(a->nhidden, 3);
-  ck_assert_int_eq(a->activation, ACT_GELU);
   a = &c->model->aunns[1];                    /* an option left out keeps its default */
-  ck_assert_int_eq(a->condition, COND_FILM);
-  ck_assert_int_eq(a->module_dim, 8);
-  ck_assert_int_eq(a->subject_dim, 2);
-  ck_assert_int_eq(a->activation, ACT_SILU);
+  assert_conditioning(a, COND_FILM, 8, 2, ACT_SILU);
   checked_free(c);
 }
 END_TEST
@@ -268,7 +256,7 @@ START_TEST(warnings_are_not_errors) {
   snprintf(text, sizeof text, "%sregion V2 : a\n", minimal);
   Checked *c = check_text(text);
   ck_assert_ptr_nonnull(c->model);
-  ck_assert_int_eq(diag_errors(c->diag), 0);
+  ck_assert_int_eq(diag_errors(c->cap.diag), 0);
   ck_assert_ptr_nonnull(strstr(messages(c),
                                "warning[W0001]: region 'V2' has no data in any subject"));
   checked_free(c);
@@ -313,7 +301,7 @@ START_TEST(duplicates_have_notes) {
   snprintf(text, sizeof text, "%sregion V1 : a\n", minimal);
   Checked *c = check_text(text);
   ck_assert_ptr_null(c->model);
-  ck_assert_int_eq(diag_errors(c->diag), 1);
+  ck_assert_int_eq(diag_errors(c->cap.diag), 1);
   ck_assert_str_eq(messages(c),
                    "/specs/brain.lobe:8:8: error[E0027]: region 'V1' is already defined\n"
                    "    8 | region V1 : a\n"
@@ -391,7 +379,7 @@ START_TEST(no_cascade_from_unknown_aunn) {
                           "data V1 of m1 = csv(\"a.csv\", rate: 1Hz)\n"
                           "data V2 of m1 = csv(\"b.csv\", rate: 1Hz)\nloss mse(V1) + mse(V2)\n");
   ck_assert_ptr_null(c->model);
-  ck_assert_int_eq(diag_errors(c->diag), 1);
+  ck_assert_int_eq(diag_errors(c->cap.diag), 1);
   checked_free(c);
 }
 END_TEST
@@ -399,7 +387,7 @@ END_TEST
 START_TEST(nothing_to_train) {
   Checked *c = check_text("subjects m1\n");
   ck_assert_ptr_null(c->model);
-  ck_assert_int_eq(diag_errors(c->diag), 1);
+  ck_assert_int_eq(diag_errors(c->cap.diag), 1);
   ck_assert_ptr_nonnull(strstr(messages(c), "no data to train on"));
   checked_free(c);
 }
@@ -416,7 +404,7 @@ START_TEST(many_regions) {
   len += snprintf(text + len, cap - len, "loss mse(R%d) + mse(R17) + mse(Q1)\n", N - 1);
   Checked *c = check_text(text);
   ck_assert_ptr_null(c->model);              /* Q1 is unknown; the rest is fine */
-  ck_assert_int_eq(diag_errors(c->diag), 1);
+  ck_assert_int_eq(diag_errors(c->cap.diag), 1);
   free(text);
   checked_free(c);
 }
@@ -452,9 +440,5 @@ Suite *sema_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(sema_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return test_run_suite(sema_suite());
 }
