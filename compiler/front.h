@@ -83,7 +83,7 @@ typedef enum {
   ACT_SILU, ACT_RELU, ACT_TANH, ACT_SIGMOID, ACT_SINE,
   ACT_GELU                 /* tanh approximation */
 } Activation;
-typedef enum { ENC_FOURIER } EncodingKind;
+typedef enum { ENC_FOURIER, ENC_BINARY } EncodingKind;
 /* concat: the region and subject embeddings join the encoding at the input;
  * film: they modulate every hidden layer (scale and shift), the input is the
  * encoding alone. */
@@ -96,6 +96,8 @@ typedef struct AunnDef {
   int bands;               /* fourier: 2*bands features, sin and cos */
   double max_period;       /* seconds: the slowest band */
   double min_period;       /* seconds: the fastest band; 0 = driver picks 2/rate */
+  int bits;                /* binary: the bits of the sample index round(t * rate) */
+  double rate;             /* Hz; 0 = the fastest source the AUNN reads */
   ConditionKind condition;
   int module_dim;          /* module (region) embedding size */
   int subject_dim;         /* subject embedding size */

@@ -75,7 +75,9 @@ static void add_dense(IrModule *mod, const char *prefix, const char *layer,
                         LOBE_INIT_UNIFORM, bound);
 }
 
-static int encoding_width(const AunnDef *a) { return 2 * a->bands; }
+static int encoding_width(const AunnDef *a) {
+  return a->encoding == ENC_BINARY ? a->bits : 2 * a->bands;
+}
 
 /* With concat conditioning fc0 reads [encoding, e_module, e_subject]; its
  * weight is kept as three blocks of rows, one per part (fc0.w holds the
@@ -195,6 +197,15 @@ static Builder begin_specialised(const Lowering *L, const char *kind,
   return b;
 }
 
+/* The fastest rate of the sources AUNN ai reads; 0 if it reads none. */
+static double fastest_rate(const Model *m, int ai) {
+  double rate = 0;
+  for (int s = 0; s < m->nsources; s++)
+    if (m->regions[m->sources[s].region].aunn == ai && m->sources[s].rate > rate)
+      rate = m->sources[s].rate;
+  return rate;
+}
+
 /* Angular frequencies 2*pi*f_k, geometric from 1/max_period to 1/min_period.
  * Without a min_period the fastest band sits at the Nyquist period of the
  * fastest source the AUNN reads. */
@@ -202,10 +213,7 @@ static void fourier_frequencies(const Model *m, int ai, double *omega) {
   const AunnDef *a = &m->aunns[ai];
   double min_period = a->min_period;
   if (min_period <= 0) {
-    double rate = 0;
-    for (int s = 0; s < m->nsources; s++)
-      if (m->regions[m->sources[s].region].aunn == ai && m->sources[s].rate > rate)
-        rate = m->sources[s].rate;
+    double rate = fastest_rate(m, ai);
     min_period = rate > 0 ? 2.0 / rate : a->max_period / 1000.0;
   }
   double lo = 1.0 / a->max_period, hi = 1.0 / min_period;
@@ -227,6 +235,38 @@ static int lower_fourier(const Lowering *L, Builder *b, int ai) {
   int phase = ir_binary(b->f, IR_MUL, t, w);
   int parts[2] = {ir_unary(b->f, IR_SIN, phase), ir_unary(b->f, IR_COS, phase)};
   return ir_concat(b->f, parts, 2);
+}
+
+/* The bits of the sample index n = round(t * rate), bit k in column k:
+ *   bit_k(n) = step(-sin(pi (t * rate + 1/2) / 2^k)).
+ * For integer n, (n + 1/2) / 2^k lies in (2j, 2j + 1) when bit k is 0 (the
+ * sine is positive) and in (2j + 1, 2j + 2) when it is 1 (negative), at least
+ * 1/2^(k+1) from a zero of the sine, so rounding t * rate by less than 1/2
+ * changes no bit. In f32 the phase is exact to well within that margin for
+ * n < 2^21 (the compiled sine reduces its argument in double); the
+ * interpreter works in double. Without a rate, n counts the samples of the
+ * fastest source the AUNN reads (it reads one: it is lowered for a source).
+ * No gradient flows (STEP): the encoding depends on t alone. */
+static int lower_binary(const Lowering *L, Builder *b, int ai) {
+  const AunnDef *a = &L->model->aunns[ai];
+  double rate = a->rate > 0 ? a->rate : fastest_rate(L->model, ai);
+  IrFunc *f = b->f;
+  IrShape vec = IR_VEC(b->batch), phase_shape = IR_MAT(b->batch, a->bits);
+  double *scale = malloc(a->bits * sizeof *scale);
+  for (int k = 0; k < a->bits; k++)
+    scale[k] = M_PI / ldexp(1.0, k);
+  int samples = ir_binary(f, IR_MUL, b->t, ir_const(f, rate, vec));
+  int half = ir_binary(f, IR_ADD, samples, ir_const(f, 0.5, vec));
+  int w = ir_bcast(f, ir_tensor(f, scale, IR_VEC(a->bits)), 0, phase_shape);
+  free(scale);
+  int phase = ir_binary(f, IR_MUL, ir_bcast(f, half, 1, phase_shape), w);
+  return ir_unary(f, IR_STEP, ir_unary(f, IR_NEG, ir_unary(f, IR_SIN, phase)));
+}
+
+static int lower_encoding(const Lowering *L, Builder *b, int ai) {
+  if (L->model->aunns[ai].encoding == ENC_BINARY)
+    return lower_binary(L, b, ai);
+  return lower_fourier(L, b, ai);
 }
 
 static int lower_dense(Builder *b, int x, int w, int bias) {
@@ -313,7 +353,7 @@ static int lower_trunk(const Lowering *L, Builder *b, int ai) {
   const AunnParams *p = &L->aunn[ai];
   bool film = a->condition == COND_FILM && !b->specialised;
   bool concat = a->condition != COND_FILM && !b->specialised;
-  int x = lower_fourier(L, b, ai);
+  int x = lower_encoding(L, b, ai);
   int c = film ? lower_embeddings(b, p) : -1;
   for (int l = 0; l < a->nhidden; l++) {
     int z = l == 0 && concat ? lower_concat_input(b, p, x)

@@ -24,6 +24,7 @@
 enum {
   MAX_SIZE = 1 << 16,              /* widths, embedding sizes, channels */
   MAX_BANDS = 4096,
+  MAX_BITS = 24,                   /* f32 holds sample indices exactly below 2^24 */
   MAX_BATCH = 1 << 20,
   MAX_SUGGEST_CANDIDATES = 20000,  /* more names than this: no "did you mean" */
   MAX_SUGGEST_ERRORS = 200         /* after this many errors: none either */
@@ -479,6 +480,7 @@ static const char *const activations[] = {"silu", "relu", "tanh", "sigmoid", "si
                                           "gelu"};
 static const char *const conditions[] = {"concat", "film"};
 static const char *const fourier_options[] = {"bands", "max_period", "min_period"};
+static const char *const binary_options[] = {"bits", "rate"};
 static const char *const condition_options[] = {"module", "subject"};
 
 /* The one value of an item that takes one, or NULL after reporting. */
@@ -511,17 +513,38 @@ static void check_fourier(Sema *s, Name callee, Args args, AunnDef *a) {
   }
 }
 
+/* binary(bits: N, rate: R): the bits of the sample index round(t * R). */
+static void check_binary(Sema *s, Name callee, Args args, AunnDef *a) {
+  const Arg *opt[2];
+  bool known = bind_options(s, callee, args, binary_options, 2, 0, opt);
+  if (opt[0])
+    set_int(s, opt[0]->value, "bits", 1, MAX_BITS, &a->bits);
+  else if (known)
+    report_missing(s, callee, "'bits'", "binary(bits: 16, rate: 100Hz)");
+  if (opt[1])
+    want_positive(s, opt[1]->value, DIM_RATE, "rate", &a->rate);
+}
+
+/* In the order of EncodingKind. */
 static void check_index(Sema *s, const Item *it, AunnDef *a) {
-  static const char *const encodings[] = {"fourier"};
+  static const char *const encodings[] = {"fourier", "binary"};
   const Expr *e = single_value(s, it, "index fourier(bands: 16, max_period: 10s)");
   Name callee;
   Args args;
   if (!e)
     return;
-  if (!as_call(e, &callee, &args))
+  if (!as_call(e, &callee, &args)) {
     report_expected(s, e, "an encoding, as in fourier(bands: 16, max_period: 10s)");
-  else if (lookup_word(s, DIAG_UNKNOWN_ENCODING, callee, "encoding", encodings, 1) == 0)
+    return;
+  }
+  int k = lookup_word(s, DIAG_UNKNOWN_ENCODING, callee, "encoding", encodings, 2);
+  if (k < 0)
+    return;
+  a->encoding = (EncodingKind)k;
+  if (k == ENC_FOURIER)
     check_fourier(s, callee, args, a);
+  else
+    check_binary(s, callee, args, a);
 }
 
 /* concat(module: M, subject: S) or film(...) with the same options. */

@@ -2,9 +2,10 @@
  * test_codegen_model.c — a whole model through the pipeline: a spec is
  * parsed, checked and lowered; its gradient function is checked against
  * finite differences in the interpreter, and the compiled code (f32 and f64)
- * against the interpreter; with concat and film conditioning. The
- * specialised entry points, merged as the runtime merges them, give the
- * unspecialised loss and gradient.
+ * against the interpreter; with concat and film conditioning and with the
+ * fourier and binary encodings. The specialised entry points, merged as the
+ * runtime merges them, give the unspecialised loss and gradient. The binary
+ * encoding gives exactly the bits of the sample index.
  */
 #include <check.h>
 #include <dlfcn.h>
@@ -21,7 +22,7 @@
 static const char *const spec =
     "subjects m1, m2, m3\n"
     "aunn cortex {\n"
-    "  index     fourier(bands: 3, max_period: 4s, min_period: 50ms)\n"
+    "  index     %s\n"
     "  condition %s(module: 2, subject: 3)\n"
     "  mlp       7 x 2, %s\n"
     "  latent    %d\n"
@@ -32,6 +33,9 @@ static const char *const spec =
     "loss mse(V1) + 0.5 * mse(V2)\n"
     "train { batch: 5, steps: 10 }\n";
 
+static const char *const fourier = "fourier(bands: 3, max_period: 4s, min_period: 50ms)";
+static const char *const binary = "binary(bits: 9)";
+
 typedef struct Fixture {
   Diag *diag;
   Program *prog;
@@ -39,9 +43,7 @@ typedef struct Fixture {
   IrModule *mod;
 } Fixture;
 
-static Fixture build(const char *condition, const char *activation, int latent) {
-  char text[2048];
-  snprintf(text, sizeof text, spec, condition, activation, latent);
+static Fixture build_text(const char *text) {
   Fixture fx = {.diag = diag_new(stderr, false)};
   SrcFile *file = diag_add_source(fx.diag, "model.lobe", text);
   fx.prog = parse_file(fx.diag, file);
@@ -53,6 +55,13 @@ static Fixture build(const char *condition, const char *activation, int latent) 
   /* per source forward, loss_grad, loss_grad_spec; per AUNN spec, spec_vjp */
   ck_assert_int_eq(fx.mod->nfuncs, 3 * fx.model->nsources + 2 * fx.model->naunns);
   return fx;
+}
+
+static Fixture build(const char *index, const char *condition, const char *activation,
+                     int latent) {
+  char text[2048];
+  snprintf(text, sizeof text, spec, index, condition, activation, latent);
+  return build_text(text);
 }
 
 static void release(Fixture *fx) {
@@ -139,10 +148,10 @@ static void check_gradients(const Fixture *fx, int s) {
   free_buffers(out, grad->noutputs);
 }
 
-static void check_all_gradients(const char *condition) {
+static void check_all_gradients(const char *index, const char *condition) {
   static const char *const acts[] = {"silu", "tanh", "sigmoid", "sine", "gelu"};
   for (int a = 0; a < 5; a++) {
-    Fixture fx = build(condition, acts[a], a % 2 ? 0 : 3);
+    Fixture fx = build(index, condition, acts[a], a % 2 ? 0 : 3);
     for (int s = 0; s < fx.model->nsources; s++)
       check_gradients(&fx, s);
     release(&fx);
@@ -150,12 +159,18 @@ static void check_all_gradients(const char *condition) {
 }
 
 START_TEST(gradients_match_finite_differences) {
-  check_all_gradients("concat");
+  check_all_gradients(fourier, "concat");
+}
+END_TEST
+
+START_TEST(binary_gradients_match_finite_differences) {
+  check_all_gradients(binary, "concat");
+  check_all_gradients(binary, "film");
 }
 END_TEST
 
 START_TEST(film_gradients_match_finite_differences) {
-  check_all_gradients("film");
+  check_all_gradients(fourier, "film");
 }
 END_TEST
 
@@ -266,8 +281,8 @@ static void check_specialised(const Fixture *fx, int s) {
   free_buffers(params, fn[fns->spec]->ninputs);
 }
 
-static void check_all_specialised(const char *condition) {
-  Fixture fx = build(condition, "gelu", 3);
+static void check_all_specialised(const char *index, const char *condition) {
+  Fixture fx = build(index, condition, "gelu", 3);
   for (int s = 0; s < fx.model->nsources; s++) {
     ck_assert_int_eq(fx.mod->source_fns[s].nfolded, strcmp(condition, "film") ? 1 : 4);
     check_specialised(&fx, s);
@@ -276,13 +291,15 @@ static void check_all_specialised(const char *condition) {
 }
 
 START_TEST(specialised_equals_unspecialised) {
-  check_all_specialised("concat");
-  check_all_specialised("film");
+  check_all_specialised(fourier, "concat");
+  check_all_specialised(fourier, "film");
+  check_all_specialised(binary, "concat");
+  check_all_specialised(binary, "film");
 }
 END_TEST
 
 START_TEST(no_specialise_leaves_them_out) {
-  Fixture fx = build("film", "silu", 0);
+  Fixture fx = build(fourier, "film", "silu", 0);
   IrModule *plain = lower_model_with(fx.model, false);
   ck_assert_int_eq(plain->nfuncs, 2 * fx.model->nsources);
   for (int s = 0; s < fx.model->nsources; s++) {
@@ -356,10 +373,11 @@ static double compiled_error(void *lib, const IrFunc *f, double **in, double **w
   return worst;
 }
 
-static void check_compiled(const char *condition, const char *activation, int latent) {
+static void check_compiled(const char *index, const char *condition, const char *activation,
+                           int latent) {
   char dir[] = "/tmp/lobe-test-XXXXXX";
   ck_assert_ptr_nonnull(mkdtemp(dir));
-  Fixture fx = build(condition, activation, latent);
+  Fixture fx = build(index, condition, activation, latent);
   void *lib = compile(&fx, dir);
   for (int i = 0; i < fx.mod->nfuncs; i++) {
     const IrFunc *f = fx.mod->funcs[i];
@@ -379,13 +397,73 @@ static void check_compiled(const char *condition, const char *activation, int la
 }
 
 START_TEST(compiled_matches_interpreter) {
-  check_compiled("concat", "silu", 3);
+  check_compiled(fourier, "concat", "silu", 3);
+}
+END_TEST
+
+START_TEST(binary_compiled_matches_interpreter) {
+  check_compiled(binary, "concat", "tanh", 3);
+  check_compiled(binary, "film", "silu", 0);
 }
 END_TEST
 
 START_TEST(film_compiled_matches_interpreter) {
-  check_compiled("film", "gelu", 0);
-  check_compiled("film", "silu", 3);
+  check_compiled(fourier, "film", "gelu", 0);
+  check_compiled(fourier, "film", "silu", 3);
+}
+END_TEST
+
+/* ---- the binary encoding's bits ------------------------------------------- */
+
+enum { NSAMPLES = 1001, NBITS = 10 };
+
+static const char *const bits_spec =
+    "subjects m1\n"
+    "aunn a {\n"
+    "  index     binary(bits: 10, rate: 100Hz)\n"
+    "  condition concat(module: 1, subject: 1)\n"
+    "  mlp       10, relu\n"
+    "}\n"
+    "region V1 : a\n"
+    "data V1 of m1 = csv(\"v.csv\", rate: 100Hz, channels: 10)\n"
+    "train { batch: 1001 }\n";
+
+/* forward's inputs for t = n / rate, n = 0..1000, with parameters that pass
+ * the encoding through: fc0.w and the head's weight the identity, all else
+ * 0, so that the output is relu(encoding) = the encoding. */
+static double **pass_through_inputs(const IrFunc *f) {
+  double **in = calloc(f->ninputs, sizeof *in);
+  for (int k = 0; k < f->ninputs; k++) {
+    const IrInstr *x = &f->ins[ir_input_value(f, k)];
+    in[k] = calloc(ir_numel(x->shape), sizeof **in);
+    bool identity = strcmp(x->name, "a.fc0.w") == 0 || strcmp(x->name, "head.V1.m1.w") == 0;
+    for (int i = 0; identity && i < NBITS; i++)
+      in[k][i * NBITS + i] = 1;
+    for (int n = 0; strcmp(x->name, "t") == 0 && n < NSAMPLES; n++)
+      in[k][n] = n / 100.0;
+  }
+  return in;
+}
+
+START_TEST(binary_encoding_is_exact) {
+  char dir[] = "/tmp/lobe-test-XXXXXX";
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  Fixture fx = build_text(bits_spec);
+  const IrFunc *f = fx.mod->funcs[fx.mod->source_fns[0].forward];
+  ck_assert_int_eq(ir_numel(f->ins[f->outputs[0]].shape), NSAMPLES * NBITS);
+  double **in = pass_through_inputs(f), **out = run_interp(f, in);
+  for (int n = 0; n < NSAMPLES; n++)
+    for (int k = 0; k < NBITS; k++)
+      ck_assert_msg(out[0][n * NBITS + k] == ((n >> k) & 1), "bit %d of %d is %g", k, n,
+                    out[0][n * NBITS + k]);
+  void *lib = compile(&fx, dir);
+  ck_assert_msg(compiled_error(lib, f, in, out, false) == 0, "f32 bits differ");
+  ck_assert_msg(compiled_error(lib, f, in, out, true) == 0, "f64 bits differ");
+  dlclose(lib);
+  free_buffers(in, f->ninputs);
+  free_buffers(out, f->noutputs);
+  release(&fx);
+  rmdir(dir);
 }
 END_TEST
 
@@ -399,6 +477,9 @@ int main(void) {
   tcase_add_test(tc, film_compiled_matches_interpreter);
   tcase_add_test(tc, specialised_equals_unspecialised);
   tcase_add_test(tc, no_specialise_leaves_them_out);
+  tcase_add_test(tc, binary_gradients_match_finite_differences);
+  tcase_add_test(tc, binary_compiled_matches_interpreter);
+  tcase_add_test(tc, binary_encoding_is_exact);
   suite_add_tcase(s, tc);
   return test_run_suite(s);
 }

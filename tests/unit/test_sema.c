@@ -225,6 +225,44 @@ START_TEST(film_and_gelu) {
 }
 END_TEST
 
+START_TEST(binary_index) {
+  Checked *c = check_text("subjects m1\n"
+                          "aunn a {\n  index binary(bits: 16, rate: 0.5kHz)\n  mlp 8\n}\n"
+                          "aunn b {\n  index binary(bits: 24)\n  mlp 8\n}\n"
+                          "region V1 : a\nregion V2 : b\n"
+                          "data V1 of m1 = csv(\"v.csv\", rate: 10Hz)\n"
+                          "data V2 of m1 = csv(\"w.csv\", rate: 10Hz)\n");
+  ck_assert_ptr_nonnull(c->model);
+  const AunnDef *a = &c->model->aunns[0];
+  ck_assert_int_eq(a->encoding, ENC_BINARY);
+  ck_assert_int_eq(a->bits, 16);
+  ck_assert_double_eq_tol(a->rate, 500.0, 1e-12);
+  a = &c->model->aunns[1];                    /* no rate: lowering picks the sources' */
+  ck_assert_int_eq(a->encoding, ENC_BINARY);
+  ck_assert_int_eq(a->bits, 24);
+  ck_assert_double_eq_tol(a->rate, 0.0, 1e-12);
+  checked_free(c);
+}
+END_TEST
+
+START_TEST(binary_checked) {
+  expect_errors("aunn b {\n index binary(bits: 0)\n mlp 8\n}\n", 1,
+                "'bits' must be between 1 and 24, not 0");
+  expect_errors("aunn b {\n index binary(bits: 40, rate: 1Hz)\n mlp 8\n}\n", 1,
+                "'bits' must be between 1 and 24, not 40");
+  expect_errors("aunn b {\n index binary(bits: 8, rate: 10ms)\n mlp 8\n}\n", 1,
+                "'rate' must be a rate (Hz or kHz), not a time");
+  expect_errors("aunn b {\n index binary(bits: 8, rate: 100)\n mlp 8\n}\n", 1,
+                "'rate' needs a unit (Hz or kHz)");
+  expect_errors("aunn b {\n index binary(bits: 8, rate: 0Hz)\n mlp 8\n}\n", 1,
+                "'rate' must be positive");
+  expect_errors("aunn b {\n index binary(rate: 1Hz)\n mlp 8\n}\n", 1,
+                "'binary' needs 'bits'");
+  expect_errors("aunn b {\n index binary(bands: 4)\n mlp 8\n}\n", 1,
+                "'binary' has no option 'bands'");
+}
+END_TEST
+
 START_TEST(relative_spec_path) {
   char cwd[PATH_MAX], want[PATH_MAX + 16];
   ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
@@ -419,6 +457,7 @@ Suite *sema_suite(void) {
   tcase_add_test(tm, example_loss_and_train);
   tcase_add_test(tm, defaults);
   tcase_add_test(tm, film_and_gelu);
+  tcase_add_test(tm, binary_index);
   tcase_add_test(tm, relative_spec_path);
   tcase_add_test(tm, order_does_not_matter);
   tcase_add_test(tm, warnings_are_not_errors);
@@ -430,6 +469,7 @@ Suite *sema_suite(void) {
   tcase_add_test(te, units_checked);
   tcase_add_test(te, sizes_checked);
   tcase_add_test(te, options_checked);
+  tcase_add_test(te, binary_checked);
   tcase_add_test(te, required_items);
   tcase_add_test(te, loss_checked);
   tcase_add_test(te, no_cascade_from_unknown_aunn);
