@@ -1305,25 +1305,25 @@ static bool *f64_wanted(const IrModule *mod, bool descriptor) {
   return want;
 }
 
+/* f32 always; f64 too when with_f64. */
+static int emit_function(Cg *cg, const IrFunc *f, bool with_f64) {
+  if (ir_verify(f, cg->err, cg->errlen) != 0)
+    return -1;
+  Plan *p = plan_new(f);
+  int rc = emit_entry(cg, f, p, &cg->prec[0]);
+  if (rc == 0 && with_f64)
+    rc = emit_entry(cg, f, p, &cg->prec[1]);
+  plan_free(p);
+  return rc;
+}
+
 static int emit_functions(Cg *cg, const IrModule *mod, bool descriptor) {
   bool *f64 = f64_wanted(mod, descriptor);
-  for (int i = 0; i < mod->nfuncs; i++) {
-    if (ir_verify(mod->funcs[i], cg->err, cg->errlen) != 0) {
-      free(f64);
-      return -1;
-    }
-    Plan *p = plan_new(mod->funcs[i]);
-    int rc = emit_entry(cg, mod->funcs[i], p, &cg->prec[0]);
-    if (rc == 0 && f64[i])
-      rc = emit_entry(cg, mod->funcs[i], p, &cg->prec[1]);
-    plan_free(p);
-    if (rc != 0) {
-      free(f64);
-      return -1;
-    }
-  }
+  int rc = 0;
+  for (int i = 0; i < mod->nfuncs && rc == 0; i++)
+    rc = emit_function(cg, mod->funcs[i], f64[i]);
   free(f64);
-  return 0;
+  return rc;
 }
 
 static int verify_module(Cg *cg, LLVMModuleRef module) {

@@ -30,6 +30,7 @@ typedef struct Checker {
   RtBatch batch;
   double **p64, **g64, **scratch64;   /* per parameter */
   double *t64, *y64, loss64;
+  double base_loss;                   /* at the parameters: scales the noise floor */
   double *max_err;                    /* per parameter; -1 until checked */
   double spec_err;                    /* specialised against unspecialised; -1: none */
   void **args, **fd_args;             /* analytic and finite-difference calls */
@@ -229,11 +230,10 @@ static double fd_loss(Checker *c, const lobe_source *s, double *p, double value)
 static double rel_error(Checker *c, const lobe_source *s, int k, size_t i) {
   double *p = &c->p64[k][i], orig = *p, h = 1e-5 * fmax(1, fabs(orig));
   double up = orig + h, down = orig - h;
-  double loss = fd_loss(c, s, p, orig);
   double fd = (fd_loss(c, s, p, up) - fd_loss(c, s, p, down)) / (up - down);
   *p = orig;
   double g = c->g64[k][i];
-  return fabs(g - fd) / fmax(fabs(g) + fabs(fd), 1e-6 * fmax(1, fabs(loss)));
+  return fabs(g - fd) / fmax(fabs(g) + fabs(fd), 1e-6 * fmax(1, fabs(c->base_loss)));
 }
 
 static void check_param(Checker *c, int s, int k) {
@@ -254,6 +254,7 @@ static int check_source(Checker *c, int s) {
   fill_args(c, src, c->args, c->g64);
   fill_args(c, src, c->fd_args, c->scratch64);
   src->loss_grad_f64(c->args);
+  c->base_loss = c->loss64;
   if (src->spec_f64 && src->loss_grad_spec_f64 && src->spec_vjp_f64 &&
       check_spec(c, src) != RT_OK) {
     rt_error("out of memory");
