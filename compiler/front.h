@@ -105,12 +105,18 @@ typedef struct AunnDef {
   int hidden[MODEL_MAX_LAYERS];
   Activation activation;
   int latent;              /* 0: readout heads read the last hidden layer */
+  int embed;               /* width of what its regions send along edges; 0: none */
+  int input;               /* width of what its regions receive: the embed of the
+                              AUNNs whose regions feed them (sema checks they agree);
+                              0 when no region of this AUNN has an incoming edge */
 } AunnDef;
 
 typedef struct Region {
   char *name;
   SrcPos pos;
   int aunn;                /* index into Model.aunns */
+  bool has_position;       /* `at [x, y, z]` given */
+  double position[3];      /* metres */
 } Region;
 
 typedef struct Subject {
@@ -133,18 +139,35 @@ typedef struct Source {
   char **channel_names;    /* NULL until bound; then `channels` names */
 } Source;
 
-typedef enum { LOSS_MSE } LossKind;
+/* A directed edge u -> r of the region graph (docs/semantics.md): r receives
+ * gate * z_u(t - delay). One Edge per (from, to, delay); statements naming
+ * the same edge again merge into it. */
+typedef struct Edge {
+  int from, to;            /* indices into Model.regions */
+  double delay;            /* seconds; 0: within the time step */
+  SrcPos pos;              /* the first connect statement declaring it */
+  /* prior on the gate: (l1 + distance * length) * |gate| per step */
+  double l1;
+  double distance;         /* per metre of length */
+  double length;           /* metres between the regions' positions; 0 if unknown */
+} Edge;
+
+/* mse and poisson are local reconstruction terms of one source; l2 is a
+ * regulariser on the weight matrices of one AUNN. */
+typedef enum { LOSS_MSE, LOSS_POISSON, LOSS_L2 } LossKind;
 
 typedef struct LossTerm {
   LossKind kind;
   double weight;
-  int source;              /* index into Model.sources */
+  int source;              /* mse, poisson: index into Model.sources; else -1 */
+  int aunn;                /* l2: index into Model.aunns; else -1 */
   SrcPos pos;
 } LossTerm;
 
 typedef struct TrainConfig {
   int steps;
-  int batch;               /* samples drawn from each data source per step */
+  int batch;               /* windows drawn from each data source per step */
+  int window;              /* time steps unrolled per window (>= 1; default 1) */
   double lr, beta1, beta2, eps;   /* adam */
   uint64_t seed;
   int checkpoint_every;    /* steps; 0 = only at the end and on signals */
@@ -156,6 +179,7 @@ typedef struct Model {
   Region *regions;  int nregions;
   Subject *subjects; int nsubjects;
   Source *sources;  int nsources;
+  Edge *edges;      int nedges;
   LossTerm *losses; int nlosses;
   TrainConfig train;
 } Model;
@@ -215,19 +239,27 @@ typedef struct Item {
 
 typedef enum {
   DECL_IMPORT, DECL_SUBJECTS, DECL_AUNN, DECL_REGION, DECL_DATA, DECL_LOSS,
-  DECL_TRAIN
+  DECL_TRAIN, DECL_CONNECT, DECL_LET
 } DeclKind;
 
+/* Names that may be qualified by an import's namespace (`areas.cortex`) are
+ * one Name spanning the whole dotted text; sema splits it at the dots. */
 typedef struct Decl {
   DeclKind kind;
   SrcPos pos;         /* the keyword */
-  char *module;       /* import: "std.encodings" */
+  char *module;       /* import: "std.encodings" (blanks removed) */
   SrcPos module_pos;
-  Name name;          /* aunn: its name; data: the region */
+  Name alias;         /* import ... as NAME; len 0 if none */
+  Name name;          /* aunn, let: its name; data: the region */
   Name *names;        /* subjects, region: the names declared */
   int nnames;
-  Name ref;           /* region: its aunn; data: the subject */
-  Expr *value;        /* data: the source call; loss: the sum of terms */
+  Name ref;           /* region: its aunn (maybe qualified); data: the subject */
+  Expr *value;        /* data: the source call; loss: the sum of terms; let: its value */
+  Expr *position;     /* region ... at [x, y, z]; NULL if none */
+  /* connect FROM -> TO [delay D] [prior P]: FROM and TO are a region name,
+   * `all` (a name) or a list of names; delay and prior NULL when absent */
+  Expr *from, *to, *delay, *prior;
+  SrcPos arrow;       /* connect: the '->' */
   Item *items;        /* aunn, train */
   int nitems;
 } Decl;

@@ -7,11 +7,18 @@
  * order, then to the outputs. Real buffers are float (the _f32 functions) or
  * double (_f64); id buffers are int32_t. All tensors are dense, row-major.
  *
- * Per data source, with P = nparams, B = batch, C = channels:
- *   forward:   params[0..P), t[B], module[B], subject[B]        -> out[B,C]
- *   loss_grad: params[0..P), t[B], module[B], subject[B], y[B,C]
+ * Per data source, with P = nparams, B = batch, C = channels, W = window:
+ *   forward:   params[0..P), t[B], module[B], subject[B]        -> out[B,W*C]
+ *   loss_grad: params[0..P), t[B], module[B], subject[B], y[B,W*C]
  *                -> loss[1], grad[k] for k < ngrad (shape of params[grad_params[k]])
- * Times are seconds; module is the region index, subject the subject index.
+ * Batch element b is a window of W time steps of the source's own sample
+ * period: step j is at time t[b] + j / rate, and its C values are columns
+ * [j*C, (j+1)*C) of row b, so W consecutive rows of a recording are one row
+ * of y. Times are seconds; module is the source's region index (for every b),
+ * subject the subject index; the other regions of the window's graph are
+ * evaluated for the same subject (docs/semantics.md).
+ * The loss is the mean over the batch of the source's loss kind: mse on
+ * standardised values, or poisson on raw counts (out is the log rate).
  *
  * Specialised to the source's own (region, subject) (docs/specialisation.md),
  * when spec_f32 is not NULL. theta' holds one tensor per folded[k], shaped
@@ -24,6 +31,12 @@
  *                     -> pairing[1], grad[k] for k < nvjp (d params[vjp_params[k]])
  * so d loss / d params = loss_grad_spec's gradients of the params not folded
  * plus spec_vjp's gradients, given loss_grad_spec's d theta' as dtheta'.
+ * Sources whose window reads other regions have no specialised form yet.
+ *
+ * The prior (NULL when the model has no regulariser): gate priors of the
+ * edges and l2 loss terms, added once per step:
+ *   prior: params[0..P) -> loss[1], grad[k] for k < nprior_grad
+ *                          (d params[prior_grad_params[k]])
  * Functions are not reentrant (each owns a static workspace).
  */
 #ifndef LOBE_MODEL_H
@@ -31,7 +44,7 @@
 
 #include <stdint.h>
 
-#define LOBE_ABI_VERSION 2
+#define LOBE_ABI_VERSION 3
 
 typedef void (*lobe_fn)(void *const *args);
 
@@ -39,10 +52,11 @@ enum {
   LOBE_INIT_ZEROS = 0,
   LOBE_INIT_NORMAL = 1,   /* normal(0, scale) */
   LOBE_INIT_UNIFORM = 2,  /* uniform(-scale, scale) */
+  LOBE_INIT_CONSTANT = 3, /* every element = scale */
 };
 
 enum { LOBE_SRC_CSV = 0, LOBE_SRC_NPY = 1 };
-enum { LOBE_LOSS_MSE = 0 };
+enum { LOBE_LOSS_MSE = 0, LOBE_LOSS_POISSON = 1 };
 
 typedef struct lobe_param {
   const char *name;
@@ -56,6 +70,15 @@ typedef struct lobe_region {
   const char *aunn;
 } lobe_region;
 
+/* An edge of the region graph: to receives gate * z_from(t - delay). */
+typedef struct lobe_edge {
+  int32_t from, to;         /* region indices */
+  double delay;             /* seconds; 0: within the time step */
+  int32_t gate;             /* index of its gate parameter (one element) */
+  double l1, distance;      /* prior weights; distance per metre */
+  double length;            /* metres; 0 if unknown */
+} lobe_edge;
+
 typedef struct lobe_source {
   const char *name;         /* "REGION.SUBJECT", the key of --data */
   int32_t region, subject;
@@ -64,7 +87,7 @@ typedef struct lobe_source {
   double rate, t0;          /* Hz, seconds */
   int32_t channels;
   const char *const *channel_names;
-  int32_t loss_kind;        /* LOBE_LOSS_* */
+  int32_t loss_kind;        /* LOBE_LOSS_*: poisson sources are not standardised */
   double loss_weight;
   lobe_fn forward_f32;
   lobe_fn loss_grad_f32;
@@ -94,6 +117,12 @@ typedef struct lobe_model {
   const char *const *subjects;
   int32_t nsources;
   const lobe_source *sources;
+  int32_t nedges;
+  const lobe_edge *edges;
+  int32_t window;           /* W: time steps per window, >= 1 */
+  lobe_fn prior_f32, prior_f64;   /* NULL: no prior */
+  int32_t nprior_grad;
+  const int32_t *prior_grad_params;
   /* train block defaults; the CLI may override steps and seed */
   int32_t batch;
   int32_t steps;
