@@ -179,6 +179,11 @@ static void decl_free(Decl *d) {
   free(d->module);
   free(d->names);
   ast_expr_free(d->value);
+  ast_expr_free(d->position);
+  ast_expr_free(d->from);
+  ast_expr_free(d->to);
+  ast_expr_free(d->delay);
+  ast_expr_free(d->prior);
   ast_items_free(d->items, d->nitems);
 }
 
@@ -260,18 +265,45 @@ static void dump_items(FILE *out, const Decl *d) {
   }
 }
 
+/* ` WORD expr`, if there is one. */
+static void print_option(FILE *out, const char *word, const Expr *e) {
+  if (!e)
+    return;
+  fprintf(out, " %s ", word);
+  ast_expr_print(out, e);
+}
+
+static void dump_connect(FILE *out, const Decl *d) {
+  fputc(' ', out);
+  ast_expr_print(out, d->from);
+  fputs(" -> ", out);
+  ast_expr_print(out, d->to);
+  print_option(out, "delay", d->delay);
+  print_option(out, "prior", d->prior);
+}
+
 static void dump_decl(FILE *out, const Decl *d) {
-  static const char *const keyword[] = {"import", "subjects", "aunn", "region",
-                                        "data", "loss", "train"};
+  static const char *const keyword[] = {"import", "subjects", "aunn", "region", "data",
+                                        "loss", "train", "connect", "let"};
   fprintf(out, "  %d:%d %s", d->pos.line, d->pos.col, keyword[d->kind]);
   switch (d->kind) {
-  case DECL_IMPORT: fprintf(out, " %s", d->module); break;
+  case DECL_IMPORT:
+    fprintf(out, " %s", d->module);
+    if (d->alias.len)
+      fprintf(out, " as %.*s", d->alias.len, d->alias.start);
+    break;
   case DECL_SUBJECTS: fputc(' ', out); print_names(out, d->names, d->nnames); break;
   case DECL_AUNN: fprintf(out, " %.*s", d->name.len, d->name.start); break;
   case DECL_REGION:
     fputc(' ', out);
     print_names(out, d->names, d->nnames);
     fprintf(out, " : %.*s", d->ref.len, d->ref.start);
+    print_option(out, "at", d->position);
+    break;
+  case DECL_CONNECT: dump_connect(out, d); break;
+  case DECL_LET:
+    fprintf(out, " %.*s = ", d->name.len, d->name.start);
+    ast_expr_print(out, d->value);
     break;
   case DECL_DATA:
     fprintf(out, " %.*s of %.*s = ", d->name.len, d->name.start, d->ref.len, d->ref.start);

@@ -3,19 +3,20 @@
  *
  * Every IR function becomes two exported functions, lobe_NAME_f32 and
  * lobe_NAME_f64, with the lobe_fn signature (runtime/lobe_model.h). Each
- * instruction that needs a buffer of its own becomes one internal "kernel"
- * function taking its result and every buffer it reads as noalias pointers;
- * the exported function only loads the argument pointers and calls the
- * kernels in order. noalias is true by construction (the memory plan never
- * lets a result share space with anything live), so after the kernels are
- * inlined the vectoriser needs no runtime alias checks.
+ * instruction that needs a buffer of its own becomes a call of an internal
+ * "kernel" function taking its result and every buffer it reads as noalias
+ * pointers; instructions with the same code share one kernel. The exported
+ * function calls segments of those calls in order. noalias is true by
+ * construction (the memory plan never lets a result share space with
+ * anything live), so the vectoriser needs no runtime alias checks.
  *
  * Fusion: elementwise values read by exactly one consumer that walks its
  * operands element by element are computed inside that consumer's loop;
- * CONST and BCAST are recomputed wherever they are read. See docs/codegen.md.
+ * CONST and BCAST are recomputed wherever they are read; a slice of rows of a
+ * value in memory is a pointer into it. See docs/codegen.md.
  *
  * Sections: analysis and memory plan, math library, loops and elements,
- * kernels, entry points, descriptor, driver.
+ * kernels, sharing kernels, entry points, descriptor, driver.
  */
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Core.h>
@@ -56,7 +57,7 @@ typedef struct Cg {
   LLVMTypeRef i8, i32, i64, ptr, void_, f32, f64;
   Prec prec[2];
   LLVMValueRef mathf[IR_NOPS];   /* f32 helpers by op */
-  bool inline_kernels;
+  struct SharedKernel **kernels; /* hash table of kernels by their text (Key) */
   char *err;
   int errlen;
 } Cg;
@@ -108,10 +109,13 @@ static bool walks_once(const IrInstr *c, int k) {
   }
 }
 
-/* Is operand k of c computed inside c's kernel rather than read from memory? */
+/* Is operand k of c computed inside c's kernel rather than read from memory?
+ * An i32 constant (the index of a gather or scatter_add) always is. */
 static bool fused(const Plan *p, const IrInstr *c, int k) {
   int u = c->args[k];
   const IrInstr *v = &p->f->ins[u];
+  if (v->op == IR_CONST && v->type == TY_I32)
+    return true;
   if (cheap(v->op))
     return walks_once(c, k) || c->op == IR_BCAST;
   return ir_is_elementwise(v->op) && p->uses[u] == 1 && p->out_slot[u] < 0 &&
@@ -153,6 +157,28 @@ static void mark_live(Plan *p) {
 
 static bool has_buffer_anyway(IrOp op) { return op == IR_INPUT || op == IR_TENSOR; }
 
+/* A slice of whole rows of a value held in memory is a view: a pointer into
+ * that value's buffer, with no kernel and no copy (a window's steps are
+ * such slices). Outputs are written to the caller's buffers instead. */
+static bool is_view(const Plan *p, int v) {
+  const IrInstr *in = &p->f->ins[v];
+  return in->op == IR_SLICE && in->axis == 0 && !fused(p, in, 0) && p->out_slot[v] < 0;
+}
+
+/* The part of a slice's start that the pointer its kernel reads carries: all
+ * of it when the operand is in memory (so the slices of a window's steps
+ * share one kernel), none when the kernel computes the operand itself. */
+static int pointer_start(const Plan *p, const IrInstr *in) {
+  return in->op == IR_SLICE && !fused(p, in, 0) ? in->start : 0;
+}
+
+/* The value whose buffer v's data lives in. */
+static int buffer_of(const Plan *p, int v) {
+  while (is_view(p, v))
+    v = p->f->ins[v].args[0];
+  return v;
+}
+
 static void mark_stored(Plan *p) {
   const IrFunc *f = p->f;
   for (int i = 0; i < f->nins; i++) {
@@ -162,24 +188,28 @@ static void mark_stored(Plan *p) {
   for (int i = 0; i < f->nins; i++)
     for (int k = 0; p->live[i] && k < f->ins[i].nargs; k++) {
       int u = f->ins[i].args[k];
-      if (!fused(p, &f->ins[i], k) && !has_buffer_anyway(f->ins[u].op))
+      if (!fused(p, &f->ins[i], k) && !has_buffer_anyway(f->ins[u].op) && !is_view(p, u))
         p->stored[u] = true;
     }
 }
 
+/* Reading a view reads the buffer it points into. */
 static void find_reads(Plan *p, int *scratch) {
   for (int r = 0; r < p->f->nins; r++) {
     if (!p->stored[r])
       continue;
     int n = collect_leaves(p, r, scratch, 0);
-    for (int k = 0; k < n; k++)
-      if (p->last_read[scratch[k]] < r)
-        p->last_read[scratch[k]] = r;
+    for (int k = 0; k < n; k++) {
+      int b = buffer_of(p, scratch[k]);
+      if (p->last_read[b] < r)
+        p->last_read[b] = r;
+    }
   }
 }
 
 typedef struct Block {
   long offset, size;
+  int value;                 /* whose slot it is */
 } Block;
 
 static int by_offset(const void *a, const void *b) {
@@ -200,19 +230,24 @@ static long first_fit(Block *live, int n, long size) {
 }
 
 /* Intermediates live from their kernel to their last reader, inclusive, so a
- * result never shares space with anything its own kernel reads. */
+ * result never shares space with anything its own kernel reads. The slots
+ * still alive are kept as they go, so planning takes time in proportion to
+ * the values times those alive, not to the values squared. */
 static void place_buffers(Plan *p) {
   const IrFunc *f = p->f;
   Block *live = xcalloc(f->nins, sizeof *live);
+  int n = 0;
   for (int v = 0; v < f->nins; v++) {
     if (!p->stored[v] || p->out_slot[v] >= 0)
       continue;
-    int n = 0;
-    for (int u = 0; u < v; u++)
-      if (p->offset[u] >= 0 && p->last_read[u] >= v)
-        live[n++] = (Block){p->offset[u], ir_numel(f->ins[u].shape)};
+    int kept = 0;
+    for (int i = 0; i < n; i++)
+      if (p->last_read[live[i].value] >= v)
+        live[kept++] = live[i];
+    n = kept;
     long size = ir_numel(f->ins[v].shape);
     p->offset[v] = first_fit(live, n, size);
+    live[n++] = (Block){p->offset[v], size, v};
     if (p->offset[v] + size > p->ws_elems)
       p->ws_elems = round_up(p->offset[v] + size);
   }
@@ -508,6 +543,7 @@ typedef struct Kernel {
   LLVMValueRef fn;
   LLVMValueRef *buf;         /* per value id: the pointer a leaf is read from */
   LLVMValueRef out;          /* the result buffer */
+  LLVMTypeRef out_type;      /* its element type */
 } Kernel;
 
 /* Coordinates of one element: (i, j) of a matrix, i of a vector, nothing of
@@ -614,7 +650,7 @@ static LLVMValueRef load_at(Kernel *K, int v, LLVMValueRef off) {
 }
 
 static void store_out(Kernel *K, LLVMValueRef val, LLVMValueRef off) {
-  LLVMBuildStore(K->cg->b, val, elem_ptr(K, K->pr->real, K->out, off));
+  LLVMBuildStore(K->cg->b, val, elem_ptr(K, K->out_type, K->out, off));
 }
 
 /* Scalar out[off] += val; reassociation lets the vectoriser split sums. */
@@ -655,6 +691,8 @@ static LLVMValueRef unary(Kernel *K, IrOp op, LLVMValueRef a) {
   case IR_SQRT: return mcall1(&m, "llvm.sqrt", a);
   case IR_RELU: return msel(&m, mcmp(&m, LLVMRealOGT, a, mc(&m, 0)), a, mc(&m, 0));
   case IR_STEP: return msel(&m, mcmp(&m, LLVMRealOGT, a, mc(&m, 0)), mc(&m, 1), mc(&m, 0));
+  case IR_ABS: return mcall1(&m, "llvm.fabs", a);
+  case IR_DETACH: return a;
   default:
     return K->pr->fast ? call_math(&m, op, a) : libm_unary(cg, op, a);
   }
@@ -669,6 +707,17 @@ static LLVMValueRef binary(Kernel *K, IrOp op, LLVMValueRef a, LLVMValueRef b) {
   }
 }
 
+/* x moved by n rows (axis 0) or columns (axis 1) of a matrix with `cols`
+ * columns; a flat index only moves by whole rows. */
+static Index index_moved(Kernel *K, Index x, int axis, long n, int cols) {
+  LLVMBuilderRef b = K->cg->b;
+  if (x.flat)
+    return (Index){LLVMBuildNUWAdd(b, x.i, i64c(K->cg, n * cols), ""), NULL, true};
+  if (axis == 0)
+    return (Index){LLVMBuildNUWAdd(b, x.i, i64c(K->cg, n), ""), x.j, false};
+  return (Index){x.i, LLVMBuildNUWAdd(b, x.j, i64c(K->cg, n), ""), false};
+}
+
 /* Axis 0 repeats a row: element (i, j) reads j; axis 1 reads i; -1 reads 0. */
 static Index bcast_index(const IrInstr *in, Index x) {
   if (in->axis == 0)
@@ -681,6 +730,8 @@ static Index bcast_index(const IrInstr *in, Index x) {
 /* Element x of value v computed here (v is the kernel's root or fused). */
 static LLVMValueRef compute(Kernel *K, int v, Index x) {
   const IrInstr *in = &K->p->f->ins[v];
+  if (in->op == IR_CONST && in->type == TY_I32)
+    return i32c(K->cg, (int)in->value);
   if (in->op == IR_CONST)
     return LLVMConstReal(K->pr->real, in->value);
   if (in->op == IR_BCAST)
@@ -716,42 +767,51 @@ static void kernel_sum(Kernel *K, const IrInstr *in) {
   nest_close(K, &nest);
 }
 
-/* Each part fills its columns of every row. */
+/* A block of whole rows is contiguous: walk it with one flat loop unless a
+ * fused operand broadcasts along rows or columns. */
+static bool block_flat(Kernel *K, const IrInstr *in, int k) {
+  return in->axis == 0 && (!fused(K->p, in, k) || flat_ok(K->p, in->args[k]));
+}
+
+/* Each part fills its columns of every row, or its rows. */
 static void kernel_concat(Kernel *K, const IrInstr *in) {
-  Cg *cg = K->cg;
-  int col = 0;
+  long at = 0;
   for (int k = 0; k < in->nargs; k++) {
     IrShape s = K->p->f->ins[in->args[k]].shape;
     Nest nest;
-    Index x = nest_open(K, s, false, &nest);
-    LLVMValueRef j = LLVMBuildNUWAdd(cg->b, x.j, i64c(cg, col), "");
-    store_out(K, operand_at(K, in, k, x), offset_of(K, in->shape, (Index){x.i, j, false}));
+    Index x = nest_open(K, s, block_flat(K, in, k), &nest);
+    Index to = index_moved(K, x, in->axis, at, in->shape.dim[1]);
+    store_out(K, operand_at(K, in, k, x), offset_of(K, in->shape, to));
     nest_close(K, &nest);
-    col += s.dim[1];
+    at += s.dim[in->axis];
   }
 }
 
 static void kernel_slice(Kernel *K, const IrInstr *in) {
   Nest nest;
-  Index x = nest_open(K, in->shape, false, &nest);
-  LLVMValueRef j = LLVMBuildNUWAdd(K->cg->b, x.j, i64c(K->cg, in->start), "");
-  store_out(K, operand_at(K, in, 0, (Index){x.i, j, false}), offset_of(K, in->shape, x));
+  Index x = nest_open(K, in->shape, block_flat(K, in, 0), &nest);
+  int start = in->start - pointer_start(K->p, in);
+  Index from = index_moved(K, x, in->axis, start, in->shape.dim[1]);
+  store_out(K, operand_at(K, in, 0, from), offset_of(K, in->shape, x));
   nest_close(K, &nest);
 }
 
 static void kernel_pad(Kernel *K, const IrInstr *in) {
   zero_out(K, in->shape);
   Nest nest;
-  Index x = nest_open(K, K->p->f->ins[in->args[0]].shape, false, &nest);
-  LLVMValueRef j = LLVMBuildNUWAdd(K->cg->b, x.j, i64c(K->cg, in->start), "");
-  store_out(K, operand_at(K, in, 0, x), offset_of(K, in->shape, (Index){x.i, j, false}));
+  Index x = nest_open(K, K->p->f->ins[in->args[0]].shape, block_flat(K, in, 0), &nest);
+  Index to = index_moved(K, x, in->axis, in->start, in->shape.dim[1]);
+  store_out(K, operand_at(K, in, 0, x), offset_of(K, in->shape, to));
   nest_close(K, &nest);
 }
 
-/* Row number idx[i] as i64, and whether it names one of `rows` rows: ids
- * out of range leave their row at zero instead of reading out of bounds. */
-static LLVMValueRef row_id(Kernel *K, int idx, LLVMValueRef i, int rows, LLVMValueRef *ok) {
-  LLVMValueRef r = LLVMBuildSExt(K->cg->b, load_at(K, idx, i), K->cg->i64, "");
+/* Row number idx[i] (operand 1 of in) as i64, and whether it names one of
+ * `rows` rows: ids out of range leave their row at zero instead of reading
+ * out of bounds. */
+static LLVMValueRef row_id(Kernel *K, const IrInstr *in, LLVMValueRef i, int rows,
+                           LLVMValueRef *ok) {
+  LLVMValueRef id = operand_at(K, in, 1, (Index){i, NULL, false});
+  LLVMValueRef r = LLVMBuildSExt(K->cg->b, id, K->cg->i64, "");
   *ok = LLVMBuildICmp(K->cg->b, LLVMIntULT, r, i64c(K->cg, rows), "");
   return r;
 }
@@ -760,7 +820,7 @@ static void kernel_gather(Kernel *K, const IrInstr *in) {
   IrShape ts = K->p->f->ins[in->args[0]].shape;
   zero_out(K, in->shape);
   Loop rows = loop_open(K, in->shape.dim[0]);
-  LLVMValueRef ok, r = row_id(K, in->args[1], rows.iv, ts.dim[0], &ok);
+  LLVMValueRef ok, r = row_id(K, in, rows.iv, ts.dim[0], &ok);
   LLVMBasicBlockRef join = if_open(K, ok);
   Loop cols = loop_open(K, in->shape.dim[1]);
   LLVMValueRef v = load_at(K, in->args[0], offset_of(K, ts, (Index){r, cols.iv, false}));
@@ -773,7 +833,7 @@ static void kernel_gather(Kernel *K, const IrInstr *in) {
 static void kernel_scatter_add(Kernel *K, const IrInstr *in) {
   zero_out(K, in->shape);
   Loop rows = loop_open(K, K->p->f->ins[in->args[0]].shape.dim[0]);
-  LLVMValueRef ok, r = row_id(K, in->args[1], rows.iv, in->shape.dim[0], &ok);
+  LLVMValueRef ok, r = row_id(K, in, rows.iv, in->shape.dim[0], &ok);
   LLVMBasicBlockRef join = if_open(K, ok);
   Loop cols = loop_open(K, in->shape.dim[1]);
   LLVMValueRef v = operand_at(K, in, 0, (Index){rows.iv, cols.iv, false});
@@ -824,9 +884,11 @@ static void kernel_body(Kernel *K, int v) {
   }
 }
 
-/* void SYMBOL.kV(ptr noalias out, ptr noalias leaf...). Above O0 it is
- * inlined before the function passes run (optimising it separately first
- * costs compile time); inlining turns noalias into alias scopes. */
+/* void SYMBOL.kV(ptr noalias out, ptr noalias leaf...), never inlined: each
+ * kernel is optimised once on its own, in time linear in the number of
+ * kernels, and instructions with the same kernel text share it (an
+ * unrolled window repeats the same layers at every step). Inlined into one
+ * entry function, a window of 16 steps took LLVM minutes. */
 static LLVMValueRef kernel_function(Cg *cg, const char *sym, int v, int nleaves) {
   char name[300];
   snprintf(name, sizeof name, "%s.k%d", sym, v);
@@ -838,8 +900,7 @@ static LLVMValueRef kernel_function(Cg *cg, const char *sym, int v, int nleaves)
   free(params);
   LLVMSetLinkage(fn, LLVMInternalLinkage);
   add_attr(cg, fn, LLVMAttributeFunctionIndex, "nounwind");
-  if (cg->inline_kernels)
-    add_attr(cg, fn, LLVMAttributeFunctionIndex, "alwaysinline");
+  add_attr(cg, fn, LLVMAttributeFunctionIndex, "noinline");
   for (int i = 0; i <= nleaves; i++) {
     add_attr(cg, fn, i + 1, "noalias");
     add_attr(cg, fn, i + 1, "nocapture");
@@ -854,6 +915,7 @@ static LLVMValueRef emit_kernel(Kernel *K, const char *sym, int v, const int *le
   K->fn = kernel_function(cg, sym, v, n);
   LLVMPositionBuilderAtEnd(cg->b, LLVMAppendBasicBlockInContext(cg->ctx, K->fn, "entry"));
   K->out = LLVMGetParam(K->fn, 0);
+  K->out_type = elem_type(K, &K->p->f->ins[v]);
   for (int i = 0; i < n; i++)
     K->buf[leaves[i]] = LLVMGetParam(K->fn, i + 1);
   kernel_body(K, v);
@@ -864,13 +926,134 @@ static LLVMValueRef emit_kernel(Kernel *K, const char *sym, int v, const int *le
   return K->fn;
 }
 
+/* ---- sharing kernels ------------------------------------------------------------ */
+/* A kernel's code depends on its root, the tree fused into it (ops, types,
+ * shapes, attributes, constants) and the shapes and types of the leaves it
+ * reads, by position; not on which buffers those are. The key spells all
+ * of that, with the precision. */
+
+typedef struct Key {
+  char *text;
+  size_t len, cap;
+} Key;
+
+static void key_add(Key *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void key_add(Key *k, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (k->len + n + 1 > k->cap) {
+    k->cap = 2 * (k->len + n + 1);
+    k->text = realloc(k->text, k->cap);
+  }
+  va_start(ap, fmt);
+  vsnprintf(k->text + k->len, n + 1, fmt, ap);
+  va_end(ap);
+  k->len += n;
+}
+
+static void key_shape(Key *k, const IrInstr *in) {
+  key_add(k, " %d:%d:%d:%d", in->type, in->shape.rank, in->shape.dim[0], in->shape.dim[1]);
+}
+
+static int leaf_index(const int *leaves, int n, int v) {
+  for (int i = 0; i < n; i++)
+    if (leaves[i] == v)
+      return i;
+  return -1;
+}
+
+static void key_tree(Key *k, const Plan *p, int v, const int *leaves, int n) {
+  const IrInstr *in = &p->f->ins[v];
+  key_add(k, "(%d", in->op);
+  key_shape(k, in);
+  key_add(k, " %d %d %d%d %a", in->axis, in->start - pointer_start(p, in), in->trans_a,
+          in->trans_b, in->value);
+  for (int a = 0; a < in->nargs; a++) {
+    if (fused(p, in, a)) {
+      key_tree(k, p, in->args[a], leaves, n);
+      continue;
+    }
+    key_add(k, " L%d", leaf_index(leaves, n, in->args[a]));
+    key_shape(k, &p->f->ins[in->args[a]]);
+  }
+  key_add(k, ")");
+}
+
+typedef struct SharedKernel {
+  char *key;
+  LLVMValueRef fn;
+  struct SharedKernel *next;
+} SharedKernel;
+
+enum { KERNEL_BUCKETS = 4096 };
+
+static unsigned long hash_text(const char *s) {
+  unsigned long h = 5381;
+  while (*s)
+    h = h * 33 + (unsigned char)*s++;
+  return h;
+}
+
+static SharedKernel **kernel_bucket(Cg *cg, const char *key) {
+  if (!cg->kernels)
+    cg->kernels = xcalloc(KERNEL_BUCKETS, sizeof *cg->kernels);
+  return &cg->kernels[hash_text(key) % KERNEL_BUCKETS];
+}
+
+static LLVMValueRef find_kernel(Cg *cg, const char *key) {
+  for (SharedKernel *s = *kernel_bucket(cg, key); s; s = s->next)
+    if (strcmp(s->key, key) == 0)
+      return s->fn;
+  return NULL;
+}
+
+/* Takes the key. */
+static void remember_kernel(Cg *cg, char *key, LLVMValueRef fn) {
+  SharedKernel **bucket = kernel_bucket(cg, key);
+  SharedKernel *s = xcalloc(1, sizeof *s);
+  *s = (SharedKernel){key, fn, *bucket};
+  *bucket = s;
+}
+
+static void forget_kernels(Cg *cg) {
+  for (int i = 0; cg->kernels && i < KERNEL_BUCKETS; i++)
+    while (cg->kernels[i]) {
+      SharedKernel *s = cg->kernels[i];
+      cg->kernels[i] = s->next;
+      free(s->key);
+      free(s);
+    }
+  free(cg->kernels);
+}
+
+/* Value v's kernel: an existing one with the same text, or a new one. */
+static LLVMValueRef shared_kernel(Kernel *K, const char *sym, int v, const int *leaves, int n) {
+  Key key = {0};
+  key_add(&key, "%s", K->pr->name);
+  key_tree(&key, K->p, v, leaves, n);
+  LLVMValueRef fn = find_kernel(K->cg, key.text);
+  if (fn) {
+    free(key.text);
+    return fn;
+  }
+  fn = emit_kernel(K, sym, v, leaves, n);
+  remember_kernel(K->cg, key.text, fn);
+  return fn;
+}
+
 /* ---- entry points --------------------------------------------------------------- */
 
 typedef struct Entry {
   Kernel K;
   const char *sym;
-  LLVMValueRef *home;        /* per value: its buffer in the entry function */
-  LLVMValueRef *arg;         /* argument pointers: inputs, then outputs */
+  LLVMValueRef ws;           /* the workspace, or NULL */
+  LLVMValueRef *global;      /* per tensor value: its constant array */
+  LLVMValueRef args;         /* the argument array of the function being built */
+  LLVMValueRef *arg;         /* argument pointers loaded there (inputs, outputs) */
+  LLVMValueRef *home;        /* per value: its buffer there */
 } Entry;
 
 static LLVMValueRef private_global(Cg *cg, LLVMTypeRef type, const char *name,
@@ -906,45 +1089,71 @@ static LLVMValueRef workspace(Entry *e) {
   return private_global(cg, type, name, LLVMConstNull(type));
 }
 
-/* Where each value lives: caller buffers for inputs and outputs, constant
- * globals for tensors, the workspace for other stored intermediates. */
-static void assign_homes(Entry *e) {
-  Cg *cg = e->K.cg;
-  const Plan *p = e->K.p;
-  LLVMValueRef ws = p->ws_elems > 0 ? workspace(e) : NULL;
-  for (int v = 0; v < p->f->nins; v++) {
-    const IrInstr *in = &p->f->ins[v];
-    if (!p->live[v])
-      continue;
-    if (in->op == IR_INPUT)
-      e->home[v] = e->arg[in->index];
-    else if (in->op == IR_TENSOR)
-      e->home[v] = tensor_global(e, v);
-    else if (p->out_slot[v] >= 0)
-      e->home[v] = e->arg[p->f->ninputs + p->out_slot[v]];
-    else if (p->stored[v]) {
-      LLVMValueRef off = i64c(cg, p->offset[v] * e->K.pr->size);
-      e->home[v] = LLVMBuildInBoundsGEP2(cg->b, cg->i8, ws, &off, 1, "");
-    }
-  }
+/* Starts the body of fn, whose one parameter is the argument array. */
+static void enter(Entry *e, LLVMValueRef fn) {
+  const IrFunc *f = e->K.p->f;
+  LLVMPositionBuilderAtEnd(e->K.cg->b, LLVMAppendBasicBlockInContext(e->K.cg->ctx, fn, "entry"));
+  e->args = LLVMGetParam(fn, 0);
+  memset(e->arg, 0, (f->ninputs + f->noutputs) * sizeof *e->arg);
+  memset(e->home, 0, f->nins * sizeof *e->home);
 }
 
-static void load_arguments(Entry *e, LLVMValueRef args, int n) {
+/* Argument pointer k (inputs, then outputs), loaded where first needed. */
+static LLVMValueRef arg_pointer(Entry *e, int k) {
   Cg *cg = e->K.cg;
-  for (int k = 0; k < n; k++) {
+  if (!e->arg[k]) {
     LLVMValueRef at = i64c(cg, k);
-    LLVMValueRef slot = LLVMBuildInBoundsGEP2(cg->b, cg->ptr, args, &at, 1, "");
+    LLVMValueRef slot = LLVMBuildInBoundsGEP2(cg->b, cg->ptr, e->args, &at, 1, "");
     e->arg[k] = LLVMBuildLoad2(cg->b, cg->ptr, slot, "");
   }
+  return e->arg[k];
+}
+
+/* Where value v lives: caller buffers for inputs and outputs, constant
+ * arrays for tensors, views inside other buffers, the workspace for other
+ * stored intermediates. */
+static LLVMValueRef home_of(Entry *e, int v) {
+  if (e->home[v])
+    return e->home[v];
+  Cg *cg = e->K.cg;
+  const Plan *p = e->K.p;
+  const IrInstr *in = &p->f->ins[v];
+  LLVMValueRef off, base;
+  if (in->op == IR_INPUT)
+    return e->home[v] = arg_pointer(e, in->index);
+  if (in->op == IR_TENSOR)
+    return e->home[v] = e->global[v];
+  if (p->out_slot[v] >= 0)
+    return e->home[v] = arg_pointer(e, p->f->ninputs + p->out_slot[v]);
+  if (is_view(p, v)) {
+    off = i64c(cg, (long)in->start * in->shape.dim[1] * e->K.pr->size);
+    base = home_of(e, in->args[0]);
+  } else {
+    off = i64c(cg, p->offset[v] * e->K.pr->size);
+    base = e->ws;
+  }
+  return e->home[v] = LLVMBuildInBoundsGEP2(cg->b, cg->i8, base, &off, 1, "");
+}
+
+/* v's buffer plus `elements`, in bytes */
+static LLVMValueRef home_plus(Entry *e, int v, long elements) {
+  if (elements == 0)
+    return home_of(e, v);
+  LLVMValueRef off = i64c(e->K.cg, elements * e->K.pr->size);
+  return LLVMBuildInBoundsGEP2(e->K.cg->b, e->K.cg->i8, home_of(e, v), &off, 1, "");
 }
 
 static void call_kernel(Entry *e, int v, int *leaves) {
+  const IrInstr *in = &e->K.p->f->ins[v];
   int n = collect_leaves(e->K.p, v, leaves, 0);
-  LLVMValueRef fn = emit_kernel(&e->K, e->sym, v, leaves, n);
+  LLVMValueRef fn = shared_kernel(&e->K, e->sym, v, leaves, n);
   LLVMValueRef *args = xcalloc(n + 1, sizeof *args);
-  args[0] = e->home[v];
+  args[0] = home_of(e, v);
   for (int i = 0; i < n; i++)
-    args[i + 1] = e->home[leaves[i]];
+    args[i + 1] = home_of(e, leaves[i]);
+  long start = pointer_start(e->K.p, in);
+  if (start > 0)
+    args[1] = home_plus(e, in->args[0], in->axis ? start : start * in->shape.dim[1]);
   LLVMBuildCall2(e->K.cg->b, LLVMGlobalGetValueType(fn), fn, args, n + 1, "");
   free(args);
 }
@@ -954,13 +1163,54 @@ static void copy_outputs(Entry *e) {
   const IrFunc *f = e->K.p->f;
   for (int o = 0; o < f->noutputs; o++) {
     int v = f->outputs[o];
-    LLVMValueRef dst = e->arg[f->ninputs + o];
-    if (e->home[v] == dst)
+    LLVMValueRef dst = arg_pointer(e, f->ninputs + o);
+    if (home_of(e, v) == dst)
       continue;
     const IrInstr *in = &f->ins[v];
     long bytes = ir_numel(in->shape) * (in->type == TY_I32 ? 4 : e->K.pr->size);
-    LLVMBuildMemCpy(e->K.cg->b, dst, 4, e->home[v], 4, i64c(e->K.cg, bytes));
+    LLVMBuildMemCpy(e->K.cg->b, dst, 4, home_of(e, v), 4, i64c(e->K.cg, bytes));
   }
+}
+
+/* The kernel calls go into internal functions of SEGMENT_CALLS calls each,
+ * which the entry point calls in order: in one basic block of thousands of
+ * calls (a window unrolled over 32 steps) register allocation took seconds,
+ * growing faster than the number of calls. */
+enum { SEGMENT_CALLS = 64 };
+
+static LLVMValueRef segment_function(Entry *e, int index) {
+  Cg *cg = e->K.cg;
+  char name[300];
+  snprintf(name, sizeof name, "%s.s%d", e->sym, index);
+  LLVMValueRef fn = LLVMAddFunction(cg->mod, name, LLVMFunctionType(cg->void_, &cg->ptr, 1, 0));
+  LLVMSetLinkage(fn, LLVMInternalLinkage);
+  add_attr(cg, fn, LLVMAttributeFunctionIndex, "nounwind");
+  add_attr(cg, fn, LLVMAttributeFunctionIndex, "noinline");
+  return fn;
+}
+
+/* Emits the segments; returns them and their number. */
+static LLVMValueRef *emit_segments(Entry *e, int *nsegments) {
+  const Plan *p = e->K.p;
+  int n = p->f->nins, calls = 0, nseg = 0;
+  LLVMValueRef *segs = xcalloc(n / SEGMENT_CALLS + 1, sizeof *segs);
+  int *leaves = xcalloc(n, sizeof *leaves);
+  for (int v = 0; v < n; v++) {
+    if (!p->stored[v])
+      continue;
+    if (calls++ % SEGMENT_CALLS == 0) {
+      if (nseg > 0)
+        LLVMBuildRetVoid(e->K.cg->b);
+      segs[nseg] = segment_function(e, nseg);
+      enter(e, segs[nseg++]);
+    }
+    call_kernel(e, v, leaves);
+  }
+  if (nseg > 0)
+    LLVMBuildRetVoid(e->K.cg->b);
+  free(leaves);
+  *nsegments = nseg;
+  return segs;
 }
 
 /* Static data beyond 2 GiB does not link in the small code model. */
@@ -978,23 +1228,27 @@ static int emit_entry(Cg *cg, const IrFunc *f, const Plan *p, const Prec *pr) {
                    f->name, p->ws_elems * pr->size >> 20, pr->name, CG_MAX_WORKSPACE >> 20);
   LLVMValueRef fn = LLVMAddFunction(cg->mod, sym, LLVMFunctionType(cg->void_, &cg->ptr, 1, 0));
   add_attr(cg, fn, LLVMAttributeFunctionIndex, "nounwind");
-  LLVMPositionBuilderAtEnd(cg->b, LLVMAppendBasicBlockInContext(cg->ctx, fn, "entry"));
   int n = f->nins;
   Entry e = {.K = {cg, pr, p, NULL, xcalloc(n, sizeof(LLVMValueRef)), NULL}, .sym = sym,
-             .home = xcalloc(n, sizeof(LLVMValueRef)),
-             .arg = xcalloc(f->ninputs + f->noutputs, sizeof(LLVMValueRef))};
-  load_arguments(&e, LLVMGetParam(fn, 0), f->ninputs + f->noutputs);
-  assign_homes(&e);
-  int *leaves = xcalloc(n, sizeof *leaves);
+             .global = xcalloc(n, sizeof(LLVMValueRef)),
+             .arg = xcalloc(f->ninputs + f->noutputs, sizeof(LLVMValueRef)),
+             .home = xcalloc(n, sizeof(LLVMValueRef))};
+  e.ws = p->ws_elems > 0 ? workspace(&e) : NULL;
   for (int v = 0; v < n; v++)
-    if (p->stored[v])
-      call_kernel(&e, v, leaves);
+    if (p->live[v] && f->ins[v].op == IR_TENSOR)
+      e.global[v] = tensor_global(&e, v);
+  int nseg;
+  LLVMValueRef *segs = emit_segments(&e, &nseg);
+  enter(&e, fn);
+  for (int i = 0; i < nseg; i++)
+    LLVMBuildCall2(cg->b, LLVMGlobalGetValueType(segs[i]), segs[i], &e.args, 1, "");
   copy_outputs(&e);
   LLVMBuildRetVoid(cg->b);
-  free(leaves);
+  free(segs);
   free(e.K.buf);
-  free(e.home);
+  free(e.global);
   free(e.arg);
+  free(e.home);
   return 0;
 }
 
@@ -1006,7 +1260,7 @@ static int emit_entry(Cg *cg, const IrFunc *f, const Plan *p, const Prec *pr) {
 typedef struct Desc {
   Cg *cg;
   const IrModule *mod;
-  LLVMTypeRef param_t, region_t, source_t, model_t;
+  LLVMTypeRef param_t, region_t, edge_t, source_t, model_t;
   int nstrings;
 } Desc;
 
@@ -1021,13 +1275,16 @@ static void desc_types(Desc *d) {
   LLVMTypeRef i = cg->i32, p = cg->ptr, f = cg->f64;
   LLVMTypeRef param[] = {p, i, i, i, f};
   LLVMTypeRef region[] = {p, p};
+  LLVMTypeRef edge[] = {i, i, f, i, f, f, f};
   LLVMTypeRef source[] = {p, i, i, i, p, f, f, i, p, i, f, p, p, p, i, p,
-                          p, p, p, p, p, p, i, p, i, p, i, p};
-  LLVMTypeRef model[] = {i, p, p, i, p, i, p, i, p, i, p, i, i, f, f, f, f, cg->i64, i};
+                          p, p, p, p, p, p, i, p, i, p, i, p, p};
+  LLVMTypeRef model[] = {i, p, p, i, p, i, p, i, p, i, p, i, p, i, p, p, i, p,
+                         i, i, f, f, f, f, cg->i64, i};
   d->param_t = named_struct(cg, "lobe_param", param, 5);
   d->region_t = named_struct(cg, "lobe_region", region, 2);
-  d->source_t = named_struct(cg, "lobe_source", source, 28);
-  d->model_t = named_struct(cg, "lobe_model", model, 19);
+  d->edge_t = named_struct(cg, "lobe_edge", edge, 7);
+  d->source_t = named_struct(cg, "lobe_source", source, 29);
+  d->model_t = named_struct(cg, "lobe_model", model, 26);
 }
 
 static LLVMValueRef desc_global(Desc *d, LLVMTypeRef type, LLVMValueRef init) {
@@ -1088,6 +1345,14 @@ static LLVMValueRef region_row(Desc *d, const void *model, int i) {
   return LLVMConstNamedStruct(d->region_t, f, 2);
 }
 
+static LLVMValueRef edge_row(Desc *d, const void *model, int i) {
+  const Edge *e = &((const Model *)model)->edges[i];
+  LLVMValueRef f[] = {di32(d, e->from),   di32(d, e->to),         df64(d, e->delay),
+                      di32(d, d->mod->gate_params[i]), df64(d, e->l1),
+                      df64(d, e->distance), df64(d, e->length)};
+  return LLVMConstNamedStruct(d->edge_t, f, 7);
+}
+
 static LLVMValueRef subject_row(Desc *d, const void *subjects, int i) {
   return desc_string(d, ((const Subject *)subjects)[i].name);
 }
@@ -1141,7 +1406,8 @@ static LLVMValueRef source_row(Desc *d, const void *model, int s) {
       desc_string(d, src->name), di32(d, src->region), di32(d, src->subject),
       di32(d, kind), desc_string(d, src->path), df64(d, src->rate), df64(d, src->t0),
       di32(d, src->channels), desc_table(d, d->cg->ptr, src->channels, channel_row, src),
-      di32(d, LOBE_LOSS_MSE), df64(d, loss_weight(m, s)), desc_entry(d, fns->forward, "f32"),
+      di32(d, fns->loss == LOSS_POISSON ? LOBE_LOSS_POISSON : LOBE_LOSS_MSE),
+      df64(d, loss_weight(m, s)), desc_entry(d, fns->forward, "f32"),
       desc_entry(d, fns->loss_grad, "f32"), desc_entry(d, fns->loss_grad, "f64"),
       di32(d, fns->ngrad), desc_ids(d, fns->grad_params, fns->ngrad),
       desc_entry(d, spec(fns, fns->spec), "f32"),
@@ -1151,8 +1417,8 @@ static LLVMValueRef source_row(Desc *d, const void *model, int s) {
       desc_entry(d, spec(fns, fns->spec_vjp), "f64"), di32(d, fns->nfolded),
       desc_ids(d, fns->folded, fns->nfolded), di32(d, fns->nspec_grad),
       desc_ids(d, fns->spec_grad_params, fns->nspec_grad), di32(d, fns->nvjp),
-      desc_ids(d, fns->vjp_params, fns->nvjp)};
-  return LLVMConstNamedStruct(d->source_t, f, 28);
+      desc_ids(d, fns->vjp_params, fns->nvjp), desc_entry(d, fns->loss_held, "f64")};
+  return LLVMConstNamedStruct(d->source_t, f, 29);
 }
 
 /* The spec's file name without folder and extension. */
@@ -1179,19 +1445,40 @@ static void emit_descriptor(Cg *cg, const IrModule *mod) {
       di32(&d, m->nregions), desc_table(&d, d.region_t, m->nregions, region_row, m),
       di32(&d, m->nsubjects), desc_table(&d, cg->ptr, m->nsubjects, subject_row, m->subjects),
       di32(&d, m->nsources), desc_table(&d, d.source_t, m->nsources, source_row, m),
+      di32(&d, m->nedges), desc_table(&d, d.edge_t, m->nedges, edge_row, m),
+      di32(&d, t->window), desc_entry(&d, mod->prior, "f32"), desc_entry(&d, mod->prior, "f64"),
+      di32(&d, mod->nprior), desc_ids(&d, mod->prior_params, mod->nprior),
       di32(&d, t->batch), di32(&d, t->steps), df64(&d, t->lr), df64(&d, t->beta1),
       df64(&d, t->beta2), df64(&d, t->eps), LLVMConstInt(cg->i64, t->seed, false),
       di32(&d, t->checkpoint_every)};
   LLVMValueRef g = LLVMAddGlobal(cg->mod, d.model_t, "lobe_model_desc");
-  LLVMSetInitializer(g, LLVMConstNamedStruct(d.model_t, f, 19));
+  LLVMSetInitializer(g, LLVMConstNamedStruct(d.model_t, f, 26));
   LLVMSetGlobalConstant(g, true);
 }
 
-static int check_ids(Cg *cg, int s, const int *ids, int n, int nparams) {
+/* what: "source 2", "prior", "edge 1" */
+static int check_ids(Cg *cg, const char *what, const int *ids, int n, int nparams) {
   for (int g = 0; g < n; g++)
     if (ids[g] < 0 || ids[g] >= nparams)
-      return cg_fail(cg, "source %d: parameter %d of %d", s, ids[g], nparams);
+      return cg_fail(cg, "%s: parameter %d of %d", what, ids[g], nparams);
   return 0;
+}
+
+static int check_function(Cg *cg, const char *what, int func, int nfuncs) {
+  if (func < 0 || func >= nfuncs)
+    return cg_fail(cg, "%s names function %d of %d", what, func, nfuncs);
+  return 0;
+}
+
+/* The prior (if any) and every edge's gate. */
+static int check_graph(Cg *cg, const IrModule *mod) {
+  if (mod->prior >= 0 && (check_function(cg, "the prior", mod->prior, mod->nfuncs) != 0 ||
+                          check_ids(cg, "prior", mod->prior_params, mod->nprior,
+                                    mod->nparams) != 0))
+    return -1;
+  if (mod->model->nedges > 0 && !mod->gate_params)
+    return cg_fail(cg, "edges without gate parameters");
+  return check_ids(cg, "edge gates", mod->gate_params, mod->model->nedges, mod->nparams);
 }
 
 /* Every function a source names must exist, and its tables must match. */
@@ -1203,16 +1490,20 @@ static int check_sources(Cg *cg, const IrModule *mod) {
     int ids[5] = {fns->forward, fns->loss_grad, fns->spec, fns->loss_grad_spec,
                   fns->spec_vjp};
     int nids = fns->nfolded > 0 ? 5 : 2;
+    char what[32];
+    snprintf(what, sizeof what, "source %d", s);
     for (int k = 0; k < nids; k++)
-      if (ids[k] < 0 || ids[k] >= mod->nfuncs)
-        return cg_fail(cg, "source %d names function %d of %d", s, ids[k], mod->nfuncs);
-    if (check_ids(cg, s, fns->grad_params, fns->ngrad, mod->nparams) != 0 ||
-        check_ids(cg, s, fns->folded, fns->nfolded, mod->nparams) != 0 ||
-        check_ids(cg, s, fns->spec_grad_params, fns->nspec_grad, mod->nparams) != 0 ||
-        check_ids(cg, s, fns->vjp_params, fns->nvjp, mod->nparams) != 0)
+      if (check_function(cg, what, ids[k], mod->nfuncs) != 0)
+        return -1;
+    if (fns->loss_held >= 0 && check_function(cg, what, fns->loss_held, mod->nfuncs) != 0)
+      return -1;
+    if (check_ids(cg, what, fns->grad_params, fns->ngrad, mod->nparams) != 0 ||
+        check_ids(cg, what, fns->folded, fns->nfolded, mod->nparams) != 0 ||
+        check_ids(cg, what, fns->spec_grad_params, fns->nspec_grad, mod->nparams) != 0 ||
+        check_ids(cg, what, fns->vjp_params, fns->nvjp, mod->nparams) != 0)
       return -1;
   }
-  return 0;
+  return check_graph(cg, mod);
 }
 
 /* ---- driver --------------------------------------------------------------------- */
@@ -1279,6 +1570,7 @@ static void cg_open(Cg *cg, char *err, int errlen) {
 }
 
 static void cg_close(Cg *cg) {
+  forget_kernels(cg);
   if (cg->tm)
     LLVMDisposeTargetMachine(cg->tm);
   LLVMDisposeBuilder(cg->b);
@@ -1295,10 +1587,13 @@ static bool *f64_wanted(const IrModule *mod, bool descriptor) {
   bool *want = xcalloc(mod->nfuncs ? mod->nfuncs : 1, sizeof *want);
   for (int i = 0; i < mod->nfuncs; i++)
     want[i] = !descriptor;
+  if (descriptor && mod->prior >= 0)
+    want[mod->prior] = true;
   for (int s = 0; descriptor && s < mod->model->nsources; s++) {
     const IrSourceFns *fns = &mod->source_fns[s];
-    int ids[4] = {fns->loss_grad, fns->spec, fns->loss_grad_spec, fns->spec_vjp};
-    for (int k = 0; k < 4; k++)
+    int ids[5] = {fns->loss_grad, fns->spec, fns->loss_grad_spec, fns->spec_vjp,
+                  fns->loss_held};
+    for (int k = 0; k < 5; k++)
       if (ids[k] >= 0)
         want[ids[k]] = true;
   }
@@ -1395,7 +1690,6 @@ int cg_emit_object(const IrModule *mod, const CgOptions *opt, const char *obj_pa
     o.opt_level = 2;
   Cg cg;
   cg_open(&cg, err, errlen);
-  cg.inline_kernels = o.opt_level > 0;
   int rc = make_target(&cg, o.opt_level);
   if (rc == 0 && o.descriptor)
     rc = check_sources(&cg, mod);

@@ -383,13 +383,29 @@ static int compare_entries(const void *pa, const void *pb, void *diag) {
   return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 
+/* The same message at the same place: one mistake found twice (a let with
+ * a bad value read by two statements), printed once. */
+static bool same_entry(const Entry *a, const Entry *b) {
+  return a->level == b->level && a->code == b->code && a->pos.file == b->pos.file &&
+         a->pos.line == b->pos.line && a->pos.col == b->pos.col &&
+         a->pos.len == b->pos.len && strcmp(a->msg, b->msg) == 0;
+}
+
 void diag_flush(Diag *d) {
   Entry *sorted = malloc((d->nentries ? d->nentries : 1) * sizeof *sorted);
+  const Entry *shown = NULL;       /* the last diagnostic printed, not a note */
+  bool repeated = false;           /* the current diagnostic repeats it */
   if (d->nentries)
     memcpy(sorted, d->entries, d->nentries * sizeof *sorted);
   qsort_r(sorted, d->nentries, sizeof *sorted, compare_entries, d);
-  for (int i = 0; i < d->nentries; i++)
-    print_entry(d, &sorted[i]);
+  for (int i = 0; i < d->nentries; i++) {
+    if (sorted[i].level != DIAG_NOTE) {
+      repeated = shown && same_entry(shown, &sorted[i]);
+      shown = repeated ? shown : &sorted[i];
+    }
+    if (!repeated)
+      print_entry(d, &sorted[i]);
+  }
   if (d->dropped)
     fprintf(d->out, "lobec: %d more error%s not shown\n", d->dropped,
             d->dropped == 1 ? "" : "s");

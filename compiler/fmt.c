@@ -42,14 +42,15 @@ enum { NO_KEY = -1 };
 
 static bool ends_operand(int kind) {
   return kind == TK_NUMBER || kind == TK_STRING || kind == TK_IDENT ||
-         kind == TK_RPAREN || kind == TK_RBRACKET;
+         kind == TK_QNAME || kind == TK_RPAREN || kind == TK_RBRACKET;
 }
 
+/* spaced_colon: the colon of `region V1 : cortex`, not of `rate: 1Hz`. */
 static bool space_before(const Token *prev, bool prev_unary, bool prev_operand,
-                         const Token *t, bool region) {
+                         const Token *t, bool spaced_colon) {
   switch (t->kind) {
   case TK_COMMA: case TK_RPAREN: case TK_RBRACKET: case TK_DOT: return false;
-  case TK_COLON: return region;             /* `region V1 : cortex`, `rate: 1Hz` */
+  case TK_COLON: return spaced_colon;
   case TK_LPAREN:
     if (prev_operand)
       return false;                         /* a call */
@@ -72,13 +73,16 @@ static void render(const Fmt *f, Span s) {
   bool region = f->toks[s.first].kind == TK_REGION;
   const Token *prev = NULL;
   bool prev_unary = false, prev_operand = false;
+  int depth = 0;                            /* open ( and [ */
   for (int i = s.first; i <= s.last; i++) {
     const Token *t = &f->toks[i];
+    depth -= t->kind == TK_RPAREN || t->kind == TK_RBRACKET;
     if (trailing_comma(f, i, s))
       continue;
-    if (prev && space_before(prev, prev_unary, prev_operand, t, region))
+    if (prev && space_before(prev, prev_unary, prev_operand, t, region && depth == 0))
       fputc(' ', f->out);
     fwrite(t->start, 1, (size_t)t->len, f->out);
+    depth += t->kind == TK_LPAREN || t->kind == TK_LBRACKET;
     prev_unary = t->kind == TK_MINUS && !prev_operand;
     prev_operand = ends_operand(t->kind) || (t->kind == TK_X && !prev_operand);
     prev = t;

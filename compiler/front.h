@@ -302,7 +302,9 @@ void ast_expr_print(FILE *out, const Expr *e);
 
 /* ------------------------------------------------------- lexer.re, parse */
 
-/* Token kinds are the TK_* codes of the generated grammar.h; 0 ends input. */
+/* Token kinds are the TK_* codes of the generated grammar.h; 0 ends input.
+ * A qualified name written without blanks (`areas.cortex`) is one TK_QNAME
+ * token, so that its Name spans exactly the dotted text. */
 typedef struct Token {
   int kind;
   const char *start;  /* into the source text */
@@ -357,11 +359,57 @@ Program *parse_file(Diag *d, SrcFile *file);
  * [ ], and separating or trailing commas change: the AST stays the same. */
 char *fmt_source(Diag *d, SrcFile *file);
 
+/* -------------------------------------------------------------- import.c */
+/* `import a.b.c [as n]` loads the file a/b/c.lobe, searched in the folder of
+ * the importing file, then in the stdlib folder. Each file is loaded and
+ * parsed once, whatever imports it under whatever name. A module may hold
+ * only import, aunn and let statements. */
+
+typedef struct Namespace {
+  char *name;         /* the alias, else the last component of the module */
+  SrcPos pos;         /* the alias, else the module name, in the import */
+  int module;         /* index into ModuleSet.modules; -1 if it did not load */
+} Namespace;
+
+typedef struct Module {
+  char *name;         /* "std.priors"; for the spec, its path */
+  const Program *prog;
+  Namespace *spaces;  /* its imports, in order */
+  int nspaces;
+  bool broken;        /* syntax errors: its names are not checked (quietly) */
+} Module;
+
+typedef struct ModuleSet {
+  Module *modules;    /* modules[0] is the spec (its Program is the caller's) */
+  int nmodules;
+} ModuleSet;
+
+/* Loads every module p imports, directly or not; reports missing modules
+ * (with the paths searched), import cycles (with the chain), two imports
+ * with one namespace and statements a module may not hold. */
+ModuleSet *import_load(Diag *d, const Program *p);
+void import_free(ModuleSet *set);
+/* The namespace `name` (len bytes) of module m, or NULL. */
+const Namespace *import_namespace(const ModuleSet *set, int m, const char *name,
+                                  int len);
+/* The stdlib folder, malloc'd: $LOBE_STDLIB if set, else
+ * <folder of the program>/../share/lobe/stdlib if it exists, else the
+ * source tree's stdlib/. */
+char *import_stdlib_folder(void);
+
 /* ---------------------------------------------------------------- sema.c */
 
 /* Checks the program; on success returns a Model (errors reported to d
  * otherwise, and NULL). The Model owns its strings; free with sema_free. */
 Model *sema_check(Diag *d, const Program *p);
 void sema_free(Model *m);
+
+/* --------------------------------------------------------------- graph.c */
+
+/* The region graph of m as Graphviz dot text (`lobec graph`, docs/graph.md):
+ * a node per region with its AUNN, position and recorded subjects, an edge
+ * per Edge, and `title` (the spec's path) over it. The same Model always
+ * gives the same text. */
+void graph_write_dot(FILE *out, const Model *m, const char *title);
 
 #endif

@@ -28,6 +28,7 @@ typedef struct ParseState {
   const Lexer *lexer;
   Program *prog;
   Token current;                   /* the token being parsed, for overflow errors */
+  Token previous;                  /* the one before it */
   bool overflowed;                 /* the stack overflowed: stop parsing */
   bool statement_failed;           /* the last statement was a syntax error */
   bool rejected;                   /* the parser will reject the current token */
@@ -43,6 +44,10 @@ typedef struct ItemList {
   Item *v;
   int n;
 } ItemList;
+
+typedef struct ConnectOptions {
+  Expr *delay, *prior;
+} ConnectOptions;
 
 static void report_syntax_error(ParseState *ps, Token found);
 
@@ -62,6 +67,18 @@ static char *without_blanks(Name n) {
 
 static Name no_name(void) {
   return (Name){"", 0, {0}};
+}
+
+/* first..last as one Name: both lie in the same text, first before last. */
+static Name name_span(Name first, Name last) {
+  return (Name){first.start, (int)(last.start + last.len - first.start),
+                ast_span(first.pos, last.pos)};
+}
+
+static Expr *name_expr(Name n) {
+  Expr *e = ast_leaf(EXPR_NAME, n.pos);
+  e->name = n;
+  return e;
 }
 
 /* Every expression node goes through here: too deep a tree is one error and
@@ -113,6 +130,7 @@ static void add_decl(ParseState *ps, Decl decl) {
 
 %token NEWLINE IDENT NUMBER STRING
        IMPORT SUBJECTS AUNN REGION DATA OF LOSS TRAIN CONNECT DELAY X
+       QNAME PRIOR LET AS AT SIMULATE OBSERVE
        LBRACE RBRACE LPAREN RPAREN LBRACKET RBRACKET COMMA COLON DOT EQ ARROW
        PLUS MINUS STAR SLASH.
 
@@ -127,6 +145,14 @@ static void add_decl(ParseState *ps, Decl decl) {
 %type names {NameList}
 %destructor names { free($$.v); }
 %type dotted {Name}
+%type qualified {Name}
+%type alias {Name}
+%type position {Expr *}
+%destructor position { ast_expr_free($$); }
+%type group {Expr *}
+%destructor group { ast_expr_free($$); }
+%type connect_options {ConnectOptions}
+%destructor connect_options { ast_expr_free($$.delay); ast_expr_free($$.prior); }
 %type expr {Expr *}
 %destructor expr { ast_expr_free($$); }
 %type values {Args}
@@ -162,13 +188,23 @@ statement ::= error NEWLINE. {
   yypParser->yyerrcnt = -1;        /* resynchronised: report the next line's errors */
 }
 
-statement ::= IMPORT(K) dotted(M) NEWLINE. {
+statement ::= IMPORT(K) dotted(M) alias(N) NEWLINE. {
   add_decl(ps, (Decl){.kind = DECL_IMPORT, .pos = K.pos, .module = without_blanks(M),
-                      .module_pos = M.pos});
+                      .module_pos = M.pos, .alias = N});
 }
-dotted(A) ::= IDENT(T). { A = name_of(T); }
-dotted(A) ::= dotted(B) DOT IDENT(T). {
-  A = (Name){B.start, (int)(T.start + T.len - B.start), ast_span(B.pos, T.pos)};
+/* A module path may have blanks around its dots (`std . encodings`). */
+dotted(A) ::= qualified(B). { A = B; }
+dotted(A) ::= dotted(B) DOT qualified(C). { A = name_span(B, C); }
+alias(A) ::= . { A = no_name(); }
+alias(A) ::= AS IDENT(T). { A = name_of(T); }
+
+/* A name that an import's namespace may qualify: the lexer makes one QNAME
+ * token of `areas.cortex` (no blanks), so that the Name spans exactly it. */
+qualified(A) ::= IDENT(T). { A = name_of(T); }
+qualified(A) ::= QNAME(T). { A = name_of(T); }
+
+statement ::= LET(K) IDENT(N) EQ expr(E) NEWLINE. {
+  add_decl(ps, (Decl){.kind = DECL_LET, .pos = K.pos, .name = name_of(N), .value = E});
 }
 
 statement ::= SUBJECTS(K) names(N) NEWLINE. {
@@ -182,10 +218,27 @@ names(A) ::= names(B) COMMA IDENT(T). {
   A = (NameList){ast_names_add(B.v, B.n, name_of(T)), B.n + 1};
 }
 
-statement ::= REGION(K) names(N) COLON IDENT(T) NEWLINE. {
+statement ::= REGION(K) names(N) COLON qualified(T) position(P) NEWLINE. {
   add_decl(ps, (Decl){.kind = DECL_REGION, .pos = K.pos, .names = N.v,
-                      .nnames = N.n, .ref = name_of(T)});
+                      .nnames = N.n, .ref = T, .position = P});
 }
+position(A) ::= . { A = NULL; }
+position(A) ::= AT expr(E). { A = E; }
+
+/* connect FROM -> TO [delay D] [prior P], either option first. */
+statement ::= CONNECT(K) group(F) ARROW(R) group(T) connect_options(O) NEWLINE. {
+  add_decl(ps, (Decl){.kind = DECL_CONNECT, .pos = K.pos, .from = F, .to = T,
+                      .arrow = R.pos, .delay = O.delay, .prior = O.prior});
+}
+group(A) ::= qualified(N). { A = name_expr(N); }
+group(A) ::= LBRACKET(O) list(B) RBRACKET(C). {
+  A = bounded(ps, ast_list(O.pos, B, C.pos));
+}
+connect_options(A) ::= . { A = (ConnectOptions){NULL, NULL}; }
+connect_options(A) ::= DELAY expr(D). { A = (ConnectOptions){D, NULL}; }
+connect_options(A) ::= PRIOR expr(P). { A = (ConnectOptions){NULL, P}; }
+connect_options(A) ::= DELAY expr(D) PRIOR expr(P). { A = (ConnectOptions){D, P}; }
+connect_options(A) ::= PRIOR expr(P) DELAY expr(D). { A = (ConnectOptions){D, P}; }
 
 statement ::= DATA(K) IDENT(R) OF IDENT(S) EQ expr(E) NEWLINE. {
   add_decl(ps, (Decl){.kind = DECL_DATA, .pos = K.pos, .name = name_of(R),
@@ -253,10 +306,7 @@ expr(A) ::= STRING(T). {
   A = ast_leaf(EXPR_STRING, T.pos);
   A->string = ast_decode_string(T.start, T.len);
 }
-expr(A) ::= IDENT(T). {
-  A = ast_leaf(EXPR_NAME, T.pos);
-  A->name = name_of(T);
-}
+expr(A) ::= qualified(N). { A = name_expr(N); }
 expr(A) ::= IDENT(T) LPAREN args(B) RPAREN(C). {
   A = bounded(ps, ast_call(name_of(T), B, C.pos));
 }
@@ -326,11 +376,15 @@ static bool is_operator(int kind) {
          kind == TK_SLASH || kind == TK_X;
 }
 
-static const int statement_starts[] = {TK_IMPORT, TK_SUBJECTS, TK_AUNN, TK_REGION,
-                                       TK_DATA, TK_LOSS, TK_TRAIN};
-static const int expression_starts[] = {TK_NUMBER, TK_STRING, TK_IDENT, TK_LPAREN,
-                                        TK_LBRACKET, TK_MINUS};
-enum { NSTATEMENT = 7, NEXPRESSION = 6 };
+static const int statement_starts[] = {TK_IMPORT, TK_LET, TK_SUBJECTS, TK_AUNN,
+                                       TK_REGION, TK_CONNECT, TK_DATA, TK_LOSS,
+                                       TK_TRAIN};
+static const int expression_starts[] = {TK_NUMBER, TK_STRING, TK_IDENT, TK_QNAME,
+                                        TK_LPAREN, TK_LBRACKET, TK_MINUS};
+enum {
+  NSTATEMENT = sizeof statement_starts / sizeof *statement_starts,
+  NEXPRESSION = sizeof expression_starts / sizeof *expression_starts
+};
 
 static bool all_in(const bool *ok, const int *kinds, int n) {
   for (int i = 0; i < n; i++)
@@ -349,6 +403,8 @@ static int expected_names(const bool *expected, const char **names) {
       ok[expression_starts[i]] = false;
     names[n++] = "an expression";
   }
+  if (ok[TK_IDENT])
+    ok[TK_QNAME] = false;          /* "a name" says it: a qualified one is one too */
   for (int k = 1; k < YYNTOKEN; k++)
     if (ok[k] && k != TK_NEWLINE && k != YYERRORSYMBOL && !is_operator(k))
       names[n++] = lex_kind_name(k);
@@ -374,22 +430,32 @@ static void join(char *buf, size_t size, const char **names, int n) {
 
 /* How the message names the token found. */
 static void found_text(char *buf, size_t size, Token t) {
-  if (t.kind == TK_IDENT || t.kind == TK_NUMBER || t.kind == TK_X)
+  if (t.kind == TK_IDENT || t.kind == TK_QNAME || t.kind == TK_NUMBER || t.kind == TK_X)
     snprintf(buf, size, "'%.*s'%s", t.len > 32 ? 32 : t.len, t.start,
              t.len > 32 ? "..." : "");
   else
     snprintf(buf, size, "%s", lex_kind_name(t.kind));
 }
 
-static const char *const statement_words[] = {"import", "subjects", "aunn", "region",
-                                              "data", "loss", "train"};
+/* The words of statement_starts, in its order. */
+static const char *const statement_words[] = {"import", "let", "subjects", "aunn",
+                                              "region", "connect", "data", "loss",
+                                              "train"};
+_Static_assert(sizeof statement_words / sizeof *statement_words == NSTATEMENT,
+               "statement_words and statement_starts differ");
 
+/* The statement keyword nearest in spelling to t, if near enough. */
 static const char *close_keyword(Token t) {
   int limit = t.len > 4 ? 2 : 1;
-  for (int i = 0; i < NSTATEMENT; i++)
-    if (ast_edit_distance(t.start, t.len, statement_words[i], limit) <= limit)
-      return statement_words[i];
-  return NULL;
+  const char *best = NULL;
+  for (int i = 0; i < NSTATEMENT; i++) {
+    int dist = ast_edit_distance(t.start, t.len, statement_words[i], limit);
+    if (dist <= limit) {
+      best = statement_words[i];
+      limit = dist - 1;            /* only a nearer one replaces it */
+    }
+  }
+  return best;
 }
 
 /* Where a statement should start. After a failed statement only a likely
@@ -402,8 +468,19 @@ static void report_bad_statement(ParseState *ps, Token found, const char *what) 
                "unknown statement %s; did you mean '%s'?", what, hint);
   else if (!ps->statement_failed)
     diag_error(ps->diag, DIAG_NOT_STATEMENT, found.pos,
-               "expected a statement (import, subjects, aunn, region, data, loss or "
-               "train), found %s", what);
+               "expected a statement (import, let, subjects, aunn, region, connect, "
+               "data, loss or train), found %s", what);
+}
+
+/* `areas . cortex`: blanks split a qualified name into tokens that make no
+ * sense outside an import; say that rather than what was expected. */
+static bool blank_in_qualified_name(const ParseState *ps, Token found) {
+  Token name = ps->previous;
+  if (found.kind != TK_DOT ||
+      (name.kind != TK_IDENT && name.kind != TK_QNAME && name.kind != TK_X))
+    return false;
+  char after = found.start[1];     /* the text goes on to a NUL */
+  return name.start + name.len != found.start || after == ' ' || after == '\t';
 }
 
 static void report_syntax_error(ParseState *ps, Token found) {
@@ -411,10 +488,15 @@ static void report_syntax_error(ParseState *ps, Token found) {
   const char *names[YYNTOKEN];
   if (found.pos.line == ps->lexer->error_line)
     return;                        /* most likely the lexical error's doing */
-  if (found.kind == TK_CONNECT || found.kind == TK_DELAY) {
+  if (found.kind == TK_SIMULATE || found.kind == TK_OBSERVE) {
     diag_error(ps->diag, DIAG_RESERVED, found.pos,
                "'%.*s' is reserved for a later version of the language", found.len,
                found.start);
+    return;
+  }
+  if (blank_in_qualified_name(ps, found)) {
+    diag_error(ps->diag, DIAG_SYNTAX, found.pos,
+               "a qualified name has no blanks around its '.' (like areas.cortex)");
     return;
   }
   found_text(what, sizeof what, found);
@@ -439,6 +521,7 @@ Program *parse_file(Diag *d, SrcFile *file) {
   Token t;
   do {
     lex_next(&lx, &t);
+    ps.previous = ps.current;
     ps.current = t;
     note_expected(&ps, parser, t.kind);
     parse_lemon(parser, t.kind, t);

@@ -77,6 +77,8 @@ static double apply_unary(IrOp op, double x) {
   case IR_SIGMOID: return 1.0 / (1.0 + exp(-x));
   case IR_RELU:    return x > 0 ? x : 0.0;
   case IR_STEP:    return x > 0 ? 1.0 : 0.0;
+  case IR_ABS:     return fabs(x);
+  case IR_DETACH:  return x;
   default:         return sqrt(x);
   }
 }
@@ -144,28 +146,39 @@ static void copy_columns(double *dst, int dw, int to, const double *src, int sw,
     memcpy(dst + (long)r * dw + to, src + (long)r * sw + from, len * sizeof *dst);
 }
 
+/* Along rows (axis 0) every block is a contiguous run of whole rows. */
 static int eval_concat(Interp *ip, const IrInstr *in, double *dst) {
-  int rows = in->shape.dim[0], cols = in->shape.dim[1], at_col = 0;
+  int rows = in->shape.dim[0], cols = in->shape.dim[1], at = 0;
   for (int k = 0; k < in->nargs; k++) {
     int w = cols_of(ip, in->args[k]);
-    copy_columns(dst, cols, at_col, operand(ip, in, k), w, 0, w, rows);
-    at_col += w;
+    long n = ir_numel(ip->f->ins[in->args[k]].shape);
+    if (in->axis == 0)
+      memcpy(dst + (long)at * cols, operand(ip, in, k), n * sizeof *dst);
+    else
+      copy_columns(dst, cols, at, operand(ip, in, k), w, 0, w, rows);
+    at += ip->f->ins[in->args[k]].shape.dim[in->axis];
   }
   return 0;
 }
 
 static int eval_slice(Interp *ip, const IrInstr *in, double *dst) {
-  int len = in->shape.dim[1];
-  copy_columns(dst, len, 0, operand(ip, in, 0), cols_of(ip, in->args[0]), in->start,
-               len, in->shape.dim[0]);
+  int len = in->shape.dim[1], cols = cols_of(ip, in->args[0]);
+  if (in->axis == 0)
+    memcpy(dst, operand(ip, in, 0) + (long)in->start * cols,
+           ir_numel(in->shape) * sizeof *dst);
+  else
+    copy_columns(dst, len, 0, operand(ip, in, 0), cols, in->start, len, in->shape.dim[0]);
   return 0;
 }
 
 static int eval_pad(Interp *ip, const IrInstr *in, double *dst) {
-  int len = cols_of(ip, in->args[0]);
+  int len = cols_of(ip, in->args[0]), cols = in->shape.dim[1];
   memset(dst, 0, ir_numel(in->shape) * sizeof *dst);
-  copy_columns(dst, in->shape.dim[1], in->start, operand(ip, in, 0), len, 0, len,
-               in->shape.dim[0]);
+  if (in->axis == 0)
+    memcpy(dst + (long)in->start * cols, operand(ip, in, 0),
+           ir_numel(ip->f->ins[in->args[0]].shape) * sizeof *dst);
+  else
+    copy_columns(dst, cols, in->start, operand(ip, in, 0), len, 0, len, in->shape.dim[0]);
   return 0;
 }
 
@@ -210,7 +223,8 @@ static const EvalFn eval_fns[IR_NOPS] = {
     [IR_DIV] = eval_binary,    [IR_NEG] = eval_unary,     [IR_EXP] = eval_unary,
     [IR_LOG] = eval_unary,     [IR_SIN] = eval_unary,     [IR_COS] = eval_unary,
     [IR_TANH] = eval_unary,    [IR_SIGMOID] = eval_unary, [IR_RELU] = eval_unary,
-    [IR_STEP] = eval_unary,    [IR_SQRT] = eval_unary,    [IR_BCAST] = eval_bcast,
+    [IR_STEP] = eval_unary,    [IR_SQRT] = eval_unary,    [IR_ABS] = eval_unary,
+    [IR_DETACH] = eval_unary,  [IR_BCAST] = eval_bcast,
     [IR_SUM] = eval_sum,       [IR_MATMUL] = eval_matmul, [IR_CONCAT] = eval_concat,
     [IR_SLICE] = eval_slice,   [IR_PAD] = eval_pad,       [IR_GATHER] = eval_gather,
     [IR_SCATTER_ADD] = eval_scatter_add,

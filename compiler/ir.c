@@ -7,6 +7,7 @@
  * the same checkers over a whole function, so the two can never disagree.
  */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,7 +41,7 @@ bool ir_shape_eq(IrShape a, IrShape b) {
   return true;
 }
 
-bool ir_is_elementwise(IrOp op) { return op >= IR_ADD && op <= IR_SQRT; }
+bool ir_is_elementwise(IrOp op) { return op >= IR_ADD && op <= IR_DETACH; }
 
 static bool is_binary(IrOp op) { return op >= IR_ADD && op <= IR_DIV; }
 
@@ -95,7 +96,7 @@ void ir_func_free(IrFunc *f) {
 
 IrModule *ir_module_new(const Model *m) {
   IrModule *mod = xrealloc(NULL, sizeof *mod);
-  *mod = (IrModule){.model = m};
+  *mod = (IrModule){.model = m, .prior = -1};
   return mod;
 }
 
@@ -114,6 +115,8 @@ void ir_module_free(IrModule *mod) {
     ir_func_free(mod->funcs[i]);
   for (int i = 0; i < mod->nparams; i++)
     free(mod->params[i].name);
+  free(mod->gate_params);
+  free(mod->prior_params);
   if (mod->source_fns && mod->model)
     for (int s = 0; s < mod->model->nsources; s++)
       free(mod->source_fns[s].grad_params);
@@ -192,6 +195,10 @@ static bool check_leaf(Check *c) {
     return fail(c, "argument number %d", c->in->index);
   if (c->in->op == IR_TENSOR && !c->in->data)
     return fail(c, "no data");
+  if (c->in->op == IR_CONST && c->in->type == TY_I32 &&
+      !(c->in->value >= INT32_MIN && c->in->value <= INT32_MAX &&
+        c->in->value == (int32_t)c->in->value))
+    return fail(c, "i32 constant %g is not a 32-bit integer", c->in->value);
   return true;
 }
 
@@ -243,37 +250,62 @@ static bool check_matmul(Check *c) {
   return want_shape(c, IR_MAT(m, n));
 }
 
+/* Concat, slice and pad work along `axis` (1: columns, 0: rows) of rank-2
+ * values; `kept` is the other dimension, which they leave alone. */
+static bool want_block_axis(Check *c) {
+  if (c->in->axis != 0 && c->in->axis != 1)
+    return fail(c, "axis %d", c->in->axis);
+  return true;
+}
+
+static const char *axis_unit(int axis) { return axis ? "columns" : "rows"; }
+
+/* The result shape with `along` in dimension axis and `kept` in the other. */
+static IrShape block_shape(int axis, int along, int kept) {
+  return axis ? IR_MAT(kept, along) : IR_MAT(along, kept);
+}
+
 static bool check_concat(Check *c) {
   if (c->in->nargs < 1)
     return fail(c, "no operands");
-  int cols = 0;
+  if (!want_block_axis(c))
+    return false;
+  int axis = c->in->axis, kept = arg(c, 0)->shape.dim[!axis], along = 0;
   for (int k = 0; k < c->in->nargs; k++) {
     if (!want_rank(c, k, 2))
       return false;
-    if (arg(c, k)->shape.dim[0] != arg(c, 0)->shape.dim[0])
-      return fail(c, "operand %d has %d rows, expected %d", k,
-                  arg(c, k)->shape.dim[0], arg(c, 0)->shape.dim[0]);
-    cols += arg(c, k)->shape.dim[1];
+    if (arg(c, k)->shape.dim[!axis] != kept)
+      return fail(c, "operand %d has %d %s, expected %d", k, arg(c, k)->shape.dim[!axis],
+                  axis_unit(!axis), kept);
+    along += arg(c, k)->shape.dim[axis];
   }
-  return want_shape(c, IR_MAT(arg(c, 0)->shape.dim[0], cols));
+  return want_shape(c, block_shape(axis, along, kept));
 }
 
 static bool check_slice(Check *c) {
+  if (!want_block_axis(c))
+    return false;
   if (!want_rank(c, 0, 2) || c->in->shape.rank != 2)
     return fail(c, "needs rank-2 operand and result");
-  int cols = arg(c, 0)->shape.dim[1], len = c->in->shape.dim[1];
-  if (c->in->start < 0 || len < 1 || c->in->start + len > cols)
-    return fail(c, "columns [%d,%d) outside [0,%d)", c->in->start, c->in->start + len, cols);
-  return want_shape(c, IR_MAT(arg(c, 0)->shape.dim[0], len));
+  int axis = c->in->axis;
+  int n = arg(c, 0)->shape.dim[axis], len = c->in->shape.dim[axis];
+  if (c->in->start < 0 || len < 1 || c->in->start + len > n)
+    return fail(c, "%s [%d,%d) outside [0,%d)", axis_unit(axis), c->in->start,
+                c->in->start + len, n);
+  return want_shape(c, block_shape(axis, len, arg(c, 0)->shape.dim[!axis]));
 }
 
 static bool check_pad(Check *c) {
+  if (!want_block_axis(c))
+    return false;
   if (!want_rank(c, 0, 2) || c->in->shape.rank != 2)
     return fail(c, "needs rank-2 operand and result");
-  int len = arg(c, 0)->shape.dim[1], cols = c->in->shape.dim[1];
-  if (c->in->start < 0 || c->in->start + len > cols)
-    return fail(c, "columns [%d,%d) outside [0,%d)", c->in->start, c->in->start + len, cols);
-  return want_shape(c, IR_MAT(arg(c, 0)->shape.dim[0], cols));
+  int axis = c->in->axis;
+  int len = arg(c, 0)->shape.dim[axis], n = c->in->shape.dim[axis];
+  if (c->in->start < 0 || c->in->start + len > n)
+    return fail(c, "%s [%d,%d) outside [0,%d)", axis_unit(axis), c->in->start,
+                c->in->start + len, n);
+  return want_shape(c, block_shape(axis, n, arg(c, 0)->shape.dim[!axis]));
 }
 
 static bool want_index(Check *c, int k, int rows) {
@@ -313,17 +345,19 @@ static const struct {
     [IR_SIN] = {1, check_elementwise},  [IR_COS] = {1, check_elementwise},
     [IR_TANH] = {1, check_elementwise}, [IR_SIGMOID] = {1, check_elementwise},
     [IR_RELU] = {1, check_elementwise}, [IR_STEP] = {1, check_elementwise},
-    [IR_SQRT] = {1, check_elementwise}, [IR_BCAST] = {1, check_bcast},
+    [IR_SQRT] = {1, check_elementwise}, [IR_ABS] = {1, check_elementwise},
+    [IR_DETACH] = {1, check_elementwise}, [IR_BCAST] = {1, check_bcast},
     [IR_SUM] = {1, check_sum},          [IR_MATMUL] = {2, check_matmul},
     [IR_CONCAT] = {-1, check_concat},   [IR_SLICE] = {1, check_slice},
     [IR_PAD] = {1, check_pad},          [IR_GATHER] = {2, check_gather},
     [IR_SCATTER_ADD] = {2, check_scatter_add},
 };
 
-/* Only an index operand (operand 1 of gather and scatter_add) is i32. */
+/* Only an index operand (operand 1 of gather and scatter_add) is i32, and
+ * only inputs and constants produce i32 values. */
 static bool check_types(Check *c) {
   const IrInstr *in = c->in;
-  if (in->op != IR_INPUT && in->type != TY_REAL)
+  if (in->op != IR_INPUT && in->op != IR_CONST && in->type != TY_REAL)
     return fail(c, "result must be real");
   bool has_index = in->op == IR_GATHER || in->op == IR_SCATTER_ADD;
   for (int k = 0; k < in->nargs; k++)
@@ -401,6 +435,11 @@ int ir_const(IrFunc *f, double value, IrShape shape) {
                              .value = value});
 }
 
+int ir_const_i32(IrFunc *f, int value, IrShape shape) {
+  return append(f, (IrInstr){.op = IR_CONST, .type = TY_I32, .shape = shape,
+                             .value = value});
+}
+
 int ir_tensor(IrFunc *f, const double *data, IrShape shape) {
   long n = ir_numel(normal_shape(shape));
   double *copy = xrealloc(NULL, (n > 0 ? n : 1) * sizeof *copy);
@@ -449,26 +488,44 @@ int ir_matmul(IrFunc *f, int a, int b, bool trans_a, bool trans_b) {
                              .trans_b = trans_b});
 }
 
-int ir_concat(IrFunc *f, const int *parts, int n) {
-  int cols = 0;
+static int concat_along(IrFunc *f, int axis, const int *parts, int n) {
+  int along = 0;
   for (int k = 0; k < n; k++)
-    cols += shape_of(f, parts[k]).dim[1];
-  int rows = n > 0 ? shape_of(f, parts[0]).dim[0] : 0;
-  return build(f, IR_CONCAT, IR_MAT(rows, cols), parts, n);
+    along += shape_of(f, parts[k]).dim[axis];
+  int kept = n > 0 ? shape_of(f, parts[0]).dim[!axis] : 0;
+  return append(f, (IrInstr){.op = IR_CONCAT, .type = TY_REAL,
+                             .shape = block_shape(axis, along, kept), .nargs = n,
+                             .args = arg_list(parts, n), .axis = axis});
 }
 
-int ir_slice(IrFunc *f, int a, int start, int len) {
+/* slice (len) and pad (n) set the result's extent along axis */
+static int block_op(IrFunc *f, IrOp op, int axis, int a, int start, int n) {
   IrShape s = shape_of(f, a);
-  return append(f, (IrInstr){.op = IR_SLICE, .type = TY_REAL,
-                             .shape = IR_MAT(s.dim[0], len), .nargs = 1,
-                             .args = arg_list(&a, 1), .start = start});
+  return append(f, (IrInstr){.op = op, .type = TY_REAL,
+                             .shape = block_shape(axis, n, s.dim[!axis]), .nargs = 1,
+                             .args = arg_list(&a, 1), .axis = axis, .start = start});
+}
+
+int ir_concat(IrFunc *f, const int *parts, int n) { return concat_along(f, 1, parts, n); }
+
+int ir_slice(IrFunc *f, int a, int start, int len) {
+  return block_op(f, IR_SLICE, 1, a, start, len);
 }
 
 int ir_pad(IrFunc *f, int a, int start, int cols) {
-  IrShape s = shape_of(f, a);
-  return append(f, (IrInstr){.op = IR_PAD, .type = TY_REAL,
-                             .shape = IR_MAT(s.dim[0], cols), .nargs = 1,
-                             .args = arg_list(&a, 1), .start = start});
+  return block_op(f, IR_PAD, 1, a, start, cols);
+}
+
+int ir_concat_rows(IrFunc *f, const int *parts, int n) {
+  return concat_along(f, 0, parts, n);
+}
+
+int ir_slice_rows(IrFunc *f, int a, int start, int len) {
+  return block_op(f, IR_SLICE, 0, a, start, len);
+}
+
+int ir_pad_rows(IrFunc *f, int a, int start, int rows) {
+  return block_op(f, IR_PAD, 0, a, start, rows);
 }
 
 int ir_gather(IrFunc *f, int table, int idx) {

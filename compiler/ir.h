@@ -4,7 +4,8 @@
  * A function is a list of instructions in SSA form: value %i is the result
  * of instruction i, and operands always name earlier values. Shapes are static
  * (rank 0, 1 or 2, row-major). Element type is TY_REAL (float32 or float64,
- * chosen only at codegen; the interpreter uses double) or TY_I32 (indices).
+ * chosen only at codegen; the interpreter uses double) or TY_I32 (indices:
+ * inputs and constants, read only as the index of gather and scatter_add).
  * Elementwise ops take operands of identical shape: broadcasting is explicit
  * (IR_BCAST), so every op's adjoint is local.
  *
@@ -42,13 +43,18 @@ typedef struct IrShape {
   X(TANH, "tanh") X(SIGMOID, "sigmoid") X(RELU, "relu")                  \
   X(STEP, "step")       /* x > 0 ? 1 : 0; zero gradient */               \
   X(SQRT, "sqrt")                                                        \
+  X(ABS, "abs")         /* |x|; adjoint sign(x) * dy, sign(0) = 0 */     \
+  X(DETACH, "detach")   /* x, through which no gradient flows */         \
   /* shape */                                                             \
   X(BCAST, "bcast")     /* axis 0: [n]->[m,n]; 1: [m]->[m,n]; -1: []->any */ \
   X(SUM, "sum")         /* axis 0: [m,n]->[n]; 1: [m,n]->[m]; -1: any->[] */ \
   X(MATMUL, "matmul")   /* op(a)[m,k] x op(b)[k,n]; trans_a, trans_b */  \
-  X(CONCAT, "concat")   /* columns of n rank-2 operands with equal rows */ \
-  X(SLICE, "slice")     /* columns [start, start+len) of a rank-2 operand */ \
-  X(PAD, "pad")         /* [m,len] at column `start` of zeros [m,n] */   \
+  /* concat, slice, pad work on columns (axis 1) or rows (axis 0) */     \
+  X(CONCAT, "concat")   /* n rank-2 operands side by side (equal rows) or \
+                           stacked (equal columns) */                    \
+  X(SLICE, "slice")     /* columns (rows) [start, start+len) */         \
+  X(PAD, "pad")         /* [m,len] at column `start` of zeros [m,n]; rows: \
+                           [len,n] at row `start` of zeros [m,n] */      \
   X(GATHER, "gather")   /* table[V,E], idx i32[m] -> [m,E] (rows) */     \
   X(SCATTER_ADD, "scatter_add") /* src[m,E], idx[m] -> zeros[V,E] += rows */
 
@@ -67,10 +73,10 @@ typedef struct IrInstr {
   int *args;               /* operand value ids, each < this id */
   /* attributes; meaning depends on op */
   int index;               /* INPUT: argument number */
-  int axis;                /* BCAST, SUM */
+  int axis;                /* BCAST, SUM; CONCAT, SLICE, PAD: 1 columns, 0 rows */
   int start;               /* SLICE, PAD */
   bool trans_a, trans_b;   /* MATMUL */
-  double value;            /* CONST */
+  double value;            /* CONST (an integer when TY_I32) */
   double *data;            /* TENSOR: owned, numel elements */
   char *name;              /* optional: INPUT's argument name, debug names */
 } IrInstr;
@@ -95,13 +101,23 @@ typedef struct IrParam {
 } IrParam;
 
 /* The entry points lower builds for one data source; ids index IrModule.funcs.
- *   forward:   (params..., t[B], module[B], subject[B]) -> out[B,C]
- *   loss_grad: (params..., t[B], module[B], subject[B], y[B,C])
+ * A window has W = train.window steps; t is the time of its first step and
+ * step j's C values are columns [j*C, (j+1)*C) of out and y
+ * (docs/semantics.md, runtime/lobe_model.h).
+ *   forward:   (params..., t[B], module[B], subject[B]) -> out[B,W*C]
+ *   loss_grad: (params..., t[B], module[B], subject[B], y[B,W*C])
  *                -> loss[], d loss / d params[grad_params[i]]...
- * Specialised to the source's (region, subject) (docs/specialisation.md);
+ * where the loss is `loss` (LOSS_MSE or LOSS_POISSON), the mean over the
+ * batch of one window's loss. When the window reads the state before it
+ * (a delayed edge reaching back past its first step), also
+ *   loss_held: (params..., held params..., t[B], module[B], subject[B], y[B,W*C]) -> loss[]
+ * the same loss with that state computed from the held params: what
+ * loss_grad differentiates, for finite differences (-1 otherwise).
+ * Specialised to the source's (region, subject) (docs/specialisation.md),
+ * only when its window reads no other region (else the spec ids are -1);
  * theta' has one tensor per folded[k], of that parameter's shape:
  *   spec:           (params..., module[1], subject[1]) -> theta'...
- *   loss_grad_spec: (params'..., t[B], y[B,C])
+ *   loss_grad_spec: (params'..., t[B], y[B,W*C])
  *                     -> loss[], d loss / d params'[spec_grad_params[i]]...
  *   spec_vjp:       (params..., module[1], subject[1], d theta'...)
  *                     -> sum_k <d theta'_k, theta'_k>[], d / d params[vjp_params[i]]...
@@ -109,7 +125,8 @@ typedef struct IrParam {
  * nfolded is 0 (the spec ids -1) when lowered without specialisation.
  * All four lists share one allocation, owned through grad_params. */
 typedef struct IrSourceFns {
-  int forward, loss_grad;
+  LossKind loss;
+  int forward, loss_grad, loss_held;
   int *grad_params;
   int ngrad;
   int spec, loss_grad_spec, spec_vjp;
@@ -117,6 +134,9 @@ typedef struct IrSourceFns {
   int nfolded, nspec_grad, nvjp;
 } IrSourceFns;
 
+/* The prior, when the model has a regulariser (else prior is -1):
+ *   prior: (params...) -> loss[], d loss / d params[prior_params[i]]...
+ * the gate priors of the edges and the l2 loss terms, added once per step. */
 typedef struct IrModule {
   IrFunc **funcs;
   int nfuncs;
@@ -124,6 +144,10 @@ typedef struct IrModule {
   int nparams;
   const Model *model;      /* names, sources, train config for the descriptor */
   IrSourceFns *source_fns; /* one per model source */
+  int *gate_params;        /* one per model edge: its gate's parameter */
+  int prior;               /* function id, or -1 */
+  int *prior_params;
+  int nprior;
 } IrModule;
 
 /* ---------------------------------------------------------------- ir.c */
@@ -134,6 +158,7 @@ IrFunc *ir_func_new(const char *name);
 void ir_func_free(IrFunc *f);
 int ir_input(IrFunc *f, const char *name, IrType type, IrShape shape);
 int ir_const(IrFunc *f, double value, IrShape shape);
+int ir_const_i32(IrFunc *f, int value, IrShape shape);   /* an index constant */
 int ir_tensor(IrFunc *f, const double *data, IrShape shape);
 int ir_binary(IrFunc *f, IrOp op, int a, int b);
 int ir_unary(IrFunc *f, IrOp op, int a);
@@ -143,6 +168,9 @@ int ir_matmul(IrFunc *f, int a, int b, bool trans_a, bool trans_b);
 int ir_concat(IrFunc *f, const int *parts, int n);
 int ir_slice(IrFunc *f, int a, int start, int len);
 int ir_pad(IrFunc *f, int a, int start, int cols);
+int ir_concat_rows(IrFunc *f, const int *parts, int n);
+int ir_slice_rows(IrFunc *f, int a, int start, int len);
+int ir_pad_rows(IrFunc *f, int a, int start, int rows);
 int ir_gather(IrFunc *f, int table, int idx);
 int ir_scatter_add(IrFunc *f, int src, int idx, int rows);
 void ir_output(IrFunc *f, int value);
@@ -197,9 +225,12 @@ void pass_dce(IrFunc *f);    /* dead values; renumbers */
 const char *const *pass_names(void);  /* NULL-terminated, in order */
 
 /* -------------------------------------------------------------- lower.c */
-/* Builds every entry point of the model (per source forward and loss_grad,
- * and with specialise the spec entry points). Returns NULL only on internal
- * error. lower_model(m) is lower_model_with(m, true). */
+/* Builds every entry point of the model: per source forward and loss_grad
+ * over its window of the region graph, with specialise the spec entry
+ * points of the sources that read no other region, and the prior. Returns
+ * NULL only on internal error (a Model sema should have rejected: an edge
+ * whose embedding widths do not match, or a cycle without delay).
+ * lower_model(m) is lower_model_with(m, true). */
 IrModule *lower_model(const Model *m);
 IrModule *lower_model_with(const Model *m, bool specialise);
 

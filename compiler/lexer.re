@@ -5,7 +5,9 @@
  * in memory). Tokens point into the text and carry their line and column.
  * Lexical errors are reported to the Diag and skipped, so the parser sees a
  * clean token stream: a bad character vanishes, an unterminated string ends at
- * the end of its line, a number out of range is still a NUMBER.
+ * the end of its line, a number out of range is still a NUMBER. Keywords are
+ * reserved; a name with dots and no blanks (`areas.cortex`, `std.observe`)
+ * is one QNAME token, whatever words it is made of.
  */
 #include <errno.h>
 #include <math.h>
@@ -30,6 +32,7 @@
   digits = [0-9]+;
   number = digits ("." digits)? ([eE] [+-]? digits)?;
   ident = [a-zA-Z_] [a-zA-Z0-9_]*;
+  qualified = ident ("." ident)+;
 */
 
 void lex_init(Lexer *lx, Diag *d, const SrcFile *file) {
@@ -249,6 +252,12 @@ static int scan(Lexer *lx, Token *t) {
       "train"               { return TOKEN(TK_TRAIN); }
       "connect"             { return TOKEN(TK_CONNECT); }
       "delay"               { return TOKEN(TK_DELAY); }
+      "prior"               { return TOKEN(TK_PRIOR); }
+      "let"                 { return TOKEN(TK_LET); }
+      "as"                  { return TOKEN(TK_AS); }
+      "at"                  { return TOKEN(TK_AT); }
+      "simulate"            { return TOKEN(TK_SIMULATE); }
+      "observe"             { return TOKEN(TK_OBSERVE); }
       "x"                   { return TOKEN(TK_X); }
       "x" / [0-9]           {      /* the x of 64x2, else a name like x2 */
         if (start > lx->line_start && start[-1] >= '0' && start[-1] <= '9')
@@ -256,6 +265,7 @@ static int scan(Lexer *lx, Token *t) {
         return ident_from(lx, t, start);
       }
       ident                 { return TOKEN(TK_IDENT); }
+      qualified             { return TOKEN(TK_QNAME); }   /* areas.cortex, std.observe */
 
       digits / "x" [0-9]    {      /* 64x2 is 64 x 2 */
         lx->cur = YYCURSOR;
@@ -385,7 +395,7 @@ int lex_next(Lexer *lx, Token *t) {
 bool lex_is_statement_keyword(int kind) {
   switch (kind) {
   case TK_IMPORT: case TK_SUBJECTS: case TK_AUNN: case TK_REGION: case TK_DATA:
-  case TK_LOSS: case TK_TRAIN: case TK_CONNECT:
+  case TK_LOSS: case TK_TRAIN: case TK_CONNECT: case TK_LET:
     return true;
   }
   return false;
@@ -396,6 +406,7 @@ const char *lex_kind_name(int kind) {
   case 0: return "end of file";
   case TK_NEWLINE: return "end of line";
   case TK_IDENT: return "a name";
+  case TK_QNAME: return "a qualified name";
   case TK_NUMBER: return "a number";
   case TK_STRING: return "a string";
   case TK_IMPORT: return "'import'";
@@ -408,6 +419,12 @@ const char *lex_kind_name(int kind) {
   case TK_TRAIN: return "'train'";
   case TK_CONNECT: return "'connect'";
   case TK_DELAY: return "'delay'";
+  case TK_PRIOR: return "'prior'";
+  case TK_LET: return "'let'";
+  case TK_AS: return "'as'";
+  case TK_AT: return "'at'";
+  case TK_SIMULATE: return "'simulate'";
+  case TK_OBSERVE: return "'observe'";
   case TK_X: return "'x'";
   case TK_LBRACE: return "'{'";
   case TK_RBRACE: return "'}'";

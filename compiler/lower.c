@@ -1,26 +1,42 @@
 /*
  * lower.c — from the checked Model to the tensor IR.
  *
- * For every data source the model gets two entry points (ir.h, IrSourceFns):
- * the forward pass of the source's region through its AUNN and the source's
- * readout head, and the source's loss with its gradient (autodiff of the loss
- * with respect to the parameters the source reaches); unless lowered without
- * specialisation, also spec, loss_grad_spec and spec_vjp, which
- * fold the source's constant (region, subject) into the weights once per step
- * (docs/specialisation.md).
- * Every entry point takes all parameters, in IrModule.params order, so the
- * runtime passes one argument vector to all of them.
+ * For every data source the model gets its entry points (ir.h, IrSourceFns):
+ * the forward pass over one window of the region graph (docs/semantics.md)
+ * through the source's readout head, and the source's loss with its gradient
+ * (autodiff of the loss with respect to the parameters it reaches), and
+ * when the window reads the state before it, loss_held for gradcheck
+ * (ir.h); unless lowered without specialisation, the sources whose window
+ * reads no other region also get spec, loss_grad_spec and spec_vjp, which
+ * fold the source's constant (region, subject) into the weights once per
+ * step (docs/specialisation.md). One more function, the prior, holds the
+ * edge priors and l2 terms. Every entry point takes all parameters, in
+ * IrModule.params order, so the runtime passes one argument vector to all.
  *
  * Parameters of an AUNN named A:
- *   A.emb.module [regions, Em]   A.emb.subject [subjects, Es]   (normal 0,1)
+ *   A.emb.module [regions, Em]   A.emb.subject [subjects, Es]   (normal 0,1; absent
+ *                             when the size is 0: A is the same for all regions/subjects)
  *   A.fcL.w [in, out]  A.fcL.b [out]                             (uniform 1/sqrt(in))
  *   A.fc0.w_module [Em, out]  A.fc0.w_subject [Es, out]          (concat only: the
  *                             rows of fc0 that read the embeddings; fc0.w reads the encoding)
+ *   A.fc0.w_input [input, out]                                   (the rows of fc0 that
+ *                             read the region input u, when A has an input)
  *   A.filmL.w [Em+Es, 2*out]  A.filmL.b [2*out]                  (film only)
  *   A.latent.w [H, latent]  A.latent.b [latent]                  (when latent > 0)
- * and of each source S: head.S.w [in, channels], head.S.b [channels].
+ *   A.embed.w [latent or H, embed]  A.embed.b [embed]            (when embed > 0: from
+ *                             the activity, so what a region sends is what its data pin down)
+ * of each source S: head.S.w [in, channels], head.S.b [channels]; and of each
+ * edge u -> r its gate, gate.u->r (gate.u->r@10ms when delayed) [1] (constant 1).
+ *
+ * Windows are lowered with the W steps stacked as rows: a value over steps
+ * [k0, k1) is [(k1 - k0) * B, n], step k's batch in rows (k - k0) * B ...
+ * A region outside every cycle of the graph is evaluated for all steps at
+ * once; the regions of a cycle (which runs through a delay) step by step,
+ * sharing the first layer's product with the encoding.
  */
+#include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,8 +49,10 @@ typedef struct AunnParams {
   int w[MODEL_MAX_LAYERS], b[MODEL_MAX_LAYERS];
   int film_w[MODEL_MAX_LAYERS], film_b[MODEL_MAX_LAYERS];  /* film only */
   int w_module, w_subject;         /* concat only: fc0's embedding rows */
+  int w_input;                     /* fc0's input rows, or -1 */
   int spec_fn, vjp_fn;             /* spec and spec_vjp, shared by its sources */
   int latent_w, latent_b;          /* -1 without a latent layer */
+  int embed_w, embed_b;            /* -1 without an embedding */
   int width;                       /* features the readout heads see */
 } AunnParams;
 
@@ -43,14 +61,28 @@ typedef struct Lowering {
   IrModule *mod;
   AunnParams *aunn;                /* per Model.aunns */
   int *head_w, *head_b;            /* per Model.sources */
+  int *in_start, *in_edges;        /* edges into region v: in_edges[in_start[v]..in_start[v+1]) */
 } Lowering;
+
+static void *xcalloc(size_t n, size_t size) {
+  void *p = calloc(n ? n : 1, size);
+  if (!p) {
+    fprintf(stderr, "lobe: out of memory\n");
+    abort();
+  }
+  return p;
+}
 
 static char *fmt_name(const char *fmt, const char *a, const char *b) {
   int n = snprintf(NULL, 0, fmt, a, b);
-  char *s = malloc(n + 1);
+  char *s = xcalloc(n + 1, 1);
   snprintf(s, n + 1, fmt, a, b);
   return s;
 }
+
+static int aunn_of(const Lowering *L, int region) { return L->model->regions[region].aunn; }
+
+/* ---- parameters ------------------------------------------------------------ */
 
 static int add_param(IrModule *mod, char *name, int rows, int cols, int init,
                      double scale) {
@@ -79,18 +111,24 @@ static int encoding_width(const AunnDef *a) {
   return a->encoding == ENC_BINARY ? a->bits : 2 * a->bands;
 }
 
-/* With concat conditioning fc0 reads [encoding, e_module, e_subject]; its
- * weight is kept as three blocks of rows, one per part (fc0.w holds the
- * encoding's), so that lower_concat_input can treat each part apart. */
-static void declare_concat_rows(IrModule *mod, const AunnDef *a, AunnParams *p) {
-  int rows[2] = {a->module_dim, a->subject_dim};
-  const char *names[2] = {"fc0.w_module", "fc0.w_subject"};
-  int *ids[2] = {&p->w_module, &p->w_subject};
-  double bound = 1.0 / sqrt(encoding_width(a) + a->module_dim + a->subject_dim);
+/* fc0 reads [encoding, e_module, e_subject] (concat), and the region input u
+ * when the AUNN has one; its weight is kept as blocks of rows, one per part
+ * (fc0.w holds the encoding's), so that each part can be treated apart. All
+ * blocks share the bound of the whole layer's fan-in. */
+static void declare_fc0_rows(IrModule *mod, const AunnDef *a, AunnParams *p) {
+  bool concat = a->condition != COND_FILM;
+  int fan_in = encoding_width(a) + a->input;
+  if (concat)
+    fan_in += a->module_dim + a->subject_dim;
+  double bound = 1.0 / sqrt(fan_in);
   mod->params[p->w[0]].scale = mod->params[p->b[0]].scale = bound;
-  for (int k = 0; k < 2; k++)
-    *ids[k] = add_param(mod, fmt_name("%s.%s", a->name, names[k]), rows[k],
-                        a->hidden[0], LOBE_INIT_UNIFORM, bound);
+  int rows[3] = {concat ? a->module_dim : 0, concat ? a->subject_dim : 0, a->input};
+  const char *names[3] = {"fc0.w_module", "fc0.w_subject", "fc0.w_input"};
+  int *ids[3] = {&p->w_module, &p->w_subject, &p->w_input};
+  for (int k = 0; k < 3; k++)
+    *ids[k] = rows[k] > 0 ? add_param(mod, fmt_name("%s.%s", a->name, names[k]), rows[k],
+                                      a->hidden[0], LOBE_INIT_UNIFORM, bound)
+                          : -1;
 }
 
 /* The hidden layers; with film each has its map of the conditioning to
@@ -99,14 +137,13 @@ static int declare_hidden_params(IrModule *mod, const AunnDef *a, AunnParams *p)
   int cond = a->module_dim + a->subject_dim;
   bool film = a->condition == COND_FILM;
   int in = encoding_width(a);
-  p->w_module = p->w_subject = -1;
   p->spec_fn = p->vjp_fn = -1;
   for (int l = 0; l < a->nhidden; l++) {
     char layer[16];
     snprintf(layer, sizeof layer, "fc%d", l);
     add_dense(mod, a->name, layer, in, a->hidden[l], &p->w[l], &p->b[l]);
-    if (l == 0 && !film)
-      declare_concat_rows(mod, a, p);
+    if (l == 0)
+      declare_fc0_rows(mod, a, p);
     if (film) {
       snprintf(layer, sizeof layer, "film%d", l);
       add_dense(mod, a->name, layer, cond, 2 * a->hidden[l], &p->film_w[l],
@@ -121,17 +158,49 @@ static void declare_aunn_params(Lowering *L, int ai) {
   const AunnDef *a = &L->model->aunns[ai];
   AunnParams *p = &L->aunn[ai];
   IrModule *mod = L->mod;
-  p->emb_module = add_param(mod, fmt_name("%s.%s", a->name, "emb.module"),
-                            L->model->nregions, a->module_dim, LOBE_INIT_NORMAL, 1.0);
-  p->emb_subject = add_param(mod, fmt_name("%s.%s", a->name, "emb.subject"),
-                             L->model->nsubjects, a->subject_dim, LOBE_INIT_NORMAL, 1.0);
-  int in = declare_hidden_params(mod, a, p);
-  p->latent_w = p->latent_b = -1;
+  /* a size of 0: the AUNN does not depend on the region (or subject) */
+  p->emb_module = a->module_dim > 0 ? add_param(mod, fmt_name("%s.%s", a->name, "emb.module"),
+                                                L->model->nregions, a->module_dim,
+                                                LOBE_INIT_NORMAL, 1.0)
+                                    : -1;
+  p->emb_subject = a->subject_dim > 0
+                       ? add_param(mod, fmt_name("%s.%s", a->name, "emb.subject"),
+                                   L->model->nsubjects, a->subject_dim, LOBE_INIT_NORMAL, 1.0)
+                       : -1;
+  int hidden = declare_hidden_params(mod, a, p);
+  p->latent_w = p->latent_b = p->embed_w = p->embed_b = -1;
+  p->width = hidden;
   if (a->latent > 0) {
-    add_dense(mod, a->name, "latent", in, a->latent, &p->latent_w, &p->latent_b);
-    in = a->latent;
+    add_dense(mod, a->name, "latent", hidden, a->latent, &p->latent_w, &p->latent_b);
+    p->width = a->latent;
   }
-  p->width = in;
+  if (a->embed > 0)
+    add_dense(mod, a->name, "embed", p->width, a->embed, &p->embed_w, &p->embed_b);
+}
+
+static bool name_taken(const IrModule *mod, const char *name) {
+  for (int i = 0; i < mod->nparams; i++)
+    if (strcmp(mod->params[i].name, name) == 0)
+      return true;
+  return false;
+}
+
+/* gate.FROM->TO, with @DELAYms when delayed; delays equal to 6 digits get
+ * all 17 so that names stay unique. */
+static char *gate_name(const Lowering *L, const Edge *e) {
+  const char *from = L->model->regions[e->from].name, *to = L->model->regions[e->to].name;
+  if (e->delay <= 0)
+    return fmt_name("gate.%s->%s", from, to);
+  char *name = NULL;
+  for (int digits = 6; digits <= 17 && (!name || name_taken(L->mod, name)); digits += 11) {
+    char delay[40];
+    snprintf(delay, sizeof delay, "%.*gms", digits, e->delay * 1000);
+    free(name);
+    int n = snprintf(NULL, 0, "gate.%s->%s@%s", from, to, delay);
+    name = xcalloc(n + 1, 1);
+    snprintf(name, n + 1, "gate.%s->%s@%s", from, to, delay);
+  }
+  return name;
 }
 
 static void declare_params(Lowering *L) {
@@ -140,35 +209,337 @@ static void declare_params(Lowering *L) {
     declare_aunn_params(L, ai);
   for (int s = 0; s < m->nsources; s++) {
     const Source *src = &m->sources[s];
-    int in = L->aunn[m->regions[src->region].aunn].width;
+    int in = L->aunn[aunn_of(L, src->region)].width;
     add_dense(L->mod, "head", src->name, in, src->channels, &L->head_w[s],
               &L->head_b[s]);
   }
+  L->mod->gate_params = xcalloc(m->nedges, sizeof *L->mod->gate_params);
+  for (int e = 0; e < m->nedges; e++)
+    L->mod->gate_params[e] = add_vector_param(L->mod, gate_name(L, &m->edges[e]), 1,
+                                              LOBE_INIT_CONSTANT, 1.0);
 }
+
+/* ---- checking the graph ------------------------------------------------------ */
+/* Sema guarantees all of this; a violation is a compiler bug, reported here
+ * rather than as a malformed instruction deep in lowering. */
+
+static bool fail_model(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static bool fail_model(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("lobe: internal error: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  return false;
+}
+
+static bool edge_ok(const Model *m, const Edge *e) {
+  if (e->from < 0 || e->from >= m->nregions || e->to < 0 || e->to >= m->nregions)
+    return fail_model("an edge names no region");
+  const AunnDef *from = &m->aunns[m->regions[e->from].aunn];
+  const AunnDef *to = &m->aunns[m->regions[e->to].aunn];
+  if (from->embed <= 0 || from->embed != to->input || !(e->delay >= 0))
+    return fail_model("edge %s -> %s: embedding widths or delay do not fit",
+                      m->regions[e->from].name, m->regions[e->to].name);
+  return true;
+}
+
+static bool model_ok(const Model *m) {
+  if (m->train.window < 1 || m->train.batch < 1)
+    return fail_model("window or batch below 1");
+  for (int e = 0; e < m->nedges; e++)
+    if (!edge_ok(m, &m->edges[e]))
+      return false;
+  return true;
+}
+
+/* in_edges lists the edges into each region, grouped by region. */
+static void index_in_edges(Lowering *L) {
+  const Model *m = L->model;
+  L->in_start = xcalloc(m->nregions + 1, sizeof *L->in_start);
+  L->in_edges = xcalloc(m->nedges, sizeof *L->in_edges);
+  for (int e = 0; e < m->nedges; e++)
+    L->in_start[m->edges[e].to + 1]++;
+  for (int v = 0; v < m->nregions; v++)
+    L->in_start[v + 1] += L->in_start[v];
+  int *next = xcalloc(m->nregions, sizeof *next);
+  for (int e = 0; e < m->nedges; e++) {
+    int v = m->edges[e].to;
+    L->in_edges[L->in_start[v] + next[v]++] = e;
+  }
+  free(next);
+}
+
+#define FOR_IN_EDGES(L, v, e)                                                     \
+  for (int e##_at = (L)->in_start[v], e = 0;                                      \
+       e##_at < (L)->in_start[(v) + 1] && ((e = (L)->in_edges[e##_at]), 1); e##_at++)
+
+/* Kahn's algorithm over the undelayed edges, from the regions that feed
+ * none: every region gets removed unless some lie on a cycle. */
+static bool undelayed_acyclic(const Lowering *L) {
+  const Model *m = L->model;
+  int *pending = xcalloc(m->nregions, sizeof *pending);
+  int *queue = xcalloc(m->nregions, sizeof *queue), n = 0;
+  for (int e = 0; e < m->nedges; e++)
+    pending[m->edges[e].from] += m->edges[e].delay == 0;
+  for (int v = 0; v < m->nregions; v++)
+    if (pending[v] == 0)
+      queue[n++] = v;
+  for (int i = 0; i < n; i++)
+    FOR_IN_EDGES(L, queue[i], e)
+      if (m->edges[e].delay == 0 && --pending[m->edges[e].from] == 0)
+        queue[n++] = m->edges[e].from;
+  free(pending);
+  free(queue);
+  return n == m->nregions || fail_model("a cycle of edges without delay");
+}
+
+/* ---- the window of a source ---------------------------------------------------- */
+
+/* Steps [lo, hi) before the window (hi <= 0) at which a region is read. */
+typedef struct PreBlock {
+  int region, lo, hi;
+} PreBlock;
+
+typedef struct Graph {
+  int region;              /* the source's region r */
+  int steps;               /* W */
+  double rate;             /* the source's: a step is 1 / rate seconds */
+  bool *reads;             /* per region: r depends on it (r included) */
+  bool *cyclic;            /* per region: on a cycle of edges, so through a delay */
+  int *component;          /* per region read: where its component starts in order */
+  int *delay;              /* per edge: in steps; 0 within the step */
+  int *order, norder;      /* the regions read, each strongly connected
+                              component contiguous and after those it reads */
+  PreBlock *pre;           /* sorted by region, then steps */
+  int npre;
+  int *pre_start;          /* region v's blocks: pre[pre_start[v]..pre_start[v+1]) */
+} Graph;
+
+/* d = max(1, round(delay * rate)) steps; bounded so that step arithmetic
+ * stays in int for any delay. */
+static int delay_steps(double delay, double rate) {
+  if (delay <= 0)
+    return 0;
+  double d = round(delay * rate);
+  return d < 1 ? 1 : d > INT_MAX / 4 ? INT_MAX / 4 : (int)d;
+}
+
+/* Tarjan's strongly connected components over the edges read backwards
+ * (from a region to those it reads), from r: it visits exactly the regions
+ * r depends on, and closes each component after the components it reads,
+ * which is an evaluation order. */
+typedef struct Tarjan {
+  const Lowering *L;
+  Graph *g;
+  int *index, *low, *stack, nstack, counter;
+  bool *on_stack;
+} Tarjan;
+
+static void close_component(Tarjan *t, int v, bool self_edge) {
+  Graph *g = t->g;
+  int start = g->norder, w;
+  do {
+    w = t->stack[--t->nstack];
+    t->on_stack[w] = false;
+    g->order[g->norder++] = w;
+    g->component[w] = start;
+  } while (w != v);
+  for (int i = start; i < g->norder; i++)
+    g->cyclic[g->order[i]] = g->norder - start > 1 || self_edge;
+}
+
+static void strong_connect(Tarjan *t, int v) {
+  t->index[v] = t->low[v] = t->counter++;
+  t->stack[t->nstack++] = v;
+  t->on_stack[v] = true;
+  bool self_edge = false;
+  FOR_IN_EDGES(t->L, v, e) {
+    int w = t->L->model->edges[e].from;
+    self_edge = self_edge || w == v;
+    if (t->index[w] < 0) {
+      strong_connect(t, w);
+      t->low[v] = t->low[w] < t->low[v] ? t->low[w] : t->low[v];
+    } else if (t->on_stack[w] && t->index[w] < t->low[v]) {
+      t->low[v] = t->index[w];
+    }
+  }
+  if (t->low[v] == t->index[v])
+    close_component(t, v, self_edge);
+}
+
+static void find_components(const Lowering *L, Graph *g) {
+  int n = L->model->nregions;
+  Tarjan t = {L, g, xcalloc(n, sizeof(int)), xcalloc(n, sizeof(int)),
+              xcalloc(n, sizeof(int)), 0, 0, xcalloc(n, sizeof(bool))};
+  for (int v = 0; v < n; v++)
+    t.index[v] = -1;
+  strong_connect(&t, g->region);
+  for (int v = 0; v < n; v++)
+    g->reads[v] = t.index[v] >= 0;
+  free(t.index);
+  free(t.low);
+  free(t.stack);
+  free(t.on_stack);
+}
+
+static int component_end(const Graph *g, int start) {
+  int end = start;
+  while (end < g->norder && g->component[g->order[end]] == start)
+    end++;
+  return end;
+}
+
+/* Are v's undelayed inputs from its own component all placed? */
+static bool inputs_placed(const Lowering *L, const Graph *g, int v, const bool *placed) {
+  FOR_IN_EDGES(L, v, e) {
+    int w = L->model->edges[e].from;
+    if (g->delay[e] == 0 && g->component[w] == g->component[v] && !placed[w])
+      return false;
+  }
+  return true;
+}
+
+/* A cycle's regions in topological order of its undelayed edges, so that
+ * each step evaluates a region after those it reads within the step. Every
+ * sweep places one at least: the undelayed edges are acyclic (model_ok). */
+static void order_component(const Lowering *L, Graph *g, int start, int end) {
+  int n = end - start, done = 0;
+  int *block = xcalloc(n, sizeof *block);
+  memcpy(block, g->order + start, n * sizeof *block);
+  bool *placed = xcalloc(L->model->nregions, sizeof *placed);
+  while (done < n)
+    for (int k = 0; k < n; k++)
+      if (!placed[block[k]] && inputs_placed(L, g, block[k], placed)) {
+        placed[block[k]] = true;
+        g->order[start + done++] = block[k];
+      }
+  free(block);
+  free(placed);
+}
+
+static int by_region_then_steps(const void *a, const void *b) {
+  const PreBlock *x = a, *y = b;
+  if (x->region != y->region)
+    return x->region - y->region;
+  return (x->lo > y->lo) - (x->lo < y->lo);
+}
+
+/* Edge e = (w -> x, d steps) reads w before the window at steps
+ * [-d, min(0, W - d)); overlapping ranges of one region merge into blocks. */
+static void find_pre_blocks(const Lowering *L, Graph *g) {
+  const Model *m = L->model;
+  g->pre = xcalloc(m->nedges, sizeof *g->pre);
+  int n = 0;
+  for (int e = 0; e < m->nedges; e++) {
+    int d = g->delay[e];
+    if (d > 0 && g->reads[m->edges[e].to])
+      g->pre[n++] = (PreBlock){m->edges[e].from, -d, d <= g->steps ? 0 : g->steps - d};
+  }
+  qsort(g->pre, n, sizeof *g->pre, by_region_then_steps);
+  g->npre = 0;
+  for (int i = 0; i < n; i++) {
+    PreBlock *last = g->npre > 0 ? &g->pre[g->npre - 1] : NULL;
+    if (last && last->region == g->pre[i].region && g->pre[i].lo <= last->hi)
+      last->hi = g->pre[i].hi > last->hi ? g->pre[i].hi : last->hi;
+    else
+      g->pre[g->npre++] = g->pre[i];
+  }
+  g->pre_start = xcalloc(m->nregions + 1, sizeof *g->pre_start);
+  for (int i = 0; i < g->npre; i++)
+    g->pre_start[g->pre[i].region + 1]++;
+  for (int v = 0; v < m->nregions; v++)
+    g->pre_start[v + 1] += g->pre_start[v];
+}
+
+static Graph graph_new(const Lowering *L, int s) {
+  const Model *m = L->model;
+  int n = m->nregions;
+  Graph g = {.region = m->sources[s].region, .steps = m->train.window,
+             .rate = m->sources[s].rate};
+  g.reads = xcalloc(n, sizeof *g.reads);
+  g.cyclic = xcalloc(n, sizeof *g.cyclic);
+  g.component = xcalloc(n, sizeof *g.component);
+  g.order = xcalloc(n, sizeof *g.order);
+  g.delay = xcalloc(m->nedges, sizeof *g.delay);
+  for (int e = 0; e < m->nedges; e++)
+    g.delay[e] = delay_steps(m->edges[e].delay, g.rate);
+  find_components(L, &g);
+  for (int i = 0; i < g.norder; i = component_end(&g, i))
+    if (g.cyclic[g.order[i]])
+      order_component(L, &g, i, component_end(&g, i));
+  find_pre_blocks(L, &g);
+  return g;
+}
+
+static void graph_free(Graph *g) {
+  free(g->reads);
+  free(g->cyclic);
+  free(g->component);
+  free(g->order);
+  free(g->delay);
+  free(g->pre);
+  free(g->pre_start);
+}
+
+static bool has_input(const Lowering *L, int v) { return L->in_start[v] < L->in_start[v + 1]; }
 
 /* ---- building one function ------------------------------------------------ */
 
+/* What one region has computed so far in the function being built (-1: not
+ * yet), so that no (region, step) value is computed twice. */
+typedef struct RegionValues {
+  int ids;                         /* its module ids i32[B] (other regions than r) */
+  int film_c;                      /* film: [E_m[region], E_s[subject]] */
+  int cond[2];                     /* concat: (E_m W0m)[region], (E_s W0s)[subject] */
+  int scale[MODEL_MAX_LAYERS];     /* film: 1 + gamma_l */
+  int shift[MODEL_MAX_LAYERS];     /* film: beta_l */
+  int base;                        /* on a cycle: layer 0 without its input, all steps */
+  int h_window, z_window;          /* last hidden layer, embedding: all steps */
+  int *h_step, *z_step;            /* on a cycle: per step */
+} RegionValues;
+
+/* Values of steps [k0, k1) that depend on the steps and the AUNN alone, so
+ * that the regions of one AUNN share them. */
+typedef enum { CACHE_TIMES, CACHE_ENCODING, CACHE_LAYER0 } CacheKind;
+
+typedef struct Cached {
+  CacheKind kind;
+  int aunn, k0, k1, value;   /* aunn: -1 for the times */
+} Cached;
+
 typedef struct Builder {
+  const Lowering *L;
+  const Graph *g;                  /* the window; NULL in spec functions */
   IrFunc *f;
   int *param;                      /* value id of each parameter input */
   int t, module, subject;          /* batch inputs (-1 where absent) */
   int batch;
   bool specialised;                /* conditioning folded into the params */
+  RegionValues *rv;                /* per region */
+  int (*rows)[2];                  /* per AUNN, concat: E_m W0m, E_s W0s */
+  int *gate;                       /* per edge: its gate as a scalar */
+  int *pre;                        /* per g->pre block: the detached embedding */
+  Cached *cache;
+  int ncache;
+  struct Builder *state;           /* evaluates the state before the window: NULL
+                                      for this one, else one reading held params */
 } Builder;
 
 static IrShape param_shape(const IrParam *p) {
   return p->rank == 1 ? IR_VEC(p->cols) : IR_MAT(p->rows, p->cols);
 }
 
-/* A function kind.OWNER (a source or an AUNN) whose first inputs are the
- * parameters. */
-static Builder begin_params(const Lowering *L, const char *kind, const char *owner) {
-  Builder b = {.t = -1, .module = -1, .subject = -1};
-  char *name = fmt_name("%s.%s", kind, owner);
+static IrShape shape_of(const Builder *b, int v) { return b->f->ins[v].shape; }
+
+/* A function whose first inputs are the parameters. */
+static Builder begin_params(const Lowering *L, const char *name) {
+  Builder b = {.L = L, .t = -1, .module = -1, .subject = -1};
   b.f = ir_func_new(name);
-  free(name);
   b.batch = L->model->train.batch;
-  b.param = malloc(L->mod->nparams * sizeof *b.param);
+  b.param = xcalloc(L->mod->nparams, sizeof *b.param);
   for (int i = 0; i < L->mod->nparams; i++)
     b.param[i] = ir_input(b.f, L->mod->params[i].name, TY_REAL,
                           param_shape(&L->mod->params[i]));
@@ -180,21 +551,140 @@ static void add_ids(Builder *b, int n) {
   b->subject = ir_input(b->f, "subject", TY_I32, IR_VEC(n));
 }
 
-static Builder begin_function(const Lowering *L, const char *kind,
-                              const Source *src) {
-  Builder b = begin_params(L, kind, src->name);
+static void fill(int *v, int n) {
+  for (int i = 0; i < n; i++)
+    v[i] = -1;
+}
+
+static RegionValues no_values(void) {
+  RegionValues rv = {.ids = -1, .film_c = -1, .cond = {-1, -1}, .base = -1,
+                     .h_window = -1, .z_window = -1};
+  fill(rv.scale, MODEL_MAX_LAYERS);
+  fill(rv.shift, MODEL_MAX_LAYERS);
+  return rv;
+}
+
+/* The caches of one evaluation of the network (they depend on its params). */
+static void begin_caches(Builder *b) {
+  const Model *m = b->L->model;
+  b->rv = xcalloc(m->nregions, sizeof *b->rv);
+  for (int v = 0; v < m->nregions; v++)
+    b->rv[v] = no_values();
+  b->rows = xcalloc(m->naunns, sizeof *b->rows);
+  for (int ai = 0; ai < m->naunns; ai++)
+    fill(b->rows[ai], 2);
+  b->gate = xcalloc(m->nedges, sizeof *b->gate);
+  fill(b->gate, m->nedges);
+  b->pre = xcalloc(b->g->npre, sizeof *b->pre);
+  b->cache = NULL;
+  b->ncache = 0;
+}
+
+/* The parameters once more, as inputs "held.NAME" after the params. */
+static int *add_held_params(Builder *b) {
+  const IrModule *mod = b->L->mod;
+  int *held = xcalloc(mod->nparams, sizeof *held);
+  for (int i = 0; i < mod->nparams; i++) {
+    char *name = fmt_name("%s.%s", "held", mod->params[i].name);
+    held[i] = ir_input(b->f, name, TY_REAL, param_shape(&mod->params[i]));
+    free(name);
+  }
+  return held;
+}
+
+/* kind.SOURCE over the window g: with `held`, the params once more; then t
+ * and, unless specialised (the ids are then in the params), the ids. */
+static Builder begin_window(const Lowering *L, const Graph *g, const char *kind, int s,
+                            bool specialised, int **held) {
+  char *name = fmt_name("%s.%s", kind, L->model->sources[s].name);
+  Builder b = begin_params(L, name);
+  free(name);
+  if (held)
+    *held = add_held_params(&b);
   b.t = ir_input(b.f, "t", TY_REAL, IR_VEC(b.batch));
-  add_ids(&b, b.batch);
+  if (!specialised)
+    add_ids(&b, b.batch);
+  b.specialised = specialised;
+  b.g = g;
+  begin_caches(&b);
   return b;
 }
 
-/* The specialised form: no ids, the conditioning lives in the params. */
-static Builder begin_specialised(const Lowering *L, const char *kind,
-                                 const Source *src) {
-  Builder b = begin_params(L, kind, src->name);
-  b.t = ir_input(b.f, "t", TY_REAL, IR_VEC(b.batch));
-  b.specialised = true;
-  return b;
+/* A builder of the same function evaluating the network at the held params
+ * (their own caches): the state before the window of loss_held. */
+static Builder held_builder(const Builder *b, int *held) {
+  Builder h = *b;
+  h.param = held;
+  begin_caches(&h);
+  return h;
+}
+
+
+static IrFunc *finish(Builder *b) {
+  for (int v = 0; b->rv && v < b->L->model->nregions; v++) {
+    free(b->rv[v].h_step);
+    free(b->rv[v].z_step);
+  }
+  free(b->rv);
+  free(b->rows);
+  free(b->gate);
+  free(b->pre);
+  free(b->cache);
+  free(b->param);
+  return b->f;
+}
+
+static int cached(const Builder *b, CacheKind kind, int aunn, int k0, int k1) {
+  for (int i = 0; i < b->ncache; i++) {
+    const Cached *c = &b->cache[i];
+    if (c->kind == kind && c->aunn == aunn && c->k0 == k0 && c->k1 == k1)
+      return c->value;
+  }
+  return -1;
+}
+
+static int remember(Builder *b, CacheKind kind, int aunn, int k0, int k1, int value) {
+  b->cache = realloc(b->cache, (b->ncache + 1) * sizeof *b->cache);
+  b->cache[b->ncache++] = (Cached){kind, aunn, k0, k1, value};
+  return value;
+}
+
+/* n copies of x stacked as rows: one step's value for n steps. */
+static int tile_rows(Builder *b, int x, int n) {
+  if (n == 1)
+    return x;
+  int *parts = xcalloc(n, sizeof *parts);
+  for (int k = 0; k < n; k++)
+    parts[k] = x;
+  int tiled = ir_concat_rows(b->f, parts, n);
+  free(parts);
+  return tiled;
+}
+
+/* Rows [start, start + len) of x; x itself when that is all of it. */
+static int rows_of(Builder *b, int x, int start, int len) {
+  if (start == 0 && len == shape_of(b, x).dim[0])
+    return x;
+  return ir_slice_rows(b->f, x, start, len);
+}
+
+/* ---- time and encodings -------------------------------------------------------- */
+
+/* The times of steps [k0, k1), stacked: step k's batch at t + k / rate. */
+static int lower_times(Builder *b, int k0, int k1) {
+  IrFunc *f = b->f;
+  int n = k1 - k0, rows = b->batch;
+  double rate = b->g->rate;
+  if (n == 1)
+    return k0 == 0 ? b->t : ir_binary(f, IR_ADD, b->t, ir_const(f, k0 / rate, IR_VEC(rows)));
+  int column = ir_bcast(f, b->t, 1, IR_MAT(rows, 1));
+  int *parts = xcalloc(n, sizeof *parts);
+  for (int k = k0; k < k1; k++)
+    parts[k - k0] = k == 0 ? column
+                           : ir_binary(f, IR_ADD, column, ir_const(f, k / rate, IR_MAT(rows, 1)));
+  int times = ir_sum(f, ir_concat_rows(f, parts, n), 1);
+  free(parts);
+  return times;
 }
 
 /* The fastest rate of the sources AUNN ai reads; 0 if it reads none. */
@@ -223,16 +713,16 @@ static void fourier_frequencies(const Model *m, int ai, double *omega) {
   }
 }
 
-/* [sin(t * omega), cos(t * omega)]: [B, 2*bands] */
-static int lower_fourier(const Lowering *L, Builder *b, int ai) {
-  int bands = L->model->aunns[ai].bands;
-  double *omega = malloc(bands * sizeof *omega);
-  fourier_frequencies(L->model, ai, omega);
-  IrShape phase_shape = IR_MAT(b->batch, bands);
+/* [sin(t * omega), cos(t * omega)] of times t[n]: [n, 2*bands] */
+static int lower_fourier(Builder *b, int ai, int t) {
+  int bands = b->L->model->aunns[ai].bands;
+  double *omega = xcalloc(bands, sizeof *omega);
+  fourier_frequencies(b->L->model, ai, omega);
+  IrShape phase_shape = IR_MAT(shape_of(b, t).dim[0], bands);
   int w = ir_bcast(b->f, ir_tensor(b->f, omega, IR_VEC(bands)), 0, phase_shape);
-  int t = ir_bcast(b->f, b->t, 1, phase_shape);
+  int tt = ir_bcast(b->f, t, 1, phase_shape);
   free(omega);
-  int phase = ir_binary(b->f, IR_MUL, t, w);
+  int phase = ir_binary(b->f, IR_MUL, tt, w);
   int parts[2] = {ir_unary(b->f, IR_SIN, phase), ir_unary(b->f, IR_COS, phase)};
   return ir_concat(b->f, parts, 2);
 }
@@ -247,15 +737,16 @@ static int lower_fourier(const Lowering *L, Builder *b, int ai) {
  * interpreter works in double. Without a rate, n counts the samples of the
  * fastest source the AUNN reads (it reads one: it is lowered for a source).
  * No gradient flows (STEP): the encoding depends on t alone. */
-static int lower_binary(const Lowering *L, Builder *b, int ai) {
-  const AunnDef *a = &L->model->aunns[ai];
-  double rate = a->rate > 0 ? a->rate : fastest_rate(L->model, ai);
+static int lower_binary(Builder *b, int ai, int t) {
+  const AunnDef *a = &b->L->model->aunns[ai];
+  double rate = a->rate > 0 ? a->rate : fastest_rate(b->L->model, ai);
   IrFunc *f = b->f;
-  IrShape vec = IR_VEC(b->batch), phase_shape = IR_MAT(b->batch, a->bits);
-  double *scale = malloc(a->bits * sizeof *scale);
+  int rows = shape_of(b, t).dim[0];
+  IrShape vec = IR_VEC(rows), phase_shape = IR_MAT(rows, a->bits);
+  double *scale = xcalloc(a->bits, sizeof *scale);
   for (int k = 0; k < a->bits; k++)
     scale[k] = M_PI / ldexp(1.0, k);
-  int samples = ir_binary(f, IR_MUL, b->t, ir_const(f, rate, vec));
+  int samples = ir_binary(f, IR_MUL, t, ir_const(f, rate, vec));
   int half = ir_binary(f, IR_ADD, samples, ir_const(f, 0.5, vec));
   int w = ir_bcast(f, ir_tensor(f, scale, IR_VEC(a->bits)), 0, phase_shape);
   free(scale);
@@ -263,11 +754,22 @@ static int lower_binary(const Lowering *L, Builder *b, int ai) {
   return ir_unary(f, IR_STEP, ir_unary(f, IR_NEG, ir_unary(f, IR_SIN, phase)));
 }
 
-static int lower_encoding(const Lowering *L, Builder *b, int ai) {
-  if (L->model->aunns[ai].encoding == ENC_BINARY)
-    return lower_binary(L, b, ai);
-  return lower_fourier(L, b, ai);
+/* AUNN ai's encoding of steps [k0, k1); the regions of one AUNN share it. */
+static int lower_encoding(Builder *b, int ai, int k0, int k1) {
+  int x = cached(b, CACHE_ENCODING, ai, k0, k1);
+  if (x >= 0)
+    return x;
+  int t = cached(b, CACHE_TIMES, -1, k0, k1);
+  if (t < 0)
+    t = remember(b, CACHE_TIMES, -1, k0, k1, lower_times(b, k0, k1));
+  if (b->L->model->aunns[ai].encoding == ENC_BINARY)
+    x = lower_binary(b, ai, t);
+  else
+    x = lower_fourier(b, ai, t);
+  return remember(b, CACHE_ENCODING, ai, k0, k1, x);
 }
+
+/* ---- one region's network ----------------------------------------------------- */
 
 static int lower_dense(Builder *b, int x, int w, int bias) {
   int y = ir_matmul(b->f, x, b->param[w], false, false);
@@ -307,138 +809,430 @@ static int lower_activation(Builder *b, Activation act, int x) {
   abort();
 }
 
-/* [emb_module(module), emb_subject(subject)] per sample */
-static int lower_embeddings(Builder *b, const AunnParams *p) {
-  int parts[2] = {ir_gather(b->f, b->param[p->emb_module], b->module),
-                  ir_gather(b->f, b->param[p->emb_subject], b->subject)};
-  return ir_concat(b->f, parts, 2);
+/* [emb_module(module), emb_subject(subject)] per sample, leaving out a table
+ * of size 0 (film has at least one). */
+static int lower_embeddings(Builder *b, const AunnParams *p, int module) {
+  int parts[2], n = 0;
+  if (p->emb_module >= 0)
+    parts[n++] = ir_gather(b->f, b->param[p->emb_module], module);
+  if (p->emb_subject >= 0)
+    parts[n++] = ir_gather(b->f, b->param[p->emb_subject], b->subject);
+  return n == 1 ? parts[0] : ir_concat(b->f, parts, n);
+}
+
+/* The source's own region reads the module input; the others of its window
+ * are constant. */
+static int region_ids(Builder *b, int v) {
+  if (v == b->g->region)
+    return b->module;
+  if (b->rv[v].ids < 0)
+    b->rv[v].ids = ir_const_i32(b->f, v, IR_VEC(b->batch));
+  return b->rv[v].ids;
+}
+
+static const AunnParams *region_params(const Builder *b, int v) {
+  return &b->L->aunn[aunn_of(b->L, v)];
+}
+
+static int film_conditioning(Builder *b, int v) {
+  if (b->rv[v].film_c < 0)
+    b->rv[v].film_c = lower_embeddings(b, region_params(b, v), region_ids(b, v));
+  return b->rv[v].film_c;
+}
+
+/* FiLM of layer l's pre-activation z over n steps: (1 + gamma) * z + beta,
+ * with [gamma, beta] = c F + f from region v's conditioning c, computed once
+ * per region; the 1 makes a zero map leave the layer unchanged, as in the
+ * torch peer. */
+static int lower_film(Builder *b, int v, int l, int z, int n) {
+  IrFunc *f = b->f;
+  RegionValues *rv = &b->rv[v];
+  if (rv->scale[l] < 0) {
+    const AunnParams *p = region_params(b, v);
+    int width = shape_of(b, z).dim[1];
+    int gamma_beta = lower_dense(b, film_conditioning(b, v), p->film_w[l], p->film_b[l]);
+    int gamma = ir_slice(f, gamma_beta, 0, width);
+    rv->shift[l] = ir_slice(f, gamma_beta, width, width);
+    rv->scale[l] = ir_binary(f, IR_ADD, ir_const(f, 1.0, shape_of(b, gamma)), gamma);
+  }
+  int scaled = ir_binary(f, IR_MUL, tile_rows(b, rv->scale[l], n), z);
+  return ir_binary(f, IR_ADD, scaled, tile_rows(b, rv->shift[l], n));
 }
 
 /* Concat conditioning's first layer, by blocks of rows:
  *   [x, E_m[module], E_s[subject]] W0 + b0
  *     = x W0x + (E_m W0m)[module] + (E_s W0s)[subject] + b0
  * Each table goes through the layer before the gather: [regions, H] and
- * [subjects, H] products instead of [B, H] ones, and no gradient is formed
- * for the encoding's columns, which have none to receive. */
-static int lower_concat_input(Builder *b, const AunnParams *p, int x) {
-  IrFunc *f = b->f;
-  int tables[2][3] = {{p->emb_module, p->w_module, b->module},
-                      {p->emb_subject, p->w_subject, b->subject}};
-  int z = lower_dense(b, x, p->w[0], p->b[0]);
-  for (int k = 0; k < 2; k++) {
-    int rows = ir_matmul(f, b->param[tables[k][0]], b->param[tables[k][1]], false, false);
-    z = ir_binary(f, IR_ADD, z, ir_gather(f, rows, tables[k][2]));
+ * [subjects, H] products (once per AUNN) instead of [B, H] ones, and no
+ * gradient is formed for the encoding's columns, which have none to
+ * receive. Term k of region v, once per region. */
+static int concat_term(Builder *b, int v, int k) {
+  RegionValues *rv = &b->rv[v];
+  if (rv->cond[k] >= 0)
+    return rv->cond[k];
+  int ai = aunn_of(b->L, v);
+  const AunnParams *p = &b->L->aunn[ai];
+  if (b->rows[ai][k] < 0) {
+    int table = k ? p->emb_subject : p->emb_module, w = k ? p->w_subject : p->w_module;
+    b->rows[ai][k] = ir_matmul(b->f, b->param[table], b->param[w], false, false);
   }
+  rv->cond[k] = ir_gather(b->f, b->rows[ai][k], k ? b->subject : region_ids(b, v));
+  return rv->cond[k];
+}
+
+/* Layer 0's pre-activation over steps [k0, k1), without the region input
+ * and before film: x W0 + b0 (the same for all regions of the AUNN), with
+ * concat the conditioning added. Film's conditioning comes first: it does
+ * not depend on the steps. */
+static int first_layer(Builder *b, int v, int k0, int k1) {
+  int ai = aunn_of(b->L, v);
+  bool film = b->L->model->aunns[ai].condition == COND_FILM;
+  const AunnParams *p = &b->L->aunn[ai];
+  int x = lower_encoding(b, ai, k0, k1);
+  if (film && !b->specialised)
+    film_conditioning(b, v);
+  int z = cached(b, CACHE_LAYER0, ai, k0, k1);
+  if (z < 0)
+    z = remember(b, CACHE_LAYER0, ai, k0, k1, lower_dense(b, x, p->w[0], p->b[0]));
+  int tables[2] = {p->emb_module, p->emb_subject};
+  for (int k = 0; k < 2 && !film && !b->specialised; k++)
+    if (tables[k] >= 0)
+      z = ir_binary(b->f, IR_ADD, z, tile_rows(b, concat_term(b, v, k), k1 - k0));
   return z;
 }
 
-/* FiLM of a layer's pre-activation z by the conditioning c:
- * (1 + gamma) * z + beta, with [gamma, beta] = c F + f; the 1 makes a zero
- * map leave the layer unchanged, as in the torch peer. */
-static int lower_film(Builder *b, int z, int c, int w, int bias) {
-  IrShape shape = b->f->ins[z].shape;
-  int width = shape.dim[1];
-  int gamma_beta = lower_dense(b, c, w, bias);
-  int gamma = ir_slice(b->f, gamma_beta, 0, width);
-  int beta = ir_slice(b->f, gamma_beta, width, width);
-  int scale = ir_binary(b->f, IR_ADD, ir_const(b->f, 1.0, shape), gamma);
-  return ir_binary(b->f, IR_ADD, ir_binary(b->f, IR_MUL, scale, z), beta);
+/* u W_in: the region input u's rows of layer 0 */
+static int input_term(Builder *b, int v, int u) {
+  return ir_matmul(b->f, u, b->param[region_params(b, v)->w_input], false, false);
 }
 
-/* The AUNN trunk for region r: the encoding, conditioning (concat: the
- * embeddings join the input; film: they modulate every hidden layer; none
- * when specialised), hidden layers, optional linear latent layer. */
-static int lower_trunk(const Lowering *L, Builder *b, int ai) {
-  const AunnDef *a = &L->model->aunns[ai];
-  const AunnParams *p = &L->aunn[ai];
+/* From layer 0's pre-activation z over n steps: film (unless specialised),
+ * activation, the other layers; returns the last hidden layer. */
+static int hidden_layers(Builder *b, int v, int z, int n) {
+  const AunnDef *a = &b->L->model->aunns[aunn_of(b->L, v)];
+  const AunnParams *p = region_params(b, v);
   bool film = a->condition == COND_FILM && !b->specialised;
-  bool concat = a->condition != COND_FILM && !b->specialised;
-  int x = lower_encoding(L, b, ai);
-  int c = film ? lower_embeddings(b, p) : -1;
+  int x = z;
   for (int l = 0; l < a->nhidden; l++) {
-    int z = l == 0 && concat ? lower_concat_input(b, p, x)
-                             : lower_dense(b, x, p->w[l], p->b[l]);
+    if (l > 0)
+      z = lower_dense(b, x, p->w[l], p->b[l]);
     if (film)
-      z = lower_film(b, z, c, p->film_w[l], p->film_b[l]);
+      z = lower_film(b, v, l, z, n);
     x = lower_activation(b, a->activation, z);
   }
-  if (p->latent_w >= 0)
-    x = lower_dense(b, x, p->latent_w, p->latent_b);
   return x;
 }
 
-static int lower_readout(const Lowering *L, Builder *b, int s) {
-  int ai = L->model->regions[L->model->sources[s].region].aunn;
-  int x = lower_trunk(L, b, ai);
-  return lower_dense(b, x, L->head_w[s], L->head_b[s]);
+/* Region v's last hidden layer over steps [k0, k1) given its input u
+ * ([n*B, input]; -1 for none). */
+static int region_hidden(Builder *b, int v, int k0, int k1, int u) {
+  int z = first_layer(b, v, k0, k1);
+  if (u >= 0)
+    z = ir_binary(b->f, IR_ADD, z, input_term(b, v, u));
+  return hidden_layers(b, v, z, k1 - k0);
 }
 
-/* mean((out - y)^2) over the batch and channels */
+/* What region v sends along its edges: a map of its activity (the latent
+ * layer, when there is one), which the data of the region constrain, rather
+ * than of hidden units that nothing but the targets' fit constrains. */
+static int lower_embed(Builder *b, int v, int h) {
+  const AunnParams *p = region_params(b, v);
+  int activity = p->latent_w >= 0 ? lower_dense(b, h, p->latent_w, p->latent_b) : h;
+  return lower_dense(b, activity, p->embed_w, p->embed_b);
+}
+
+/* ---- the window: the graph over W steps ---------------------------------------- */
+
+static void internal_error(const char *what) {
+  fprintf(stderr, "lobe: internal error: %s\n", what);
+  abort();
+}
+
+/* Rows of region w's detached embedding at steps [k0, k1) before the window. */
+static int pre_rows(Builder *b, int w, int k0, int k1) {
+  const Graph *g = b->g;
+  for (int i = g->pre_start[w]; i < g->pre_start[w + 1]; i++)
+    if (g->pre[i].lo <= k0 && k1 <= g->pre[i].hi)
+      return rows_of(b, b->pre[i], (k0 - g->pre[i].lo) * b->batch, (k1 - k0) * b->batch);
+  internal_error("a read before the window outside its blocks");
+  return -1;
+}
+
+static int stack_steps(Builder *b, const int *steps) {
+  return b->g->steps == 1 ? steps[0] : ir_concat_rows(b->f, steps, b->g->steps);
+}
+
+/* Region w's embedding over the window's steps. */
+static int window_embedding(Builder *b, int w) {
+  RegionValues *rv = &b->rv[w];
+  if (rv->z_window < 0)   /* a cycle's: stack its steps */
+    rv->z_window = stack_steps(b, rv->z_step);
+  return rv->z_window;
+}
+
+/* Region w's embedding d steps earlier, for every step of the window. */
+static int shifted(Builder *b, int w, int d) {
+  int steps = b->g->steps;
+  if (d == 0)
+    return window_embedding(b, w);
+  int parts[2] = {pre_rows(b, w, -d, d <= steps ? 0 : steps - d)};
+  if (d >= steps)
+    return parts[0];
+  parts[1] = rows_of(b, window_embedding(b, w), 0, (steps - d) * b->batch);
+  return ir_concat_rows(b->f, parts, 2);
+}
+
+/* Region w's embedding at step k of the window (k < 0: before it). */
+static int step_embedding(Builder *b, int w, int k) {
+  if (k < 0)
+    return pre_rows(b, w, k, k + 1);
+  if (b->g->cyclic[w])
+    return b->rv[w].z_step[k];
+  return rows_of(b, window_embedding(b, w), k * b->batch, b->batch);
+}
+
+/* gate_e * z: the gate is a one-element parameter */
+static int gated(Builder *b, int e, int z) {
+  if (b->gate[e] < 0)
+    b->gate[e] = ir_sum(b->f, b->param[b->L->mod->gate_params[e]], -1);
+  return ir_binary(b->f, IR_MUL, ir_bcast(b->f, b->gate[e], -1, shape_of(b, z)), z);
+}
+
+static int add_term(Builder *b, int sum, int term) {
+  return sum < 0 ? term : ir_binary(b->f, IR_ADD, sum, term);
+}
+
+/* u = sum over edges e into v of gate_e * z_from(t - d_e): over the whole
+ * window, or at step j. */
+static int window_input(Builder *b, int v) {
+  int u = -1;
+  FOR_IN_EDGES(b->L, v, e)
+    u = add_term(b, u, gated(b, e, shifted(b, b->L->model->edges[e].from, b->g->delay[e])));
+  return u;
+}
+
+static int step_input(Builder *b, int v, int j) {
+  int u = -1;
+  FOR_IN_EDGES(b->L, v, e) {
+    int from = b->L->model->edges[e].from;
+    u = add_term(b, u, gated(b, e, step_embedding(b, from, j - b->g->delay[e])));
+  }
+  return u;
+}
+
+/* Block i of steps before the window: its region without input, through
+ * which no gradient flows. */
+static void lower_pre(Builder *b, int i) {
+  const PreBlock *pb = &b->g->pre[i];
+  Builder *state = b->state ? b->state : b;
+  int h = region_hidden(state, pb->region, pb->lo, pb->hi, -1);
+  b->pre[i] = ir_unary(b->f, IR_DETACH, lower_embed(state, pb->region, h));
+}
+
+/* A region without input whose block i ends where the window starts: one
+ * evaluation covers both, as u = 0 in either (unless the state before the
+ * window reads other params). */
+static void lower_joined(Builder *b, int v, int i) {
+  const PreBlock *pb = &b->g->pre[i];
+  int before = -pb->lo * b->batch;
+  int z = lower_embed(b, v, region_hidden(b, v, pb->lo, b->g->steps, -1));
+  b->pre[i] = ir_unary(b->f, IR_DETACH, ir_slice_rows(b->f, z, 0, before));
+  b->rv[v].z_window = ir_slice_rows(b->f, z, before, b->g->steps * b->batch);
+}
+
+/* A region on no cycle: all steps at once. */
+static void lower_acyclic(Builder *b, int v) {
+  const Graph *g = b->g;
+  int joined = -1;
+  for (int i = g->pre_start[v]; i < g->pre_start[v + 1]; i++) {
+    if (!has_input(b->L, v) && g->pre[i].hi == 0 && !b->state)
+      joined = i;
+    else
+      lower_pre(b, i);
+  }
+  if (joined >= 0) {
+    lower_joined(b, v, joined);
+    return;
+  }
+  RegionValues *rv = &b->rv[v];
+  rv->h_window = region_hidden(b, v, 0, g->steps, window_input(b, v));
+  if (v != g->region)
+    rv->z_window = lower_embed(b, v, rv->h_window);
+}
+
+static void lower_step(Builder *b, int v, int j) {
+  RegionValues *rv = &b->rv[v];
+  int z = rows_of(b, rv->base, j * b->batch, b->batch);
+  z = ir_binary(b->f, IR_ADD, z, input_term(b, v, step_input(b, v, j)));
+  rv->h_step[j] = hidden_layers(b, v, z, 1);
+  rv->z_step[j] = lower_embed(b, v, rv->h_step[j]);
+}
+
+/* The regions of a cycle, order[start..end): step by step, each step in
+ * topological order of the undelayed edges; layer 0's product with the
+ * encoding does not depend on the input, so all steps share one. */
+static void lower_cycle(Builder *b, int start, int end) {
+  const Graph *g = b->g;
+  for (int i = start; i < end; i++) {
+    int v = g->order[i];
+    for (int k = g->pre_start[v]; k < g->pre_start[v + 1]; k++)
+      lower_pre(b, k);
+    b->rv[v].base = first_layer(b, v, 0, g->steps);
+    b->rv[v].h_step = xcalloc(g->steps, sizeof(int));
+    b->rv[v].z_step = xcalloc(g->steps, sizeof(int));
+  }
+  for (int j = 0; j < g->steps; j++)
+    for (int i = start; i < end; i++)
+      lower_step(b, g->order[i], j);
+}
+
+/* Every region the source's region r reads, then r's activity over the
+ * window: [W*B, width]. */
+static int lower_window(Builder *b) {
+  const Graph *g = b->g;
+  for (int i = 0; i < g->norder; i = component_end(g, i)) {
+    if (g->cyclic[g->order[i]])
+      lower_cycle(b, i, component_end(g, i));
+    else
+      lower_acyclic(b, g->order[i]);
+  }
+  int r = g->region;
+  int h = g->cyclic[r] ? stack_steps(b, b->rv[r].h_step) : b->rv[r].h_window;
+  const AunnParams *p = region_params(b, r);
+  return p->latent_w >= 0 ? lower_dense(b, h, p->latent_w, p->latent_b) : h;
+}
+
+static int lower_readout(Builder *b, int s) {
+  return lower_dense(b, lower_window(b), b->L->head_w[s], b->L->head_b[s]);
+}
+
+/* ---- losses and entry points -------------------------------------------------- */
+
+/* y[B, W*C], step j in columns j*C.. -> [W*B, C], step j in rows j*B.. */
+static int steps_to_rows(Builder *b, int y, int channels) {
+  int steps = b->g->steps;
+  if (steps == 1)
+    return y;
+  int *parts = xcalloc(steps, sizeof *parts);
+  for (int j = 0; j < steps; j++)
+    parts[j] = ir_slice(b->f, y, j * channels, channels);
+  int rows = ir_concat_rows(b->f, parts, steps);
+  free(parts);
+  return rows;
+}
+
+/* the converse, for forward's output */
+static int rows_to_steps(Builder *b, int out) {
+  int steps = b->g->steps;
+  if (steps == 1)
+    return out;
+  int *parts = xcalloc(steps, sizeof *parts);
+  for (int j = 0; j < steps; j++)
+    parts[j] = ir_slice_rows(b->f, out, j * b->batch, b->batch);
+  int cols = ir_concat(b->f, parts, steps);
+  free(parts);
+  return cols;
+}
+
+static int mean_all(Builder *b, int x) {
+  int total = ir_sum(b->f, x, -1);
+  return ir_binary(b->f, IR_MUL, total,
+                   ir_const(b->f, 1.0 / (double)ir_numel(shape_of(b, x)), IR_SCALAR));
+}
+
+/* mean((out - y)^2) over the batch, steps and channels */
 static int lower_mse(Builder *b, int out, int y) {
-  IrShape shape = b->f->ins[out].shape;
   int d = ir_binary(b->f, IR_SUB, out, y);
-  int sse = ir_sum(b->f, ir_binary(b->f, IR_MUL, d, d), -1);
-  int inv_n = ir_const(b->f, 1.0 / (double)ir_numel(shape), IR_SCALAR);
-  return ir_binary(b->f, IR_MUL, sse, inv_n);
+  return mean_all(b, ir_binary(b->f, IR_MUL, d, d));
 }
 
-static IrFunc *finish(Builder *b) {
-  free(b->param);
-  return b->f;
+/* mean(exp(out) - y * out): the Poisson negative log-likelihood of counts y
+ * at log rate out, without the log(y!) that does not depend on the model */
+static int lower_poisson(Builder *b, int out, int y) {
+  int rate = ir_unary(b->f, IR_EXP, out);
+  return mean_all(b, ir_binary(b->f, IR_SUB, rate, ir_binary(b->f, IR_MUL, y, out)));
 }
 
-static IrFunc *lower_forward(const Lowering *L, int s) {
-  Builder b = begin_function(L, "forward", &L->model->sources[s]);
-  ir_output(b.f, lower_readout(L, &b, s));
+/* A source's loss kind: that of the first term naming it. */
+static LossKind source_loss(const Model *m, int s) {
+  for (int l = 0; l < m->nlosses; l++)
+    if (m->losses[l].source == s && m->losses[l].kind != LOSS_L2)
+      return m->losses[l].kind;
+  return LOSS_MSE;
+}
+
+static IrFunc *lower_forward(const Lowering *L, const Graph *g, int s) {
+  Builder b = begin_window(L, g, "forward", s, false, NULL);
+  ir_output(b.f, rows_to_steps(&b, lower_readout(&b, s)));
   return finish(&b);
 }
 
-static IrFunc *lower_loss(const Lowering *L, int s, bool specialised) {
+/* The source's loss (ir.h); specialised; or held: the state before the
+ * window computed from a second set of params, held still by gradcheck's
+ * finite differences, which then see what loss_grad differentiates. */
+typedef enum { LOSS_PLAIN, LOSS_SPECIALISED, LOSS_HELD } LossForm;
+
+static IrFunc *lower_loss(const Lowering *L, const Graph *g, int s, LossForm form) {
+  static const char *const kinds[] = {"loss", "loss_spec", "loss_held"};
   const Source *src = &L->model->sources[s];
-  Builder b = specialised ? begin_specialised(L, "loss_spec", src)
-                          : begin_function(L, "loss", src);
-  int y = ir_input(b.f, "y", TY_REAL, IR_MAT(b.batch, src->channels));
-  ir_output(b.f, lower_mse(&b, lower_readout(L, &b, s), y));
+  int *held = NULL;
+  Builder b = begin_window(L, g, kinds[form], s, form == LOSS_SPECIALISED,
+                           form == LOSS_HELD ? &held : NULL);
+  Builder state;
+  if (held) {
+    state = held_builder(&b, held);
+    b.state = &state;
+  }
+  int y = ir_input(b.f, "y", TY_REAL, IR_MAT(b.batch, g->steps * src->channels));
+  int out = lower_readout(&b, s);
+  y = steps_to_rows(&b, y, src->channels);
+  bool poisson = source_loss(L->model, s) == LOSS_POISSON;
+  ir_output(b.f, poisson ? lower_poisson(&b, out, y) : lower_mse(&b, out, y));
+  if (held)
+    finish(&state);
   return finish(&b);
 }
 
-/* The parameters source s reaches: its AUNN's and its own head's. With
- * `specialised`, only those the specialised trunk reads (no embeddings, no
- * embedding rows, no film maps). */
-static int grad_params(const Lowering *L, int s, bool specialised, int *out) {
-  int ai = L->model->regions[L->model->sources[s].region].aunn;
-  const AunnParams *p = &L->aunn[ai];
-  const AunnDef *a = &L->model->aunns[ai];
+/* The parameters with a differentiable path to output 0 of f (not through
+ * step or detach), in id order: what its gradient is taken with respect
+ * to. Parameters are inputs 0..nparams-1. */
+static int reached_params(const IrFunc *f, int nparams, int *out) {
+  bool *reached = xcalloc(f->nins, sizeof *reached);
+  reached[f->outputs[0]] = true;
+  for (int v = f->nins - 1; v >= 0; v--) {
+    const IrInstr *in = &f->ins[v];
+    for (int k = 0; reached[v] && in->op != IR_STEP && in->op != IR_DETACH && k < in->nargs;
+         k++)
+      reached[in->args[k]] = true;
+  }
+  bool *param = xcalloc(nparams, sizeof *param);
+  for (int v = 0; v < f->nins; v++)
+    if (f->ins[v].op == IR_INPUT && f->ins[v].index < nparams && reached[v])
+      param[f->ins[v].index] = true;
   int n = 0;
-  if (!specialised) {
-    out[n++] = p->emb_module;
-    out[n++] = p->emb_subject;
-  }
-  for (int l = 0; l < a->nhidden; l++) {
-    out[n++] = p->w[l];
-    out[n++] = p->b[l];
-    if (l == 0 && p->w_module >= 0 && !specialised) {
-      out[n++] = p->w_module;
-      out[n++] = p->w_subject;
-    }
-    if (a->condition == COND_FILM && !specialised) {
-      out[n++] = p->film_w[l];
-      out[n++] = p->film_b[l];
-    }
-  }
-  if (p->latent_w >= 0) {
-    out[n++] = p->latent_w;
-    out[n++] = p->latent_b;
-  }
-  out[n++] = L->head_w[s];
-  out[n++] = L->head_b[s];
+  for (int p = 0; p < nparams; p++)
+    if (param[p])
+      out[n++] = p;
+  free(reached);
+  free(param);
   return n;
+}
+
+/* The gradient of loss with respect to the params listed, named kind.OWNER
+ * (kind alone without an owner). */
+static int add_grad(Lowering *L, IrFunc *loss, const int *wrt, int n, const char *kind,
+                    const char *owner) {
+  char *name = owner ? fmt_name("%s.%s", kind, owner) : fmt_name("%s%s", kind, "");
+  IrFunc *grad = ad_grad(loss, wrt, n, name);
+  free(name);
+  ir_func_free(loss);
+  return ir_module_add(L->mod, grad);
 }
 
 /* ---- specialisation (docs/specialisation.md) ------------------------------ */
 
 static const AunnParams *source_aunn(const Lowering *L, int s, const AunnDef **a) {
-  int ai = L->model->regions[L->model->sources[s].region].aunn;
+  int ai = aunn_of(L, L->model->sources[s].region);
   *a = &L->model->aunns[ai];
   return &L->aunn[ai];
 }
@@ -459,40 +1253,19 @@ static int folded_params(const Lowering *L, int s, int *out) {
   return n;
 }
 
-/* What spec reads: the embeddings, then concat fc0.b and its embedding rows,
- * or film every layer's w, b and map. */
-static int vjp_params(const Lowering *L, int s, int *out) {
-  const AunnDef *a;
-  const AunnParams *p = source_aunn(L, s, &a);
-  int n = 0;
-  out[n++] = p->emb_module;
-  out[n++] = p->emb_subject;
-  if (a->condition != COND_FILM) {
-    out[n++] = p->b[0];
-    out[n++] = p->w_module;
-    out[n++] = p->w_subject;
-    return n;
-  }
-  for (int l = 0; l < a->nhidden; l++) {
-    out[n++] = p->w[l];
-    out[n++] = p->b[l];
-    out[n++] = p->film_w[l];
-    out[n++] = p->film_b[l];
-  }
-  return n;
-}
-
 /* Row 0 of a [1, n] value as a vector [n]. */
 static int row_vector(IrFunc *f, int row) { return ir_sum(f, row, 0); }
 
-/* b0' = b0 + E_m[r] W0m + E_s[s] W0s: lower_concat_input's embedding terms
- * for the one (region, subject), added to the bias once. */
+/* b0' = b0 + E_m[r] W0m + E_s[s] W0s: the first layer's concat terms for
+ * the one (region, subject), added to the bias once. */
 static void spec_concat(Builder *b, const AunnParams *p, int *theta) {
   IrFunc *f = b->f;
   int tables[2][3] = {{p->emb_module, p->w_module, b->module},
                       {p->emb_subject, p->w_subject, b->subject}};
   int bias = b->param[p->b[0]];
   for (int k = 0; k < 2; k++) {
+    if (tables[k][0] < 0)
+      continue;                    /* a size of 0: no term */
     int e = ir_gather(f, b->param[tables[k][0]], tables[k][2]);
     int row = ir_matmul(f, e, b->param[tables[k][1]], false, false);
     bias = ir_binary(f, IR_ADD, bias, row_vector(f, row));
@@ -522,17 +1295,25 @@ static int spec_body(const Lowering *L, Builder *b, int s, int *theta) {
     spec_concat(b, p, theta);
     return 1;
   }
-  int c = lower_embeddings(b, p);
+  int c = lower_embeddings(b, p, b->module);
   for (int l = 0; l < a->nhidden; l++)
     spec_film_layer(b, p, l, c, theta + 2 * l);
   return 2 * a->nhidden;
 }
 
-static IrFunc *lower_spec(const Lowering *L, int s, int *theta) {
+/* A function kind.A of the parameters and the ids of one (region, subject). */
+static Builder begin_spec(const Lowering *L, const char *kind, int s) {
   const AunnDef *a;
   source_aunn(L, s, &a);
-  Builder b = begin_params(L, "spec", a->name);
+  char *name = fmt_name("%s.%s", kind, a->name);
+  Builder b = begin_params(L, name);
+  free(name);
   add_ids(&b, 1);
+  return b;
+}
+
+static IrFunc *lower_spec(const Lowering *L, int s, int *theta) {
+  Builder b = begin_spec(L, "spec", s);
   int n = spec_body(L, &b, s, theta);
   for (int k = 0; k < n; k++)
     ir_output(b.f, theta[k]);
@@ -543,11 +1324,8 @@ static IrFunc *lower_spec(const Lowering *L, int s, int *theta) {
  * the vector-Jacobian product of spec with d theta'. */
 static IrFunc *lower_spec_pairing(const Lowering *L, int s, const int *folded,
                                   int nfolded, int *theta) {
-  const AunnDef *a;
-  source_aunn(L, s, &a);
-  Builder b = begin_params(L, "spec_pairing", a->name);
-  add_ids(&b, 1);
-  int *d = malloc(nfolded * sizeof *d);
+  Builder b = begin_spec(L, "spec_pairing", s);
+  int *d = xcalloc(nfolded, sizeof *d);
   for (int k = 0; k < nfolded; k++) {
     const IrParam *p = &L->mod->params[folded[k]];
     char *name = fmt_name("%s.%s", "d", p->name);
@@ -555,88 +1333,179 @@ static IrFunc *lower_spec_pairing(const Lowering *L, int s, const int *folded,
     free(name);
   }
   spec_body(L, &b, s, theta);
-  int total = ir_sum(b.f, ir_binary(b.f, IR_MUL, d[0], theta[0]), -1);
-  for (int k = 1; k < nfolded; k++) {
-    int dot = ir_sum(b.f, ir_binary(b.f, IR_MUL, d[k], theta[k]), -1);
-    total = ir_binary(b.f, IR_ADD, total, dot);
-  }
+  int total = -1;
+  for (int k = 0; k < nfolded; k++)
+    total = add_term(&b, total, ir_sum(b.f, ir_binary(b.f, IR_MUL, d[k], theta[k]), -1));
   free(d);
   ir_output(b.f, total);
   return finish(&b);
 }
 
-/* The gradient of loss with respect to the params listed, named kind.OWNER. */
-static int add_grad(Lowering *L, IrFunc *loss, const int *wrt, int n, const char *kind,
-                    const char *owner) {
-  char *name = fmt_name("%s.%s", kind, owner);
-  IrFunc *grad = ad_grad(loss, wrt, n, name);
-  free(name);
-  ir_func_free(loss);
-  return ir_module_add(L->mod, grad);
-}
-
 /* spec and spec_vjp depend on the AUNN only (the ids are their inputs), so
- * the sources of one AUNN share them. */
-static void lower_aunn_spec(Lowering *L, int s, const IrSourceFns *fns) {
-  AunnParams *p = &L->aunn[L->model->regions[L->model->sources[s].region].aunn];
-  if (p->spec_fn >= 0)
-    return;
-  int *theta = malloc(L->mod->nparams * sizeof *theta);
+ * the sources of one AUNN share them, and the list of what spec_vjp
+ * differentiates. */
+typedef struct AunnSpec {
+  int *vjp_params;
+  int nvjp;
+} AunnSpec;
+
+static void lower_aunn_spec(Lowering *L, AunnSpec *spec, int s, IrSourceFns *fns) {
+  AunnParams *p = &L->aunn[aunn_of(L, L->model->sources[s].region)];
   const AunnDef *a;
   source_aunn(L, s, &a);
-  p->spec_fn = ir_module_add(L->mod, lower_spec(L, s, theta));
-  p->vjp_fn = add_grad(L, lower_spec_pairing(L, s, fns->folded, fns->nfolded, theta),
-                       fns->vjp_params, fns->nvjp, "spec_vjp", a->name);
-  free(theta);
-}
-
-static void lower_source_spec(Lowering *L, int s) {
-  IrSourceFns *fns = &L->mod->source_fns[s];
-  const AunnDef *a;
-  const AunnParams *p = source_aunn(L, s, &a);
-  fns->nfolded = folded_params(L, s, fns->folded);
-  fns->nspec_grad = grad_params(L, s, true, fns->spec_grad_params);
-  fns->nvjp = vjp_params(L, s, fns->vjp_params);
-  lower_aunn_spec(L, s, fns);
+  int np = L->mod->nparams;
+  if (p->spec_fn < 0) {
+    int *theta = xcalloc(np, sizeof *theta);
+    p->spec_fn = ir_module_add(L->mod, lower_spec(L, s, theta));
+    IrFunc *pairing = lower_spec_pairing(L, s, fns->folded, fns->nfolded, theta);
+    spec->vjp_params = xcalloc(np, sizeof *spec->vjp_params);
+    spec->nvjp = reached_params(pairing, np, spec->vjp_params);
+    p->vjp_fn = add_grad(L, pairing, spec->vjp_params, spec->nvjp, "spec_vjp", a->name);
+    free(theta);
+  }
   fns->spec = p->spec_fn;
   fns->spec_vjp = p->vjp_fn;
-  fns->loss_grad_spec = add_grad(L, lower_loss(L, s, true), fns->spec_grad_params,
-                                 fns->nspec_grad, "loss_grad_spec", L->model->sources[s].name);
+  fns->nvjp = spec->nvjp;
+  memcpy(fns->vjp_params, spec->vjp_params, spec->nvjp * sizeof *fns->vjp_params);
 }
+
+static void lower_source_spec(Lowering *L, AunnSpec *spec, const Graph *g, int s) {
+  IrSourceFns *fns = &L->mod->source_fns[s];
+  fns->nfolded = folded_params(L, s, fns->folded);
+  IrFunc *loss = lower_loss(L, g, s, LOSS_SPECIALISED);
+  fns->nspec_grad = reached_params(loss, L->mod->nparams, fns->spec_grad_params);
+  lower_aunn_spec(L, &spec[aunn_of(L, g->region)], s, fns);
+  fns->loss_grad_spec = add_grad(L, loss, fns->spec_grad_params, fns->nspec_grad,
+                                 "loss_grad_spec", L->model->sources[s].name);
+}
+
+/* ---- the prior -------------------------------------------------------------- */
+
+/* The weight matrices of AUNN ai (not biases, not embedding tables). */
+static int weight_matrices(const Lowering *L, int ai, int *out) {
+  const AunnDef *a = &L->model->aunns[ai];
+  const AunnParams *p = &L->aunn[ai];
+  int n = 0;
+  for (int l = 0; l < a->nhidden; l++) {
+    out[n++] = p->w[l];
+    if (a->condition == COND_FILM)
+      out[n++] = p->film_w[l];
+  }
+  int more[5] = {p->w_module, p->w_subject, p->w_input, p->latent_w, p->embed_w};
+  for (int k = 0; k < 5; k++)
+    if (more[k] >= 0)
+      out[n++] = more[k];
+  return n;
+}
+
+static int sum_of_squares(Builder *b, int ai) {
+  int w[2 * MODEL_MAX_LAYERS + 5];
+  int n = weight_matrices(b->L, ai, w), total = -1;
+  for (int k = 0; k < n; k++) {
+    int x = b->param[w[k]];
+    total = add_term(b, total, ir_sum(b->f, ir_binary(b->f, IR_MUL, x, x), -1));
+  }
+  return total;
+}
+
+static int weighted(Builder *b, double weight, int x) {
+  return ir_binary(b->f, IR_MUL, ir_const(b->f, weight, IR_SCALAR), x);
+}
+
+/* sum over edges of (l1 + distance * length) * |gate| plus, per l2 term,
+ * its weight times the sum of squares of its AUNN's weight matrices; NULL
+ * when there is no such term. */
+static IrFunc *lower_prior(const Lowering *L) {
+  const Model *m = L->model;
+  Builder b = begin_params(L, "prior");
+  int total = -1;
+  for (int e = 0; e < m->nedges; e++) {
+    double cost = m->edges[e].l1 + m->edges[e].distance * m->edges[e].length;
+    if (cost > 0) {
+      int gate = ir_sum(b.f, b.param[L->mod->gate_params[e]], -1);
+      total = add_term(&b, total, weighted(&b, cost, ir_unary(b.f, IR_ABS, gate)));
+    }
+  }
+  for (int l = 0; l < m->nlosses; l++) {
+    const LossTerm *t = &m->losses[l];
+    if (t->kind == LOSS_L2 && t->aunn >= 0 && t->aunn < m->naunns && t->weight != 0)
+      total = add_term(&b, total, weighted(&b, t->weight, sum_of_squares(&b, t->aunn)));
+  }
+  if (total >= 0)
+    ir_output(b.f, total);
+  IrFunc *f = finish(&b);
+  if (total >= 0)
+    return f;
+  ir_func_free(f);
+  return NULL;
+}
+
+static void lower_model_prior(Lowering *L) {
+  IrFunc *prior = lower_prior(L);
+  if (!prior)
+    return;
+  IrModule *mod = L->mod;
+  mod->prior_params = xcalloc(mod->nparams, sizeof *mod->prior_params);
+  mod->nprior = reached_params(prior, mod->nparams, mod->prior_params);
+  mod->prior = add_grad(L, prior, mod->prior_params, mod->nprior, "prior", NULL);
+}
+
+/* ---- the module ------------------------------------------------------------- */
 
 /* One block holds the four parameter lists (ir.h). */
 static void alloc_lists(IrSourceFns *fns, int nparams) {
-  fns->grad_params = malloc(4 * (size_t)nparams * sizeof *fns->grad_params);
+  fns->grad_params = xcalloc(4 * (size_t)nparams, sizeof *fns->grad_params);
   fns->folded = fns->grad_params + nparams;
   fns->spec_grad_params = fns->folded + nparams;
   fns->vjp_params = fns->spec_grad_params + nparams;
 }
 
-static void lower_source(Lowering *L, int s, bool specialise) {
+/* Specialised when asked and the window reads no other region. */
+static void lower_source(Lowering *L, AunnSpec *spec, int s, bool specialise) {
   IrSourceFns *fns = &L->mod->source_fns[s];
   alloc_lists(fns, L->mod->nparams);
-  /* parameters are inputs 0..nparams-1, so input numbers are param ids */
-  fns->ngrad = grad_params(L, s, false, fns->grad_params);
-  fns->forward = ir_module_add(L->mod, lower_forward(L, s));
-  fns->loss_grad = add_grad(L, lower_loss(L, s, false), fns->grad_params, fns->ngrad,
-                            "loss_grad", L->model->sources[s].name);
+  fns->loss = source_loss(L->model, s);
+  Graph g = graph_new(L, s);
+  fns->forward = ir_module_add(L->mod, lower_forward(L, &g, s));
+  IrFunc *loss = lower_loss(L, &g, s, LOSS_PLAIN);
+  fns->ngrad = reached_params(loss, L->mod->nparams, fns->grad_params);
+  fns->loss_grad = add_grad(L, loss, fns->grad_params, fns->ngrad, "loss_grad",
+                            L->model->sources[s].name);
+  fns->loss_held = g.npre > 0 ? ir_module_add(L->mod, lower_loss(L, &g, s, LOSS_HELD)) : -1;
   fns->spec = fns->loss_grad_spec = fns->spec_vjp = -1;
-  if (specialise)
-    lower_source_spec(L, s);
+  if (specialise && !has_input(L, g.region))
+    lower_source_spec(L, spec, &g, s);
+  graph_free(&g);
 }
 
 IrModule *lower_model_with(const Model *m, bool specialise) {
-  Lowering L = {.model = m, .mod = ir_module_new(m)};
-  L.aunn = calloc(m->naunns ? m->naunns : 1, sizeof *L.aunn);
-  L.head_w = calloc(m->nsources ? m->nsources : 1, sizeof *L.head_w);
-  L.head_b = calloc(m->nsources ? m->nsources : 1, sizeof *L.head_b);
+  if (!model_ok(m))
+    return NULL;
+  Lowering L = {.model = m};
+  index_in_edges(&L);
+  if (!undelayed_acyclic(&L)) {
+    free(L.in_start);
+    free(L.in_edges);
+    return NULL;
+  }
+  L.mod = ir_module_new(m);
+  L.aunn = xcalloc(m->naunns, sizeof *L.aunn);
+  L.head_w = xcalloc(m->nsources, sizeof *L.head_w);
+  L.head_b = xcalloc(m->nsources, sizeof *L.head_b);
+  AunnSpec *spec = xcalloc(m->naunns, sizeof *spec);
   declare_params(&L);
-  L.mod->source_fns = calloc(m->nsources ? m->nsources : 1, sizeof *L.mod->source_fns);
+  L.mod->source_fns = xcalloc(m->nsources, sizeof *L.mod->source_fns);
   for (int s = 0; s < m->nsources; s++)
-    lower_source(&L, s, specialise);
+    lower_source(&L, spec, s, specialise);
+  lower_model_prior(&L);
+  for (int ai = 0; ai < m->naunns; ai++)
+    free(spec[ai].vjp_params);
+  free(spec);
   free(L.aunn);
   free(L.head_w);
   free(L.head_b);
+  free(L.in_start);
+  free(L.in_edges);
   return L.mod;
 }
 

@@ -6,12 +6,17 @@
  *   lobec check SPEC                      diagnostics only
  *   lobec build SPEC [-o OUT] [--emit=ast|ir|llvm|obj|exe] [--dump-after=PASS|all]
  *   lobec fmt SPEC [-o OUT | --check]     the canonical form (fmt.c)
+ *   lobec graph SPEC [-o OUT.dot|.svg|.png]  the region graph (graph.c)
  *   lobec explain CODE | --list [--markdown]  what a diagnostic code means
  */
+#include <errno.h>
 #include <libgen.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../runtime/lobe_model.h"
@@ -22,6 +27,8 @@
 #define LOBE_VERSION "0.1.0"
 
 typedef enum { EMIT_AST, EMIT_IR, EMIT_LLVM, EMIT_OBJ, EMIT_EXE } Emit;
+/* What `lobec graph -o OUT` writes, from OUT's extension. */
+typedef enum { PICTURE_DOT, PICTURE_SVG, PICTURE_PNG } Picture;
 
 typedef struct Options {
   const char *command;
@@ -29,6 +36,7 @@ typedef struct Options {
   const char *out;
   const char *dump_after;
   Emit emit;
+  Picture picture;        /* graph */
   bool check;             /* fmt --check */
   bool no_specialize;     /* build --no-specialize */
 } Options;
@@ -38,6 +46,7 @@ static void usage(FILE *to) {
         "       lobec build SPEC.lobe [-o OUT] [--emit=ast|ir|llvm|obj|exe]\n"
         "                             [--dump-after=PASS|all] [--no-specialize]\n"
         "       lobec fmt SPEC.lobe [-o OUT | --check]\n"
+        "       lobec graph SPEC.lobe [-o OUT.dot|OUT.svg|OUT.png]\n"
         "       lobec explain CODE | --list [--markdown]\n"
         "       lobec --version\n"
         "\n"
@@ -49,6 +58,9 @@ static void usage(FILE *to) {
         "the executable trains unspecialised (docs/specialisation.md).\n"
         "fmt writes SPEC in canonical form to OUT (default: standard output);\n"
         "--check instead names SPEC and exits with 1 if it is not canonical.\n"
+        "graph checks SPEC and draws its regions, data and connections as\n"
+        "Graphviz dot text (default: standard output); .svg and .png run\n"
+        "Graphviz's `dot` (docs/graph.md).\n"
         "explain prints what the code of a diagnostic (E0020 in error[E0020])\n"
         "means, with an example; --list lists every code, --markdown as\n"
         "docs/errors.md.\n",
@@ -62,6 +74,27 @@ static int parse_emit(const char *s, Emit *e) {
       *e = (Emit)i;
       return 0;
     }
+  return -1;
+}
+
+/* The picture `lobec graph -o OUT` writes, from OUT's extension; -1 for an
+ * extension it does not know (a usage error). No -o, or -o -: dot text. */
+static int parse_picture(const char *out, Picture *p) {
+  static const struct { const char *ext; Picture picture; } exts[] = {
+    {".dot", PICTURE_DOT}, {".gv", PICTURE_DOT}, {".svg", PICTURE_SVG}, {".png", PICTURE_PNG},
+  };
+  *p = PICTURE_DOT;
+  if (!out || strcmp(out, "-") == 0)
+    return 0;
+  size_t len = strlen(out);
+  for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++) {
+    size_t n = strlen(exts[i].ext);
+    if (len > n && strcmp(out + len - n, exts[i].ext) == 0) {
+      *p = exts[i].picture;
+      return 0;
+    }
+  }
+  fprintf(stderr, "lobec: graph writes OUT.dot, OUT.gv, OUT.svg or OUT.png, not '%s'\n", out);
   return -1;
 }
 
@@ -103,6 +136,8 @@ static int parse_args(int argc, char **argv, Options *o) {
     fprintf(stderr, "lobec: fmt takes -o or --check, not both\n");
     return -1;
   }
+  if (strcmp(o->command, "graph") == 0)
+    return parse_picture(o->out, &o->picture);
   return 0;
 }
 
@@ -224,6 +259,8 @@ static int build(const Options *o, Diag *d, Model *m, Program *prog) {
   if (diag_errors(d))
     return 1;
   IrModule *mod = lower_model_with(m, !o->no_specialize);
+  if (!mod)
+    return 1;                        /* an internal error, already printed */
   int rc = optimise(mod, o->dump_after);
   if (rc == 0 && o->emit == EMIT_IR) {
     FILE *f = open_out(o->out);
@@ -263,6 +300,113 @@ static int format(const Options *o) {
     rc = write_text(o->out, text);
   free(text);
   diag_free(d);
+  return rc;
+}
+
+/* ---- graph ------------------------------------------------------------------- */
+
+/* Channel counts for the picture, from the data files that can be read.
+ * Unlike build, an unreadable file is no error: graph checks as check does,
+ * and check does not read data. */
+static void probe_channels(Model *m) {
+  for (int s = 0; s < m->nsources; s++) {
+    Source *src = &m->sources[s];
+    DataTable t = {0};
+    char err[512];
+    if (src->channels == 0 &&
+        data_probe(source_kind(src->kind), src->path, &t, err, sizeof err) == 0)
+      src->channels = t.cols;
+    data_free(&t);
+  }
+}
+
+/* Stops early when the reader has gone: its exit status then tells why. */
+static void write_all(int fd, const char *text, size_t len) {
+  while (len > 0) {
+    ssize_t n = write(fd, text, len);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return;
+    text += n;
+    len -= (size_t)n;
+  }
+}
+
+static void dot_missing(const char *out) {
+  fprintf(stderr, "lobec: error: cannot write '%s': Graphviz's `dot` is not installed "
+          "(Debian package graphviz; scripts/install-deps.sh installs it); "
+          "`-o NAME.dot` writes the dot text without it\n", out);
+}
+
+/* The exit status of `dot`, or 127 when it could not be run. */
+static int wait_dot(pid_t pid) {
+  int status;
+  while (waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR)
+      return 127;
+  if (WIFSIGNALED(status))
+    return 128 + WTERMSIG(status);
+  return WEXITSTATUS(status);
+}
+
+/* Starts `dot TYPE -o OUT` reading the pipe fds[0]; an errno value, or 0. */
+static int spawn_dot(const int fds[2], char *type, const char *out, pid_t *pid) {
+  char *argv[] = {"dot", type, "-o", (char *)out, NULL};
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, fds[0], STDIN_FILENO);
+  if (fds[0] != STDIN_FILENO)
+    posix_spawn_file_actions_addclose(&fa, fds[0]);
+  posix_spawn_file_actions_addclose(&fa, fds[1]);
+  int err = posix_spawnp(pid, "dot", &fa, NULL, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  return err;
+}
+
+/* Runs `dot -Tsvg -o OUT` (or png) with the dot text on its standard input. */
+static int render(const char *text, size_t len, const char *format, const char *out) {
+  int fds[2];
+  if (pipe(fds) != 0) {
+    perror("lobec: pipe");
+    return 1;
+  }
+  char type[16];
+  snprintf(type, sizeof type, "-T%s", format);
+  pid_t pid;
+  int err = spawn_dot(fds, type, out, &pid);
+  close(fds[0]);
+  if (err == 0) {
+    signal(SIGPIPE, SIG_IGN);  /* a `dot` that exits early must not kill lobec */
+    write_all(fds[1], text, len);
+  }
+  close(fds[1]);
+  int status = err ? 127 : wait_dot(pid);
+  if (err && err != ENOENT)
+    fprintf(stderr, "lobec: error: cannot run `dot`: %s\n", strerror(err));
+  else if (status == 127)
+    dot_missing(out);
+  else if (status != 0)
+    fprintf(stderr, "lobec: error: `dot %s -o %s` failed (exit status %d)\n", type, out,
+            status);
+  return status != 0;
+}
+
+static int graph(const Options *o, Model *m) {
+  static const char *const formats[] = {"dot", "svg", "png"};
+  probe_channels(m);
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  if (!f) {
+    perror("lobec: graph");
+    return 1;
+  }
+  graph_write_dot(f, m, o->spec);
+  fclose(f);
+  int rc = o->picture == PICTURE_DOT ? write_text(o->out, text)
+                                     : render(text, len, formats[o->picture], o->out);
+  free(text);
   return rc;
 }
 
@@ -312,7 +456,7 @@ int main(int argc, char **argv) {
   Options o;
   if (parse_args(argc, argv, &o) != 0 ||
       (strcmp(o.command, "check") != 0 && strcmp(o.command, "build") != 0 &&
-       strcmp(o.command, "fmt") != 0)) {
+       strcmp(o.command, "fmt") != 0 && strcmp(o.command, "graph") != 0)) {
     usage(stderr);
     return 2;
   }
@@ -323,7 +467,9 @@ int main(int argc, char **argv) {
   Model *m = check_spec(d, o.spec, &prog);
   diag_flush(d);
   int rc = 1;
-  if (m)
+  if (m && strcmp(o.command, "graph") == 0)
+    rc = graph(&o, m);
+  else if (m)
     rc = strcmp(o.command, "check") == 0 ? 0 : build(&o, d, m, prog);
   if (m)
     sema_free(m);

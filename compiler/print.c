@@ -55,9 +55,12 @@ static void print_attrs(FILE *out, const IrInstr *in) {
     fputs(in->trans_a ? " trans_a" : "", out);
     fputs(in->trans_b ? " trans_b" : "", out);
     break;
+  case IR_CONCAT:
+    fputs(in->axis == 0 ? " rows" : "", out);
+    break;
   case IR_SLICE:
   case IR_PAD:
-    fprintf(out, " start=%d", in->start);
+    fprintf(out, "%s start=%d", in->axis == 0 ? " rows" : "", in->start);
     break;
   default:
     break;
@@ -92,7 +95,7 @@ void ir_print(FILE *out, const IrFunc *f) {
 void ir_print_module(FILE *out, const IrModule *mod) {
   for (int i = 0; i < mod->nparams; i++) {
     const IrParam *p = &mod->params[i];
-    static const char *const inits[] = {"zeros", "normal", "uniform"};
+    static const char *const inits[] = {"zeros", "normal", "uniform", "constant"};
     fprintf(out, "param %s : real", p->name);
     if (p->rank == 1)
       fprintf(out, "[%d]", p->cols);

@@ -328,6 +328,18 @@ static size_t body_size(const lobe_model *m) {
   return n;
 }
 
+/* A poisson source keeps raw counts (mean 0, std 1): other statistics mean
+ * the checkpoint was trained with the source standardised, as mse. */
+static int check_scale(Reader *r, const lobe_source *s, const double *mean, const double *std) {
+  if (s->loss_kind != LOBE_LOSS_POISSON)
+    return RT_OK;
+  for (int c = 0; c < s->channels; c++)
+    if (mean[c] != 0 || std[c] != 1)
+      return mismatch(r, "source '%s' is standardised there (an mse loss), raw counts here "
+                      "(poisson)", s->name);
+  return RT_OK;
+}
+
 static int read_body(Reader *r, RtState *st) {
   const lobe_model *m = st->model;
   uint64_t step, seed;
@@ -345,6 +357,8 @@ static int read_body(Reader *r, RtState *st) {
   for (int s = 0; s < m->nsources; s++) {
     r_doubles(r, st->mean[s], (size_t)m->sources[s].channels);
     r_doubles(r, st->std[s], (size_t)m->sources[s].channels);
+    if (check_scale(r, &m->sources[s], st->mean[s], st->std[s]) != RT_OK)
+      return RT_FAIL;
   }
   return RT_OK;
 }

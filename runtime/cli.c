@@ -29,7 +29,7 @@ void rt_error(const char *fmt, ...) {
 
 enum OptId {
   O_STEPS, O_SEED, O_THREADS, O_DATA, O_CKPT, O_RESUME, O_LOG_EVERY, O_CKPT_EVERY,
-  O_REGION, O_SUBJECT, O_FROM, O_TO, O_SOURCE, O_OUT, O_HELP,
+  O_REGION, O_SUBJECT, O_FROM, O_TO, O_SOURCE, O_OUT, O_HELDOUT, O_HEAD, O_HELP,
 };
 
 typedef struct OptSpec {
@@ -46,7 +46,8 @@ static const OptSpec opt_specs[] = {
   {"--region", O_REGION, 1},      {"--subject", O_SUBJECT, 1},
   {"--from", O_FROM, 1},          {"--to", O_TO, 1},
   {"--source", O_SOURCE, 1},      {"-o", O_OUT, 1},
-  {"--output", O_OUT, 1},         {"--help", O_HELP, 0},
+  {"--output", O_OUT, 1},         {"--heldout", O_HELDOUT, 1},
+  {"--head", O_HEAD, 1},          {"--help", O_HELP, 0},
   {"-h", O_HELP, 0},
 };
 
@@ -78,11 +79,19 @@ static const Command commands[] = {
    "                        (default: about 20 lines per run)\n"
    "  --checkpoint-every N  also checkpoint every N steps (default: the spec's; 0: only\n"
    "                        at the end and on SIGINT/SIGTERM)\n"},
-  {"eval", rt_cmd_eval, BIT(O_DATA) | BIT(O_CKPT) | BIT(O_THREADS),
-   "eval [--data NAME=PATH]... [--checkpoint DIR] [--threads T]",
+  {"eval", rt_cmd_eval,
+   BIT(O_DATA) | BIT(O_CKPT) | BIT(O_THREADS) | BIT(O_HELDOUT) | BIT(O_HEAD),
+   "eval [--data NAME=PATH]... [--checkpoint DIR] [--threads T]\n"
+   "            [--heldout R.S=PATH [--head SOURCE]]...",
    "Runs the trained model over every row of every source and prints per source\n"
    "the mean squared error in data units (mse), on the standardised training scale\n"
-   "(mse_std, the training loss) and R^2 averaged over channels.\n"},
+   "(mse_std) and R^2 averaged over channels.\n"
+   "  --heldout R.S=PATH    also predict region R of subject S, a cell the model has\n"
+   "                        no training data for, and compare with the recording in\n"
+   "                        PATH; one line 'heldout R.S head=... r2=... baseline_r2=...'\n"
+   "                        each, the baseline being the other subjects' recordings of R\n"
+   "  --head SOURCE         the source on R whose head, rate and scale read the\n"
+   "                        --heldout before it (default: R's first source)\n"},
   {"predict", rt_cmd_predict,
    BIT(O_REGION) | BIT(O_SUBJECT) | BIT(O_FROM) | BIT(O_TO) | BIT(O_SOURCE) | BIT(O_OUT) |
    BIT(O_CKPT) | BIT(O_THREADS),
@@ -97,9 +106,10 @@ static const Command commands[] = {
    "Compares the compiled f64 gradients with central differences on one batch per\n"
    "source (parameters from the checkpoint if there is one, else freshly initialised).\n"
    "Last line: gradcheck: max_rel_err=X params=N. Exit status 1 if X > 1e-3.\n"},
-  {"info", rt_cmd_info, 0, "info",
-   "Prints the parameters, regions, subjects, data sources and which (region,\n"
-   "subject) cells have data.\n"},
+  {"info", rt_cmd_info, BIT(O_CKPT), "info [--checkpoint DIR]",
+   "Prints the training settings, parameters, regions, subjects, edges, data sources\n"
+   "and which (region, subject) cells have data. Edge gates show their trained value\n"
+   "when DIR holds a checkpoint, else their initial one.\n"},
 };
 
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
@@ -180,6 +190,39 @@ static int parse_data(const lobe_model *m, RtOptions *o, const char *s) {
   return RT_OK;
 }
 
+/* --heldout R.S=PATH; its --head, if any, follows it. */
+static int parse_heldout(const lobe_model *m, RtOptions *o, const char *s) {
+  const char *eq = strchr(s, '=');
+  char *cell = eq && eq != s && eq[1] ? strndup(s, (size_t)(eq - s)) : NULL;
+  RtHeldout *h = &o->heldout[o->nheldout];
+  if (!cell) {
+    rt_error("--heldout: expected REGION.SUBJECT=PATH, found '%s'", s);
+    return RT_EUSAGE;
+  }
+  int rc = rt_find_cell(m, cell, &h->region, &h->subject);
+  if (rc != RT_OK)
+    rt_error("--heldout: '%s' is not REGION.SUBJECT of this model (see '%s info')", cell,
+             prog);
+  free(cell);
+  h->path = eq + 1;
+  h->head = -1;
+  o->nheldout += rc == RT_OK;
+  return rc == RT_OK ? RT_OK : RT_EUSAGE;
+}
+
+static int parse_head(const lobe_model *m, RtOptions *o, const char *name) {
+  RtHeldout *h = o->nheldout ? &o->heldout[o->nheldout - 1] : NULL;
+  if (!h || h->head >= 0) {
+    rt_error("--head %s: expected after a --heldout, one per --heldout", name);
+    return RT_EUSAGE;
+  }
+  if ((h->head = rt_find(m, RT_SOURCE, name)) < 0) {
+    rt_error_unknown(m, RT_SOURCE, name);
+    return RT_EUSAGE;
+  }
+  return RT_OK;
+}
+
 static int apply(const lobe_model *m, RtOptions *o, const OptSpec *spec, const char *v) {
   int64_t n = 0;
   int rc = RT_OK;
@@ -199,6 +242,8 @@ static int apply(const lobe_model *m, RtOptions *o, const OptSpec *spec, const c
   case O_TO: rc = parse_seconds(spec->name, v, &o->to); o->have_to = 1; break;
   case O_SOURCE: o->source = v; break;
   case O_OUT: o->out = v; break;
+  case O_HELDOUT: rc = parse_heldout(m, o, v); break;
+  case O_HEAD: rc = parse_head(m, o, v); break;
   case O_HELP: break;
   }
   return rc;
@@ -279,7 +324,8 @@ static int run_command(const lobe_model *m, const Command *c, int argc, char **a
   RtOptions o = {.threads = 1, .ckpt_dir = default_dir, .checkpoint_every = -1};
   int help = 0, rc = RT_FAIL;
   o.data = calloc((size_t)argc, sizeof *o.data);
-  if (!o.data)
+  o.heldout = calloc((size_t)argc, sizeof *o.heldout);
+  if (!o.data || !o.heldout)
     rt_error("out of memory");
   else if ((rc = parse_args(m, c, argc, argv, &o, &help)) == RT_OK && help)
     print_command_help(c);
@@ -290,6 +336,7 @@ static int run_command(const lobe_model *m, const Command *c, int argc, char **a
   for (int i = 0; i < o.ndata; i++)
     free(o.data[i].name);
   free(o.data);
+  free(o.heldout);
   return rc;
 }
 

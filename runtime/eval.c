@@ -1,8 +1,11 @@
 /*
  * eval.c — `brain eval`: the trained model over every row of every source,
- * in chunks of the model's batch. Reports per source the mean squared error
- * in data units and on the standardised (training) scale, and R^2 per
- * channel (1 - SSE/SST) averaged over the channels that vary.
+ * tiled into windows (rt_tile) and run in chunks of the model's batch.
+ * Reports per source the mean squared error in data units and on the
+ * standardised (training) scale, and R^2 per channel (1 - SSE/SST) averaged
+ * over the channels that vary. With --heldout, also cells without data: a
+ * recording of region R in subject S predicted through the head of another
+ * source on R, against the baseline of the other subjects' recordings of R.
  */
 #include <math.h>
 #include <stdio.h>
@@ -18,49 +21,92 @@ typedef struct EvalResult {
 typedef struct Evaluator {
   const lobe_model *m;
   RtState st;
-  DataTable *tables;
+  DataTable *tables;         /* per source */
+  DataTable *held;           /* per --heldout */
+  int *heads;                /* per --heldout: the source it is read through */
+  int *others;               /* the sources of one held-out cell's baseline */
   RtBatch batch;
   void **args;
-  double *sse, *sst;         /* per channel of the widest source */
+  int64_t *starts;           /* [B]: the batch's tiles */
+  double *sse, *base_sse, *sst, *mean, *pooled;   /* per channel of the widest source */
   EvalResult *res;           /* per source */
 } Evaluator;
 
-/* Adds the squared errors of one forward chunk, in data units. */
-static void add_errors(Evaluator *ev, int s, const DataTable *t, int first, int n,
+/* ---- the model over a recording ---------------------------------------- */
+
+/* Adds the squared errors of tiles first..first+n, in data units. */
+static void add_errors(Evaluator *ev, int s, const DataTable *t, int64_t first, int n,
                        double *sse_std) {
-  size_t cols = (size_t)t->cols;
-  for (int i = 0; i < n; i++)
-    for (size_t c = 0; c < cols; c++) {
-      double pred = ev->batch.out[(size_t)i * cols + c] * ev->st.std[s][c] + ev->st.mean[s][c];
-      double err = pred - t->values[(size_t)(first + i) * cols + c];
-      ev->sse[c] += err * err;
-      *sse_std += err * err / (ev->st.std[s][c] * ev->st.std[s][c]);
-    }
+  const lobe_source *src = &ev->m->sources[s];
+  size_t cols = (size_t)t->cols, W = (size_t)ev->batch.window;
+  for (int i = 0; i < n; i++) {
+    int64_t start;
+    int step;
+    rt_tile((int)W, first + i, &start, &step);
+    for (size_t j = (size_t)step; j < W; j++)
+      for (size_t c = 0; c < cols; c++) {
+        float out = ev->batch.out[((size_t)i * W + j) * cols + c];
+        double sd = ev->st.std[s][c];
+        double pred = rt_data_units(src, out, ev->st.mean[s][c], sd);
+        double err = pred - t->values[((size_t)start + j) * cols + c];
+        ev->sse[c] += err * err;
+        *sse_std += err * err / (sd * sd);
+      }
+  }
 }
 
-static EvalResult eval_source(Evaluator *ev, int s) {
+/* Source s's head, for `subject`, against every row of t: the squared errors
+ * per channel into ev->sse; returns their sum on the standardised scale. */
+static double tile_errors(Evaluator *ev, int s, int subject, const DataTable *t) {
   const lobe_source *src = &ev->m->sources[s];
-  const DataTable *t = &ev->tables[s];
-  size_t cols = (size_t)t->cols, count = (size_t)t->rows * cols;
-  double sse_std = 0, sse = 0, r2 = 0;
-  int varying = 0;
-  rt_channel_moments(t, ev->sst + cols, ev->sst);   /* SST per channel */
-  memset(ev->sse, 0, cols * sizeof *ev->sse);
-  for (int first = 0; first < t->rows; first += ev->batch.size) {
-    int n = t->rows - first < ev->batch.size ? t->rows - first : ev->batch.size;
-    rt_batch_rows(&ev->batch, src, t, first, n);
+  int B = ev->batch.size;
+  int64_t tiles = rt_tile_count(t->rows, ev->batch.window);
+  double sse_std = 0;
+  memset(ev->sse, 0, (size_t)t->cols * sizeof *ev->sse);
+  for (int64_t first = 0; first < tiles; first += B) {
+    int n = tiles - first < B ? (int)(tiles - first) : B;
+    for (int i = 0; i < n; i++) {
+      int step;
+      rt_tile(ev->batch.window, first + i, &ev->starts[i], &step);
+    }
+    rt_batch_windows(&ev->batch, src, subject, ev->starts, n);
     src->forward_f32(ev->args);
     add_errors(ev, s, t, first, n, &sse_std);
   }
+  return sse_std;
+}
+
+/* The scores of squared errors sse (per channel) against t; R^2 averaged
+ * over the channels of t that vary. */
+static EvalResult summarise(Evaluator *ev, const DataTable *t, const double *sse,
+                            double sse_std) {
+  size_t cols = (size_t)t->cols, count = (size_t)t->rows * cols;
+  double total = 0, r2 = 0;
+  int varying = 0;
+  rt_channel_moments(t, ev->mean, ev->sst);   /* SST per channel */
   for (size_t c = 0; c < cols; c++) {
-    sse += ev->sse[c];
+    total += sse[c];
     if (ev->sst[c] > 0) {
-      r2 += 1 - ev->sse[c] / ev->sst[c];
+      r2 += 1 - sse[c] / ev->sst[c];
       varying++;
     }
   }
-  return (EvalResult){sse / (double)count, sse_std / (double)count,
+  return (EvalResult){total / (double)count, sse_std / (double)count,
                       varying ? r2 / varying : NAN};
+}
+
+static EvalResult eval_source(Evaluator *ev, int s) {
+  const DataTable *t = &ev->tables[s];
+  double sse_std = tile_errors(ev, s, ev->m->sources[s].subject, t);
+  return summarise(ev, t, ev->sse, sse_std);
+}
+
+/* "n/a" for an undefined value (NAN), else x with format fmt. */
+static void format_value(char *buf, size_t len, const char *fmt, double x) {
+  if (isnan(x))
+    snprintf(buf, len, "n/a");
+  else
+    snprintf(buf, len, fmt, x);
 }
 
 static void print_table(const lobe_model *m, const DataTable *tables, const EvalResult *res) {
@@ -72,23 +118,137 @@ static void print_table(const lobe_model *m, const DataTable *tables, const Eval
          "r2");
   for (int s = 0; s < m->nsources; s++) {
     char r2[32];
-    if (isnan(res[s].r2))
-      snprintf(r2, sizeof r2, "n/a");
-    else
-      snprintf(r2, sizeof r2, "%.4f", res[s].r2);
+    format_value(r2, sizeof r2, "%.4f", res[s].r2);
     printf("%-*s %10d %8d %12.6g %12.6g %8s\n", w, m->sources[s].name, tables[s].rows,
            tables[s].cols, res[s].mse, res[s].mse_std, r2);
   }
 }
 
+/* ---- held-out cells ----------------------------------------------------- */
+
+/* The other subjects' sources on region r with `cols` channels. */
+static int baseline_sources(const Evaluator *ev, const RtHeldout *h, int cols, int *others) {
+  int n = 0;
+  for (int s = 0; s < ev->m->nsources; s++) {
+    const lobe_source *src = &ev->m->sources[s];
+    if (src->region == h->region && src->subject != h->subject && src->channels == cols)
+      others[n++] = s;
+  }
+  return n;
+}
+
+/* Per channel: the mean over every row of the given sources. */
+static void pooled_means(Evaluator *ev, const int *others, int n, size_t cols) {
+  double rows = 0;
+  memset(ev->pooled, 0, cols * sizeof *ev->pooled);
+  for (int i = 0; i < n; i++) {
+    const DataTable *o = &ev->tables[others[i]];
+    rows += o->rows;
+    for (size_t k = 0; k < (size_t)o->rows * cols; k++)
+      ev->pooled[k % cols] += o->values[k];
+  }
+  for (size_t c = 0; c < cols; c++)
+    ev->pooled[c] /= rows;
+}
+
+/* The baseline's squared errors per channel into sse: at row k, the mean of
+ * the others' rows k where they have one, else of all their rows. */
+static void baseline_errors(Evaluator *ev, const int *others, int n, const DataTable *t,
+                            double *sse) {
+  size_t cols = (size_t)t->cols;
+  pooled_means(ev, others, n, cols);
+  memset(sse, 0, cols * sizeof *sse);
+  for (int64_t k = 0; k < t->rows; k++)
+    for (size_t c = 0; c < cols; c++) {
+      double sum = 0;
+      int have = 0;
+      for (int i = 0; i < n; i++)
+        if (k < ev->tables[others[i]].rows) {
+          sum += ev->tables[others[i]].values[(size_t)k * cols + c];
+          have++;
+        }
+      double err = (have ? sum / have : ev->pooled[c]) - t->values[(size_t)k * cols + c];
+      sse[c] += err * err;
+    }
+}
+
+static void eval_heldout(Evaluator *ev, const RtHeldout *h, int head, const DataTable *t) {
+  const lobe_model *m = ev->m;
+  EvalResult model = summarise(ev, t, ev->sse, tile_errors(ev, head, h->subject, t));
+  int n = baseline_sources(ev, h, t->cols, ev->others);
+  EvalResult base = {NAN, NAN, NAN};
+  if (n > 0) {
+    baseline_errors(ev, ev->others, n, t, ev->base_sse);
+    base = summarise(ev, t, ev->base_sse, 0);
+  }
+  char r2[32], base_mse[32], base_r2[32];
+  format_value(r2, sizeof r2, "%.4f", model.r2);
+  format_value(base_mse, sizeof base_mse, "%.6g", base.mse);
+  format_value(base_r2, sizeof base_r2, "%.4f", base.r2);
+  printf("heldout %s.%s head=%s rows=%d channels=%d mse=%.6g r2=%s baseline_sources=%d "
+         "baseline_mse=%s baseline_r2=%s\n", m->regions[h->region].name,
+         m->subjects[h->subject], m->sources[head].name, t->rows, t->cols, model.mse, r2, n,
+         base_mse, base_r2);
+}
+
+/* A trained cell is not held out. */
+static int check_cell(const lobe_model *m, const RtHeldout *h) {
+  for (int s = 0; s < m->nsources; s++)
+    if (m->sources[s].region == h->region && m->sources[s].subject == h->subject &&
+        m->sources[s].loss_weight != 0) {
+      rt_error("--heldout %s.%s: the model trains on this cell (source '%s'); held-out "
+               "cells are ones without training data", m->regions[h->region].name,
+               m->subjects[h->subject], m->sources[s].name);
+      return RT_EUSAGE;
+    }
+  return RT_OK;
+}
+
+/* --head, which must read region R, else R's first source. */
+static int pick_head(const lobe_model *m, const RtHeldout *h) {
+  const char *region = m->regions[h->region].name;
+  if (h->head >= 0 && m->sources[h->head].region != h->region) {
+    rt_error("--head %s: a source on region '%s', not on '%s'", m->sources[h->head].name,
+             m->regions[m->sources[h->head].region].name, region);
+    return -1;
+  }
+  for (int s = 0; h->head < 0 && s < m->nsources; s++)
+    if (m->sources[s].region == h->region)
+      return s;
+  if (h->head < 0)
+    rt_error("--heldout %s.%s: region '%s' has no data source to read it through", region,
+             m->subjects[h->subject], region);
+  return h->head;
+}
+
+static int load_heldout(Evaluator *ev, const RtOptions *o) {
+  for (int i = 0; i < o->nheldout; i++) {
+    const RtHeldout *h = &o->heldout[i];
+    if (check_cell(ev->m, h) != RT_OK || (ev->heads[i] = pick_head(ev->m, h)) < 0)
+      return RT_EUSAGE;
+    const lobe_source *head = &ev->m->sources[ev->heads[i]];
+    if (rt_source_load(ev->m, head, h->path, &ev->held[i]) != RT_OK)
+      return RT_EDATA;
+  }
+  return RT_OK;
+}
+
+/* ---- the command ------------------------------------------------------- */
+
 static int setup(Evaluator *ev, const RtOptions *o) {
   const lobe_model *m = ev->m;
   size_t widest = (size_t)rt_max_channels(m);
   ev->tables = calloc((size_t)m->nsources + 1, sizeof *ev->tables);
-  ev->sse = calloc(widest, sizeof *ev->sse);
-  ev->sst = calloc(2 * widest, sizeof *ev->sst);
+  ev->held = calloc((size_t)o->nheldout + 1, sizeof *ev->held);
+  ev->heads = calloc((size_t)o->nheldout + 1, sizeof *ev->heads);
+  ev->others = calloc((size_t)m->nsources + 1, sizeof *ev->others);
+  double **per_channel[] = {&ev->sse, &ev->base_sse, &ev->sst, &ev->mean, &ev->pooled};
+  int ok = ev->tables && ev->held && ev->heads && ev->others;
+  for (size_t i = 0; i < sizeof per_channel / sizeof *per_channel; i++)
+    ok &= (*per_channel[i] = calloc(widest, sizeof(double))) != NULL;
   ev->res = calloc((size_t)m->nsources + 1, sizeof *ev->res);
-  if (!ev->tables || !ev->sse || !ev->sst || !ev->res || rt_state_alloc(&ev->st, m) != RT_OK ||
+  ev->starts = calloc((size_t)m->batch, sizeof *ev->starts);
+  if (!ok || !ev->res || !ev->starts || rt_state_alloc(&ev->st, m) != RT_OK ||
       rt_batch_alloc(&ev->batch, m) != RT_OK ||
       !(ev->args = rt_forward_args(m, &ev->st.params, &ev->batch))) {
     rt_error("out of memory");
@@ -99,7 +259,28 @@ static int setup(Evaluator *ev, const RtOptions *o) {
     rt_error("no checkpoint at %s; run train first", o->ckpt_dir);
     return RT_FAIL;
   }
-  return rc == RT_OK ? rt_tables_load(m, o, ev->tables) : rc;
+  if (rc == RT_OK)
+    rc = rt_tables_load(m, o, ev->tables);
+  return rc == RT_OK ? load_heldout(ev, o) : rc;
+}
+
+static void teardown(Evaluator *ev, const RtOptions *o) {
+  for (int i = 0; ev->held && i < o->nheldout; i++)
+    data_free(&ev->held[i]);
+  free(ev->held);
+  free(ev->heads);
+  free(ev->others);
+  free(ev->res);
+  free(ev->args);
+  free(ev->sse);
+  free(ev->base_sse);
+  free(ev->sst);
+  free(ev->mean);
+  free(ev->pooled);
+  free(ev->starts);
+  rt_batch_free(&ev->batch);
+  rt_tables_free(ev->m, ev->tables);
+  rt_state_free(&ev->st);
 }
 
 int rt_cmd_eval(const lobe_model *m, const RtOptions *o) {
@@ -111,13 +292,9 @@ int rt_cmd_eval(const lobe_model *m, const RtOptions *o) {
     for (int s = 0; s < m->nsources; s++)
       ev.res[s] = eval_source(&ev, s);
     print_table(m, ev.tables, ev.res);
+    for (int i = 0; i < o->nheldout; i++)
+      eval_heldout(&ev, &o->heldout[i], ev.heads[i], &ev.held[i]);
   }
-  free(ev.res);
-  free(ev.args);
-  free(ev.sse);
-  free(ev.sst);
-  rt_batch_free(&ev.batch);
-  rt_tables_free(m, ev.tables);
-  rt_state_free(&ev.st);
+  teardown(&ev, o);
   return rc;
 }

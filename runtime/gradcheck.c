@@ -1,12 +1,16 @@
 /*
  * gradcheck.c — `brain gradcheck`: the compiled f64 gradients against
- * central differences of the compiled f64 loss, on one batch per source,
- * for up to GC_PICKS entries of every parameter the source has gradients for.
+ * central differences of the compiled f64 loss, on one batch of windows per
+ * source and on the prior, for up to GC_PICKS entries of every parameter the
+ * term has gradients for:
  *   rel = |g - fd| / max(|g| + |fd|, 1e-6 * max(1, |loss|)),  h = 1e-5 * max(1, |p|)
- * The loss is a sum of B*C rounded terms, so finite differences carry noise
- * of about sqrt(B*C) 1e-16 |loss| / h: h balances it against the O(h^2)
- * truncation, and the floor keeps entries whose gradient is ~0 from being
- * judged by that noise alone.
+ * The loss is a sum of B*W*C rounded terms, so finite differences carry
+ * noise of about sqrt(B*W*C) 1e-16 |loss| / h: h balances it against the
+ * O(h^2) truncation, and the floor keeps entries whose gradient is ~0 from
+ * being judged by that noise alone.
+ * A source whose window reads the state before it (detached: no gradient
+ * flows there) is differentiated by its loss_held_f64, which computes that
+ * state from a held copy of the parameters that the differences leave alone.
  * A specialised source also has its merged specialised gradient (spec,
  * loss_grad_spec, spec_vjp in f64) compared with the checked one.
  */
@@ -29,12 +33,23 @@ typedef struct Checker {
   DataTable *tables;
   RtBatch batch;
   double **p64, **g64, **scratch64;   /* per parameter */
+  double **held64;                    /* per parameter: p64 as loss_held holds it */
   double *t64, *y64, loss64;
   double base_loss;                   /* at the parameters: scales the noise floor */
   double *max_err;                    /* per parameter; -1 until checked */
   double spec_err;                    /* specialised against unspecialised; -1: none */
+  double prior_err;                   /* the prior's entries; -1: no prior */
   void **args, **fd_args;             /* analytic and finite-difference calls */
 } Checker;
+
+/* A differentiable scalar: one source's loss on its batch, or the prior. */
+typedef struct Term {
+  lobe_fn fn;
+  void **args, **fd_args;             /* gradients into g64, or into scratch64 */
+  const int32_t *ids;                 /* the parameters it has gradients for */
+  int nids;
+  uint64_t key;                       /* picks its entries: source index, or nsources */
+} Term;
 
 static void *alloc_doubles(size_t n) { return calloc(n ? n : 1, sizeof(double)); }
 
@@ -44,22 +59,23 @@ static int alloc_buffers(Checker *c) {
   c->p64 = calloc(np, sizeof *c->p64);
   c->g64 = calloc(np, sizeof *c->g64);
   c->scratch64 = calloc(np, sizeof *c->scratch64);
+  c->held64 = calloc(np, sizeof *c->held64);
   c->max_err = alloc_doubles(np);
   c->args = calloc(nargs, sizeof *c->args);
   c->fd_args = calloc(nargs, sizeof *c->fd_args);
   c->t64 = alloc_doubles((size_t)m->batch);
-  c->y64 = alloc_doubles((size_t)m->batch * (size_t)rt_max_channels(m));
-  if (!c->p64 || !c->g64 || !c->scratch64 || !c->max_err || !c->args || !c->fd_args ||
+  c->y64 = alloc_doubles((size_t)m->batch * (size_t)m->window * (size_t)rt_max_channels(m));
+  if (!c->p64 || !c->g64 || !c->scratch64 || !c->held64 || !c->max_err || !c->args || !c->fd_args ||
       !c->t64 || !c->y64)
     return RT_FAIL;
   for (int k = 0; k < m->nparams; k++) {
     size_t n = c->st.params.numel[k];
     c->max_err[k] = -1;
     if (!(c->p64[k] = alloc_doubles(n)) || !(c->g64[k] = alloc_doubles(n)) ||
-        !(c->scratch64[k] = alloc_doubles(n)))
+        !(c->scratch64[k] = alloc_doubles(n)) || !(c->held64[k] = alloc_doubles(n)))
       return RT_FAIL;
     for (size_t i = 0; i < n; i++)
-      c->p64[k][i] = c->st.params.value[k][i];
+      c->p64[k][i] = c->held64[k][i] = c->st.params.value[k][i];
   }
   return RT_OK;
 }
@@ -69,10 +85,12 @@ static void free_buffers(Checker *c) {
     free(c->p64 ? c->p64[k] : NULL);
     free(c->g64 ? c->g64[k] : NULL);
     free(c->scratch64 ? c->scratch64[k] : NULL);
+    free(c->held64 ? c->held64[k] : NULL);
   }
   free(c->p64);
   free(c->g64);
   free(c->scratch64);
+  free(c->held64);
   free(c->max_err);
   free(c->args);
   free(c->fd_args);
@@ -209,60 +227,108 @@ static void fill_args(Checker *c, const lobe_source *s, void **args, double **gr
     args[np + 5 + k] = grads[s->grad_params[k]];
 }
 
+/* params, held params, t, ids, y, loss: loss_held_f64's layout. */
+static void fill_held_args(Checker *c, void **args) {
+  size_t np = (size_t)c->m->nparams;
+  for (size_t k = 0; k < np; k++) {
+    args[k] = c->p64[k];
+    args[np + k] = c->held64[k];
+  }
+  args[2 * np] = c->t64;
+  args[2 * np + 1] = c->batch.module;
+  args[2 * np + 2] = c->batch.subject;
+  args[2 * np + 3] = c->y64;
+  args[2 * np + 4] = &c->loss64;
+}
+
+/* Windows' times in double: the same starts as the float batch. */
 static void draw_batch(Checker *c, int s) {
   const lobe_source *src = &c->m->sources[s];
   uint64_t stream = rt_rng_stream(c->st.seed, RT_RNG_CHECK_BATCH, 0, (uint64_t)s);
   rt_batch_draw(&c->batch, src, &c->tables[s], stream);
-  for (int i = 0; i < c->batch.size; i++) {   /* the same rows, timed in double */
-    uint64_t row = rt_rng_below(stream, (uint64_t)i, (uint64_t)c->tables[s].rows);
-    c->t64[i] = rt_row_time(src, (int64_t)row);
-  }
-  for (size_t i = 0; i < (size_t)c->batch.size * (size_t)src->channels; i++)
+  for (int i = 0; i < c->batch.size; i++)
+    c->t64[i] = rt_row_time(src, c->batch.rows[i]);
+  size_t n = (size_t)c->batch.size * (size_t)c->batch.window * (size_t)src->channels;
+  for (size_t i = 0; i < n; i++)
     c->y64[i] = c->batch.y[i];
 }
 
-static double fd_loss(Checker *c, const lobe_source *s, double *p, double value) {
+static double fd_loss(Checker *c, const Term *term, double *p, double value) {
   *p = value;
-  s->loss_grad_f64(c->fd_args);
+  term->fn(term->fd_args);
   return c->loss64;
 }
 
-static double rel_error(Checker *c, const lobe_source *s, int k, size_t i) {
+static double rel_error(Checker *c, const Term *term, int k, size_t i) {
   double *p = &c->p64[k][i], orig = *p, h = 1e-5 * fmax(1, fabs(orig));
   double up = orig + h, down = orig - h;
-  double fd = (fd_loss(c, s, p, up) - fd_loss(c, s, p, down)) / (up - down);
+  double fd = (fd_loss(c, term, p, up) - fd_loss(c, term, p, down)) / (up - down);
   *p = orig;
   double g = c->g64[k][i];
   return fabs(g - fd) / fmax(fabs(g) + fabs(fd), 1e-6 * fmax(1, fabs(c->base_loss)));
 }
 
-static void check_param(Checker *c, int s, int k) {
-  const lobe_source *src = &c->m->sources[s];
+/* The largest error over the checked entries of parameter k; NaN is the worst. */
+static double check_param(Checker *c, const Term *term, int k) {
   size_t n = c->st.params.numel[k], picks = n < GC_PICKS ? n : GC_PICKS;
-  uint64_t stream = rt_rng_stream(c->st.seed, RT_RNG_CHECK_PICK, (uint64_t)s, (uint64_t)k);
+  uint64_t stream = rt_rng_stream(c->st.seed, RT_RNG_CHECK_PICK, term->key, (uint64_t)k);
+  double worst = 0;
   for (size_t j = 0; j < picks; j++) {
     size_t i = n <= GC_PICKS ? j : (size_t)rt_rng_below(stream, j, n);
-    double err = rel_error(c, src, k, i);
-    if (!(err <= c->max_err[k]))   /* NaN counts as the worst */
-      c->max_err[k] = isnan(err) ? INFINITY : err;
+    double err = rel_error(c, term, k, i);
+    worst = isnan(err) ? INFINITY : fmax(worst, err);
   }
+  c->max_err[k] = fmax(c->max_err[k], worst);
+  return worst;
+}
+
+/* Checks the gradients the term has just computed; its worst error. */
+static double check_term(Checker *c, const Term *term) {
+  double worst = 0;
+  c->base_loss = c->loss64;
+  for (int k = 0; k < term->nids; k++)
+    worst = fmax(worst, check_param(c, term, term->ids[k]));
+  return worst;
 }
 
 static int check_source(Checker *c, int s) {
   const lobe_source *src = &c->m->sources[s];
+  Term term = {src->loss_held_f64 ? src->loss_held_f64 : src->loss_grad_f64, c->args,
+               c->fd_args, src->grad_params, src->ngrad, (uint64_t)s};
   draw_batch(c, s);
   fill_args(c, src, c->args, c->g64);
-  fill_args(c, src, c->fd_args, c->scratch64);
+  if (src->loss_held_f64)
+    fill_held_args(c, c->fd_args);
+  else
+    fill_args(c, src, c->fd_args, c->scratch64);
   src->loss_grad_f64(c->args);
-  c->base_loss = c->loss64;
   if (src->spec_f64 && src->loss_grad_spec_f64 && src->spec_vjp_f64 &&
       check_spec(c, src) != RT_OK) {
     rt_error("out of memory");
     return RT_FAIL;
   }
-  for (int k = 0; k < src->ngrad; k++)
-    check_param(c, s, src->grad_params[k]);
+  check_term(c, &term);
   return RT_OK;
+}
+
+/* params, loss, gradients: the prior's layout (lobe_model.h). */
+static void fill_prior_args(Checker *c, void **args, double **grads) {
+  const lobe_model *m = c->m;
+  for (int k = 0; k < m->nparams; k++)
+    args[k] = c->p64[k];
+  args[m->nparams] = &c->loss64;
+  for (int k = 0; k < m->nprior_grad; k++)
+    args[m->nparams + 1 + k] = grads[m->prior_grad_params[k]];
+}
+
+static void check_prior(Checker *c) {
+  const lobe_model *m = c->m;
+  Term term = {m->prior_f64, c->args, c->fd_args, m->prior_grad_params, m->nprior_grad,
+               (uint64_t)m->nsources};
+  fill_prior_args(c, c->args, c->g64);
+  fill_prior_args(c, c->fd_args, c->scratch64);
+  m->prior_f64(c->args);
+  c->prior_err = check_term(c, &term);
 }
 
 /* ---- the command ------------------------------------------------------- */
@@ -284,6 +350,8 @@ static int report(const Checker *c) {
     worst = fmax(worst, c->max_err[k]);
     checked++;
   }
+  if (c->prior_err >= 0)
+    printf("prior: max_rel_err=%.3g (included above)\n", c->prior_err);
   if (c->spec_err >= 0)
     printf("specialised: max_rel_err=%.3g (against the gradient above)\n", c->spec_err);
   printf("gradcheck: max_rel_err=%.3g params=%d\n", worst, checked);
@@ -320,15 +388,18 @@ int rt_cmd_gradcheck(const lobe_model *m, const RtOptions *o) {
   Checker c;
   memset(&c, 0, sizeof c);
   c.m = m;
-  c.spec_err = -1;
+  c.spec_err = c.prior_err = -1;
   int rc = setup(&c, o), sources = 0;
   for (int s = 0; rc == RT_OK && s < m->nsources; s++)
     if (m->sources[s].loss_grad_f64) {
       rc = check_source(&c, s);
       sources++;
     }
-  if (rc == RT_OK && sources == 0) {
-    rt_error("no data source has an f64 loss function: nothing to check");
+  if (rc == RT_OK && m->prior_f64)
+    check_prior(&c);
+  if (rc == RT_OK && sources == 0 && !m->prior_f64) {
+    rt_error("no data source has an f64 loss function and there is no f64 prior: nothing "
+             "to check");
     rc = RT_FAIL;
   }
   if (rc == RT_OK)

@@ -1,6 +1,8 @@
 /*
- * info.c — `brain info`: what the executable was compiled from: parameters,
- * regions, subjects, data sources and which (region, subject) cells have data.
+ * info.c — `brain info`: what the executable was compiled from: training
+ * settings, parameters, regions, subjects, the region graph's edges, data
+ * sources and which (region, subject) cells have data. The gates of the
+ * edges show their trained values when a checkpoint is there.
  */
 #include <stdio.h>
 #include <string.h>
@@ -13,7 +15,8 @@ static int max_width(int w, const char *s) {
 }
 
 static const char *init_name(int init) {
-  return init == LOBE_INIT_NORMAL ? "normal" : init == LOBE_INIT_UNIFORM ? "uniform" : "zeros";
+  static const char *const names[] = {"zeros", "normal", "uniform", "constant"};
+  return names[init];
 }
 
 static void print_params(const lobe_model *m) {
@@ -51,13 +54,14 @@ static void print_sources(const lobe_model *m) {
   for (int s = 0; s < m->nsources; s++)
     w = max_width(w, m->sources[s].name);
   printf("sources: %d\n", m->nsources);
-  printf("  %-*s %4s %8s %10s %10s %8s  %s\n", w, "name", "kind", "channels", "rate_hz", "t0_s",
-         "weight", "path");
+  printf("  %-*s %4s %8s %10s %10s %7s %8s  %s\n", w, "name", "kind", "channels", "rate_hz",
+         "t0_s", "loss", "weight", "path");
   for (int s = 0; s < m->nsources; s++) {
     const lobe_source *src = &m->sources[s];
-    printf("  %-*s %4s %8d %10g %10g %8g  %s\n", w, src->name,
+    printf("  %-*s %4s %8d %10g %10g %7s %8g  %s\n", w, src->name,
            src->kind == LOBE_SRC_NPY ? "npy" : "csv", src->channels, src->rate, src->t0,
-           src->loss_weight, src->path ? src->path : "(none: pass --data)");
+           src->loss_kind == LOBE_LOSS_POISSON ? "poisson" : "mse", src->loss_weight,
+           src->path ? src->path : "(none: pass --data)");
   }
 }
 
@@ -98,19 +102,66 @@ static void print_coverage(const lobe_model *m) {
   }
 }
 
-int rt_cmd_info(const lobe_model *m, const RtOptions *o) {
+/* The trained gate, or its initial value (random ones have none yet). */
+static void gate_text(const lobe_model *m, const RtState *st, int gate, char *buf, size_t len) {
+  const lobe_param *p = &m->params[gate];
+  if (st)
+    snprintf(buf, len, "%g", st->params.value[gate][0]);
+  else if (p->init == LOBE_INIT_CONSTANT || p->init == LOBE_INIT_ZEROS)
+    snprintf(buf, len, "%g (init)", p->init == LOBE_INIT_ZEROS ? 0.0 : p->scale);
+  else
+    snprintf(buf, len, "%s (init)", init_name(p->init));
+}
+
+static void print_edges(const lobe_model *m, const RtState *st) {
+  int w = 4;
+  char gate[48];
+  for (int r = 0; r < m->nregions; r++)
+    w = max_width(w, m->regions[r].name);
+  printf("edges: %d%s\n", m->nedges, m->nedges ? "" : " (the regions are independent)");
+  if (m->nedges)
+    printf("  %-*s    %-*s %10s %14s %10s %12s %10s\n", w, "from", w, "to", "delay_s", "gate",
+           "l1", "distance_m", "length_m");
+  for (int e = 0; e < m->nedges; e++) {
+    const lobe_edge *d = &m->edges[e];
+    gate_text(m, st, d->gate, gate, sizeof gate);
+    printf("  %-*s -> %-*s %10g %14s %10g %12g %10g\n", w, m->regions[d->from].name, w,
+           m->regions[d->to].name, d->delay, gate, d->l1, d->distance, d->length);
+  }
+}
+
+static void print_settings(const lobe_model *m) {
   printf("model: %s", m->name ? m->name : "(unnamed)");
   if (m->spec_path)
     printf(" (from %s)", m->spec_path);
-  printf("\ntrain: batch %d, steps %d, adam(lr %g, beta1 %g, beta2 %g, eps %g), seed %llu\n",
-         m->batch, m->steps, m->lr, m->beta1, m->beta2, m->eps, (unsigned long long)m->seed);
+  printf("\ntrain: batch %d, window %d, steps %d, adam(lr %g, beta1 %g, beta2 %g, eps %g), "
+         "seed %llu\n", m->batch, m->window, m->steps, m->lr, m->beta1, m->beta2, m->eps,
+         (unsigned long long)m->seed);
   if (m->checkpoint_every > 0)
     printf("checkpoints: every %d steps and at the end\n", m->checkpoint_every);
   else
     printf("checkpoints: at the end\n");
+  printf("prior: %s\n", m->prior_f32 ? "edge gate priors and l2 terms, once per step" : "none");
+}
+
+/* Prints everything; an unusable checkpoint is reported and fails the command. */
+int rt_cmd_info(const lobe_model *m, const RtOptions *o) {
+  RtState st;
+  int rc = RT_FAIL;
+  if (rt_state_alloc(&st, m) == RT_OK)
+    rc = rt_ckpt_load(&st, o->ckpt_dir);
+  else
+    rt_error("out of memory");
+  print_settings(m);
+  if (rc == RT_OK)
+    printf("checkpoint: %s, step %lld\n", o->ckpt_dir, (long long)st.step);
+  else
+    printf("checkpoint: %s %s\n", rc == RT_NOCKPT ? "none at" : "unusable:", o->ckpt_dir);
   print_params(m);
   print_regions_subjects(m);
+  print_edges(m, rc == RT_OK ? &st : NULL);
   print_sources(m);
   print_coverage(m);
-  return RT_OK;
+  rt_state_free(&st);
+  return rc == RT_FAIL ? RT_FAIL : RT_OK;
 }

@@ -25,13 +25,20 @@
  * like params[folded[k]]; params' is the param vector with theta'_k in place
  * of params[folded[k]]:
  *   spec:           params[0..P), module[1], subject[1] -> theta'[k] for k < nfolded
- *   loss_grad_spec: params'[0..P), t[B], y[B,C]
+ *   loss_grad_spec: params'[0..P), t[B], y[B,W*C]
  *                     -> loss[1], grad[k] for k < nspec_grad (d params'[spec_grad_params[k]])
  *   spec_vjp:       params[0..P), module[1], subject[1], dtheta'[k] for k < nfolded
  *                     -> pairing[1], grad[k] for k < nvjp (d params[vjp_params[k]])
  * so d loss / d params = loss_grad_spec's gradients of the params not folded
  * plus spec_vjp's gradients, given loss_grad_spec's d theta' as dtheta'.
  * Sources whose window reads other regions have no specialised form yet.
+ *
+ * A window that reads the state before it (a delayed edge reaching back past
+ * its first step) passes no gradient through that state; for gradcheck's
+ * finite differences to see the same function, such a source also has
+ *   loss_held_f64: params[0..P), held[0..P), t[B], module[B], subject[B], y[B,W*C] -> loss[1]
+ * its loss with the state before the window computed from held (call it
+ * with the unperturbed parameters there) and the rest from params.
  *
  * The prior (NULL when the model has no regulariser): gate priors of the
  * edges and l2 loss terms, added once per step:
@@ -103,6 +110,7 @@ typedef struct lobe_source {
   const int32_t *spec_grad_params;
   int32_t nvjp;
   const int32_t *vjp_params;
+  lobe_fn loss_held_f64;    /* NULL when the window reads no state before it */
 } lobe_source;
 
 typedef struct lobe_model {

@@ -5,11 +5,12 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "rt.h"
 
-enum { RT_MAX_NUMEL = 1 << 30, RT_MAX_BATCH = 1 << 24 };
+enum { RT_MAX_NUMEL = 1 << 30, RT_MAX_BATCH = 1 << 24, RT_MAX_WINDOW = 1 << 20 };
 
 size_t rt_param_numel(const lobe_param *p) {
   return (size_t)p->rows * (size_t)p->cols;
@@ -33,7 +34,7 @@ static int check_param(const lobe_param *p, int k) {
     return bad("parameter", k, "no name");
   if (p->rows < 1 || p->cols < 1 || (double)p->rows * p->cols > RT_MAX_NUMEL)
     return bad("parameter", k, "shape out of range");
-  if (p->init < LOBE_INIT_ZEROS || p->init > LOBE_INIT_UNIFORM || !isfinite(p->scale))
+  if (p->init < LOBE_INIT_ZEROS || p->init > LOBE_INIT_CONSTANT || !isfinite(p->scale))
     return bad("parameter", k, "unknown initialiser");
   return RT_OK;
 }
@@ -95,6 +96,8 @@ static int check_source(const lobe_model *m, const lobe_source *s, int k) {
     return bad("source", k, "no channels");
   if (!(s->rate > 0) || !isfinite(s->rate) || !isfinite(s->t0) || !isfinite(s->loss_weight))
     return bad("source", k, "rate, t0 or loss weight out of range");
+  if (s->loss_kind != LOBE_LOSS_MSE && s->loss_kind != LOBE_LOSS_POISSON)
+    return bad("source", k, "unknown loss kind");
   if (!s->forward_f32 || !s->loss_grad_f32)
     return bad("source", k, "missing entry points");
   return check_grads(m, s, k);
@@ -107,6 +110,45 @@ static int check_names(const lobe_model *m) {
   for (int s = 0; s < m->nsubjects; s++)
     if (!m->subjects[s])
       return bad("subject", s, "no name");
+  return RT_OK;
+}
+
+/* A prior weight is a non-negative finite number. */
+static bool is_weight(double x) { return x >= 0 && isfinite(x); }
+
+static bool edge_has_prior(const lobe_edge *e) {
+  return e->l1 > 0 || e->distance * e->length > 0;
+}
+
+/* A gate penalised by the prior must get the prior's gradient. */
+static int check_edge(const lobe_model *m, const lobe_edge *e, int k) {
+  if (e->from < 0 || e->from >= m->nregions || e->to < 0 || e->to >= m->nregions)
+    return bad("edge", k, "region out of range");
+  if (!is_weight(e->delay) || (e->from == e->to && e->delay == 0))
+    return bad("edge", k, "delay out of range (a self-edge needs a delay)");
+  if (e->gate < 0 || e->gate >= m->nparams || rt_param_numel(&m->params[e->gate]) != 1)
+    return bad("edge", k, "gate is not a one-element parameter");
+  if (!is_weight(e->l1) || !is_weight(e->distance) || !is_weight(e->length))
+    return bad("edge", k, "prior weights or length out of range");
+  if (edge_has_prior(e) &&
+      !(m->prior_f32 && lists_has(m->prior_grad_params, m->nprior_grad, e->gate)))
+    return bad("edge", k, "its prior has no gradient for its gate");
+  return RT_OK;
+}
+
+static int check_graph(const lobe_model *m) {
+  if (m->window < 1 || m->window > RT_MAX_WINDOW)
+    return bad("model", 0, "window out of range");
+  if (m->nedges < 0 || (m->nedges && !m->edges))
+    return bad("model", 0, "negative edge count or missing edge table");
+  const char *problem = id_list_problem(m, m->prior_grad_params, m->nprior_grad);
+  if (problem)
+    return bad("prior", 0, problem);
+  if ((m->prior_f64 || m->nprior_grad > 0) && !m->prior_f32)
+    return bad("prior", 0, "gradients or an f64 form without the f32 prior");
+  for (int k = 0; k < m->nedges; k++)
+    if (check_edge(m, &m->edges[k], k) != RT_OK)
+      return RT_FAIL;
   return RT_OK;
 }
 
@@ -137,6 +179,11 @@ int rt_model_check(const lobe_model *m) {
   for (int k = 0; k < m->nsources; k++)
     if (check_source(m, &m->sources[k], k) != RT_OK)
       return RT_FAIL;
+  if (check_graph(m) != RT_OK)
+    return RT_FAIL;
+  /* batch buffers hold B windows of the widest source */
+  if ((double)m->batch * m->window * rt_max_channels(m) > RT_MAX_NUMEL)
+    return bad("model", 0, "batch x window x channels too large");
   return RT_OK;
 }
 
@@ -157,6 +204,18 @@ int rt_find(const lobe_model *m, RtNameKind kind, const char *name) {
     if (strcmp(name_at(m, kind, i), name) == 0)
       return i;
   return -1;
+}
+
+int rt_find_cell(const lobe_model *m, const char *cell, int *region, int *subject) {
+  for (const char *dot = strchr(cell, '.'); dot; dot = strchr(dot + 1, '.')) {
+    char *name = strndup(cell, (size_t)(dot - cell));
+    *region = name ? rt_find(m, RT_REGION, name) : -1;
+    *subject = rt_find(m, RT_SUBJECT, dot + 1);
+    free(name);
+    if (*region >= 0 && *subject >= 0)
+      return RT_OK;
+  }
+  return RT_FAIL;
 }
 
 void rt_error_unknown(const lobe_model *m, RtNameKind kind, const char *name) {

@@ -67,6 +67,8 @@ void rt_params_init(RtParams *p, const lobe_model *m, uint64_t seed) {
         x = d->scale * rt_rng_normal(stream, i);
       else if (d->init == LOBE_INIT_UNIFORM)
         x = d->scale * (2 * rt_rng_uniform(stream, i) - 1);
+      else if (d->init == LOBE_INIT_CONSTANT)
+        x = d->scale;
       w[i] = (float)x;
     }
     memset(p->m[k], 0, p->numel[k] * sizeof(float));
@@ -84,11 +86,22 @@ static void axpy(float *restrict y, const float *restrict x, float a, size_t n) 
     y[i] += a * x[i];
 }
 
-void rt_params_accumulate(RtParams *p, const lobe_source *s, float w) {
-  for (int i = 0; i < s->ngrad; i++) {
-    int k = s->grad_params[i];
-    axpy(p->grad[k], p->scratch[k], w, p->numel[k]);
-  }
+void rt_params_accumulate(RtParams *p, const int32_t *ids, int n, float w) {
+  for (int i = 0; i < n; i++)
+    axpy(p->grad[ids[i]], p->scratch[ids[i]], w, p->numel[ids[i]]);
+}
+
+void **rt_prior_args(const lobe_model *m, RtParams *p, float *loss) {
+  size_t np = (size_t)m->nparams;
+  void **a = malloc((np + 1 + (size_t)m->nprior_grad) * sizeof *a);
+  if (!a)
+    return NULL;
+  for (size_t k = 0; k < np; k++)
+    a[k] = p->value[k];
+  a[np] = loss;
+  for (int k = 0; k < m->nprior_grad; k++)
+    a[np + 1 + k] = p->scratch[m->prior_grad_params[k]];
+  return a;
 }
 
 /* Vectorises with -O3 -fno-math-errno (errno keeps sqrtf a scalar call). */

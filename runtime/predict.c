@@ -2,7 +2,9 @@
  * predict.c — `brain predict`: the trained model's output for one (region,
  * subject) over a time range, sampled at a source's rate, as CSV in data
  * units. Any cell can be asked for, including ones without data: that is
- * the imputation the model exists for.
+ * the imputation the model exists for. The value at time t is the last step
+ * of the window ending at t, so that delayed inputs have the whole window
+ * of context; a batch holds B such windows.
  */
 #include <errno.h>
 #include <math.h>
@@ -19,12 +21,18 @@ typedef struct Query {
   int64_t rows;
 } Query;
 
-/* --source, else the source of cell (region, subject), else the region's first. */
+/* --source (on the region), else the source of cell (region, subject), else the
+ * region's first. */
 static int pick_source(const lobe_model *m, const RtOptions *o, int region, int subject) {
   if (o->source) {
     int s = rt_find(m, RT_SOURCE, o->source);
     if (s < 0)
       rt_error_unknown(m, RT_SOURCE, o->source);
+    else if (m->sources[s].region != region) {   /* its forward is region's graph */
+      rt_error("--source %s: a source on region '%s', not on '%s'", o->source,
+               m->regions[m->sources[s].region].name, m->regions[region].name);
+      return -1;
+    }
     return s;
   }
   for (int s = 0; s < m->nsources; s++)
@@ -90,12 +98,24 @@ static void write_name(FILE *f, const lobe_source *src, int c) {
 static void write_rows(FILE *f, const RtState *st, const Query *q, const RtBatch *b,
                        int64_t first, int n, double from) {
   const lobe_source *src = &st->model->sources[q->source];
+  size_t C = (size_t)src->channels, last = (size_t)b->window - 1;
   for (int i = 0; i < n; i++) {
     fprintf(f, "%.10g", from + (double)(first + i) / src->rate);
-    for (int c = 0; c < src->channels; c++)
-      fprintf(f, ",%.7g", b->out[(size_t)i * (size_t)src->channels + (size_t)c] *
-                              st->std[q->source][c] + st->mean[q->source][c]);
+    for (size_t c = 0; c < C; c++)
+      fprintf(f, ",%.7g", rt_data_units(src, b->out[((size_t)i * (last + 1) + last) * C + c],
+                                        st->mean[q->source][c], st->std[q->source][c]));
     fputc('\n', f);
+  }
+}
+
+/* Windows ending at rows first..first+n of the query; the rest repeat the first. */
+static void fill_windows(RtBatch *b, const lobe_source *src, const Query *q, int64_t first,
+                         int n, double from) {
+  double lead = (double)(b->window - 1) / src->rate;
+  for (int i = 0; i < b->size; i++) {
+    b->t[i] = (float)(from + (double)(first + (i < n ? i : 0)) / src->rate - lead);
+    b->module[i] = q->region;
+    b->subject[i] = q->subject;
   }
 }
 
@@ -110,11 +130,7 @@ static void predict(FILE *f, RtState *st, const Query *q, RtBatch *b, void **arg
   fputc('\n', f);
   for (int64_t first = 0; first < q->rows; first += b->size) {
     int n = q->rows - first < b->size ? (int)(q->rows - first) : b->size;
-    for (int i = 0; i < b->size; i++) {
-      b->t[i] = (float)(from + (double)(first + (i < n ? i : 0)) / src->rate);
-      b->module[i] = q->region;
-      b->subject[i] = q->subject;
-    }
+    fill_windows(b, src, q, first, n, from);
     src->forward_f32(args);
     write_rows(f, st, q, b, first, n, from);
   }

@@ -28,17 +28,18 @@ int rt_progress_begin(RtProgress *p, const lobe_model *m, const int *active, int
   p->m = m;
   p->active = active;
   p->nactive = nactive;
+  p->nterms = nactive + (m->prior_f32 != NULL);
   p->tty = isatty(STDERR_FILENO);
   p->first = first;
   p->total = total;
   p->log_every = log_every > 0 ? log_every : ((total - first) + 19) / 20;
   if (p->log_every < 1)
     p->log_every = 1;
-  p->samples_per_step = (int64_t)nactive * m->batch;
+  p->samples_per_step = (int64_t)nactive * m->batch * m->window;   /* rows of data */
   p->t_start = now();
   p->last_loss = NAN;
-  p->src_sum = calloc((size_t)nactive + 1, sizeof *p->src_sum);
-  p->last_src = calloc((size_t)nactive + 1, sizeof *p->last_src);
+  p->src_sum = calloc((size_t)p->nterms + 1, sizeof *p->src_sum);
+  p->last_src = calloc((size_t)p->nterms + 1, sizeof *p->last_src);
   return p->src_sum && p->last_src ? RT_OK : RT_FAIL;
 }
 
@@ -73,7 +74,7 @@ static double shown_loss(const RtProgress *p, int a) {
 
 static void close_interval(RtProgress *p) {
   p->last_loss = p->sum / (double)p->nsum;
-  for (int a = 0; a < p->nactive; a++) {
+  for (int a = 0; a < p->nterms; a++) {
     p->last_src[a] = p->src_sum[a] / (double)p->nsum;
     p->src_sum[a] = 0;
   }
@@ -83,11 +84,15 @@ static void close_interval(RtProgress *p) {
 
 /* ---- output ------------------------------------------------------------ */
 
+static const char *term_name(const RtProgress *p, int a) {
+  return a < p->nactive ? p->m->sources[p->active[a]].name : "prior";
+}
+
 static void log_line(const RtProgress *p, int64_t step) {
   fprintf(stderr, "step=%lld loss=%.6g samples_per_s=%.0f eta_s=%.0f", (long long)step,
           p->last_loss, samples_per_s(p, step), eta_s(p, step));
-  for (int a = 0; p->nactive > 1 && a < p->nactive; a++)
-    fprintf(stderr, " loss[%s]=%.6g", p->m->sources[p->active[a]].name, p->last_src[a]);
+  for (int a = 0; p->nterms > 1 && a < p->nterms; a++)
+    fprintf(stderr, " loss[%s]=%.6g", term_name(p, a), p->last_src[a]);
   fputc('\n', stderr);
 }
 
@@ -118,9 +123,9 @@ static void draw(const RtProgress *p, int64_t step) {
   n += (size_t)snprintf(line, cap, "step %lld/%lld [%s] loss %.4g %.0f samples/s ETA %s",
                         (long long)step, (long long)p->total, bar, shown_loss(p, -1),
                         samples_per_s(p, step), eta);
-  for (int a = 0; p->nactive > 1 && a < p->nactive && n < cap; a++)
-    n += (size_t)snprintf(line + n, cap - n, "%s%s %.4g", a ? ", " : " | ",
-                          p->m->sources[p->active[a]].name, shown_loss(p, a));
+  for (int a = 0; p->nterms > 1 && a < p->nterms && n < cap; a++)
+    n += (size_t)snprintf(line + n, cap - n, "%s%s %.4g", a ? ", " : " | ", term_name(p, a),
+                          shown_loss(p, a));
   int width = terminal_width() - 1;
   fprintf(stderr, "\r%.*s\033[K", width, line);
   fflush(stderr);
@@ -128,7 +133,7 @@ static void draw(const RtProgress *p, int64_t step) {
 
 void rt_progress_step(RtProgress *p, int64_t step, double loss, const double *src_loss) {
   p->sum += loss;
-  for (int a = 0; a < p->nactive; a++)
+  for (int a = 0; a < p->nterms; a++)
     p->src_sum[a] += src_loss[a];
   p->nsum++;
   int boundary = step % p->log_every == 0 || step == p->total;

@@ -39,6 +39,12 @@ typedef struct RtDataArg {   /* --data NAME=PATH */
   const char *path;          /* in argv */
 } RtDataArg;
 
+typedef struct RtHeldout {   /* eval --heldout R.S=PATH [--head SOURCE] */
+  int region, subject;
+  const char *path;          /* in argv */
+  int head;                  /* source index; -1: the region's first that fits */
+} RtHeldout;
+
 typedef struct RtOptions {
   int64_t steps;             /* 0: the model's */
   uint64_t seed;
@@ -46,6 +52,8 @@ typedef struct RtOptions {
   int threads;
   int ndata;
   RtDataArg *data;
+  int nheldout;
+  RtHeldout *heldout;
   const char *ckpt_dir;
   int resume;
   int64_t log_every;         /* 0: about 20 lines per run */
@@ -69,6 +77,8 @@ int rt_find(const lobe_model *m, RtNameKind kind, const char *name);
 void rt_error_unknown(const lobe_model *m, RtNameKind kind, const char *name);
 size_t rt_param_numel(const lobe_param *p);
 int rt_max_channels(const lobe_model *m);
+/* "REGION.SUBJECT" split where both halves are names (regions may hold dots). */
+int rt_find_cell(const lobe_model *m, const char *cell, int *region, int *subject);
 
 /* ------------------------------------------------------------------ rng.c */
 /* Counter-based: every draw is a pure function of (seed, purpose, a, b, i),
@@ -94,8 +104,11 @@ int rt_params_alloc(RtParams *p, const lobe_model *m);
 void rt_params_free(RtParams *p);
 void rt_params_init(RtParams *p, const lobe_model *m, uint64_t seed);
 void rt_params_zero_grad(RtParams *p);
-/* grad[k] += w * scratch[k] for the parameters a source has gradients for. */
-void rt_params_accumulate(RtParams *p, const lobe_source *s, float w);
+/* grad[ids[i]] += w * scratch[ids[i]]: the parameters a source or the prior
+ * has gradients for. */
+void rt_params_accumulate(RtParams *p, const int32_t *ids, int n, float w);
+/* The prior's arguments (lobe_model.h): values, loss, scratch gradients. */
+void **rt_prior_args(const lobe_model *m, RtParams *p, float *loss);
 /* One bias-corrected Adam update; t counts from 1. */
 void rt_adam_step(RtParams *p, const lobe_model *m, int64_t t);
 
@@ -115,32 +128,53 @@ void rt_state_free(RtState *st);
 void rt_state_fresh(RtState *st, uint64_t seed, const DataTable *tables);
 
 /* -------------------------------------------------------------- sources.c */
-/* Loads every source's table (compiled path or --data) and checks its
- * channel count; RT_OK, or RT_EDATA after printing why. tables[nsources]
- * must be zeroed; free with rt_tables_free either way. */
+/* Loads every source's table (compiled path or --data) and checks it: the
+ * channel count, at least one window of rows, counts for a poisson source;
+ * RT_OK, or RT_EDATA after printing why. tables[nsources] must be zeroed;
+ * free with rt_tables_free either way. */
 int rt_tables_load(const lobe_model *m, const RtOptions *o, DataTable *tables);
 void rt_tables_free(const lobe_model *m, DataTable *tables);
+/* One file read as source s's data (its format follows the extension) and
+ * checked as above; *t must be zeroed and is freed by the caller. */
+int rt_source_load(const lobe_model *m, const lobe_source *s, const char *path, DataTable *t);
 /* Per channel: the mean and the sum of squared deviations from it. */
 void rt_channel_moments(const DataTable *t, double *mean, double *sumsq);
-/* Standardisation statistics: mean and std (1 for a constant channel). */
-void rt_stats_compute(const DataTable *t, double *mean, double *std);
+/* Standardisation statistics of source s: per channel mean and std (1 for a
+ * constant channel); 0 and 1 for a poisson source, whose counts stay raw. */
+void rt_stats_compute(const lobe_source *s, const DataTable *t, double *mean, double *std);
 void rt_standardise(DataTable *t, const double *mean, const double *std);
 double rt_row_time(const lobe_source *s, int64_t row);
+/* Source s's output in data units: the rate exp(out) of a poisson source,
+ * else out on the scale given by the stored statistics. */
+double rt_data_units(const lobe_source *s, float out, double mean, double std);
+
+/* Evaluation predicts every row of a table (rows >= W) once, as the last
+ * step of the window that ends there, so that delayed inputs have the whole
+ * window of context; only rows 0..W-2, before any full window, come from
+ * earlier steps of the first window. Tiles are windows starting at rows 0,
+ * 1, ..., rows - W; W times the work of disjoint windows, for predictions
+ * that do not depend on where a window happens to start. */
+int64_t rt_tile_count(int64_t rows, int window);
+/* Tile i's first row and the first of its steps that is used. */
+void rt_tile(int window, int64_t i, int64_t *start, int *first_step);
 
 typedef struct RtBatch {
-  int size;                  /* the model's batch */
-  float *t, *y, *out;        /* [B], [B*C], [B*C] for the widest source */
+  int size, window;          /* the model's batch and window */
+  float *t, *y, *out;        /* [B], [B*W*C], [B*W*C] for the widest source */
   int32_t *module, *subject;
-  int64_t *rows;             /* [B]: the rows rt_batch_draw picked */
+  int64_t *rows;             /* [B]: the window starts rt_batch_draw picked */
   float loss;
 } RtBatch;
 
 int rt_batch_alloc(RtBatch *b, const lobe_model *m);
 void rt_batch_free(RtBatch *b);
-/* B random rows (with replacement) of source s, drawn from stream. */
+/* B windows of source s (starts uniform over [0, rows - W], with
+ * replacement) drawn from stream: times, ids and targets. */
 void rt_batch_draw(RtBatch *b, const lobe_source *s, const DataTable *t, uint64_t stream);
-/* Rows first..first+n of t (n <= B), padded with copies of the first row. */
-void rt_batch_rows(RtBatch *b, const lobe_source *s, const DataTable *t, int first, int n);
+/* Times and ids of n <= B windows of source s's region in `subject`, first
+ * rows starts[0..n); the rest of the batch repeats the first. */
+void rt_batch_windows(RtBatch *b, const lobe_source *s, int subject, const int64_t *starts,
+                      int n);
 /* args for forward (out) or loss_grad (y, loss, scratch grads); caller frees. */
 void **rt_forward_args(const lobe_model *m, RtParams *p, RtBatch *b);
 void **rt_loss_grad_args(const lobe_model *m, const lobe_source *s, RtParams *p, RtBatch *b);
@@ -178,7 +212,7 @@ int rt_ckpt_load(RtState *st, const char *dir);
 typedef struct RtProgress {
   const lobe_model *m;
   const int *active;         /* trained sources, nactive of them */
-  int nactive;
+  int nactive, nterms;       /* nterms: nactive, plus 1 with a prior */
   int tty;
   int64_t first, total, log_every, samples_per_step;
   double t_start, t_drawn;
@@ -187,9 +221,10 @@ typedef struct RtProgress {
   double last_loss, *last_src;   /* means of the last completed interval */
 } RtProgress;
 
+/* The terms shown are the active sources, then the prior if the model has one. */
 int rt_progress_begin(RtProgress *p, const lobe_model *m, const int *active, int nactive,
                       int64_t first, int64_t total, int64_t log_every);
-/* Called after each step with its (weighted) loss and per-source losses. */
+/* Called after each step with its total loss and the terms' losses. */
 void rt_progress_step(RtProgress *p, int64_t step, double loss, const double *src_loss);
 void rt_progress_end(RtProgress *p);
 

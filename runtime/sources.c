@@ -1,6 +1,7 @@
 /*
  * sources.c — data bound to the model's sources: loading (compiled path or
- * --data), per-channel standardisation, and batches in the lobe_fn layout.
+ * --data) and checking, per-channel standardisation, windows of consecutive
+ * rows in the lobe_fn layout, and the tiling that evaluation predicts with.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -26,7 +27,43 @@ static int source_kind(const lobe_source *s, const char *path) {
   return s->kind;
 }
 
-static int load_source(const lobe_source *s, const char *path, DataTable *t) {
+/* Poisson targets are counts: a negative one has no likelihood. Finite is
+ * already guaranteed by the readers. */
+static int check_counts(const lobe_source *s, const char *path, const DataTable *t) {
+  size_t cols = (size_t)t->cols;
+  for (size_t i = 0; i < (size_t)t->rows * cols; i++) {
+    if (t->values[i] >= 0)
+      continue;
+    long long row = (long long)(i / cols);
+    int col = (int)(i % cols);
+    if (source_kind(s, path) == LOBE_SRC_CSV)   /* line 1 is the header */
+      rt_error("%s:%lld: field %d (\"%s\"): expected a non-negative count for poisson "
+               "source '%s', found %g", path, row + 2, col + 1, t->names[col], s->name,
+               t->values[i]);
+    else
+      rt_error("%s: row %lld, column %d: expected a non-negative count for poisson source "
+               "'%s', found %g", path, row, col, s->name, t->values[i]);
+    return RT_EDATA;
+  }
+  return RT_OK;
+}
+
+static int check_table(const lobe_model *m, const lobe_source *s, const char *path,
+                       const DataTable *t) {
+  if (t->cols != s->channels) {
+    rt_error("%s: expected %d channel%s for source '%s', found %d", path, s->channels,
+             s->channels == 1 ? "" : "s", s->name, t->cols);
+    return RT_EDATA;
+  }
+  if (t->rows < m->window) {
+    rt_error("%s: expected at least %d rows for source '%s' (one window, train { window: "
+             "%d }), found %d", path, m->window, s->name, m->window, t->rows);
+    return RT_EDATA;
+  }
+  return s->loss_kind == LOBE_LOSS_POISSON ? check_counts(s, path, t) : RT_OK;
+}
+
+int rt_source_load(const lobe_model *m, const lobe_source *s, const char *path, DataTable *t) {
   char err[1024];
   if (!path || !*path) {
     rt_error("source '%s' has no data file; pass --data %s=PATH", s->name, s->name);
@@ -36,17 +73,12 @@ static int load_source(const lobe_source *s, const char *path, DataTable *t) {
     rt_error("%s", err);
     return RT_EDATA;
   }
-  if (t->cols != s->channels) {
-    rt_error("%s: expected %d channel%s for source '%s', found %d", path, s->channels,
-             s->channels == 1 ? "" : "s", s->name, t->cols);
-    return RT_EDATA;
-  }
-  return RT_OK;
+  return check_table(m, s, path, t);
 }
 
 int rt_tables_load(const lobe_model *m, const RtOptions *o, DataTable *tables) {
   for (int s = 0; s < m->nsources; s++)
-    if (load_source(&m->sources[s], source_path(&m->sources[s], o), &tables[s]) != RT_OK)
+    if (rt_source_load(m, &m->sources[s], source_path(&m->sources[s], o), &tables[s]) != RT_OK)
       return RT_EDATA;
   return RT_OK;
 }
@@ -77,8 +109,15 @@ void rt_channel_moments(const DataTable *t, double *mean, double *sumsq) {
 
 /* A constant channel sums exactly, so its squared deviations are exactly 0
  * and it gets std 1 rather than a division by zero. */
-void rt_stats_compute(const DataTable *t, double *mean, double *std) {
+void rt_stats_compute(const lobe_source *s, const DataTable *t, double *mean, double *std) {
   size_t rows = (size_t)t->rows, cols = (size_t)t->cols;
+  if (s->loss_kind == LOBE_LOSS_POISSON) {
+    for (size_t c = 0; c < cols; c++) {
+      mean[c] = 0;
+      std[c] = 1;
+    }
+    return;
+  }
   rt_channel_moments(t, mean, std);
   for (size_t c = 0; c < cols; c++)
     std[c] = std[c] > 0 ? sqrt(std[c] / (double)rows) : 1;
@@ -97,12 +136,30 @@ double rt_row_time(const lobe_source *s, int64_t row) {
   return s->t0 + (double)row / s->rate;
 }
 
+double rt_data_units(const lobe_source *s, float out, double mean, double std) {
+  if (s->loss_kind == LOBE_LOSS_POISSON)
+    return exp((double)out);
+  return out * std + mean;
+}
+
+/* ---- evaluation tiles -------------------------------------------------- */
+
+int64_t rt_tile_count(int64_t rows, int window) {
+  return rows - window + 1;
+}
+
+void rt_tile(int window, int64_t i, int64_t *start, int *first_step) {
+  *start = i;
+  *first_step = i == 0 ? 0 : window - 1;
+}
+
 /* ---- batches ----------------------------------------------------------- */
 
 int rt_batch_alloc(RtBatch *b, const lobe_model *m) {
   memset(b, 0, sizeof *b);
-  size_t n = (size_t)m->batch, ny = n * (size_t)rt_max_channels(m);
+  size_t n = (size_t)m->batch, ny = n * (size_t)m->window * (size_t)rt_max_channels(m);
   b->size = m->batch;
+  b->window = m->window;
   b->t = calloc(n, sizeof *b->t);
   b->module = calloc(n, sizeof *b->module);
   b->subject = calloc(n, sizeof *b->subject);
@@ -122,31 +179,31 @@ void rt_batch_free(RtBatch *b) {
   memset(b, 0, sizeof *b);
 }
 
-static void fill_row(RtBatch *b, const lobe_source *s, const DataTable *t, int i, int64_t row) {
-  size_t c = (size_t)s->channels;
-  b->t[i] = (float)rt_row_time(s, row);
-  b->module[i] = s->region;
-  b->subject[i] = s->subject;
-  memcpy(b->y + (size_t)i * c, t->values + (size_t)row * c, c * sizeof *b->y);
-}
-
-/* The rows are random, so a large table misses the cache on each: all of
- * them are prefetched before any is copied, so that the misses overlap. */
+/* The windows start at random rows, so a large table misses the cache on
+ * each: all of them are prefetched before any is copied, so that the misses
+ * overlap. A window's W rows are contiguous in the table and in y. */
 void rt_batch_draw(RtBatch *b, const lobe_source *s, const DataTable *t, uint64_t stream) {
-  size_t row_bytes = (size_t)s->channels * sizeof *t->values;
+  size_t span = (size_t)b->window * (size_t)s->channels;
+  uint64_t starts = (uint64_t)t->rows - (uint64_t)b->window + 1;
   for (int i = 0; i < b->size; i++) {
-    b->rows[i] = (int64_t)rt_rng_below(stream, (uint64_t)i, (uint64_t)t->rows);
-    const char *row = (const char *)(t->values + (size_t)b->rows[i] * (size_t)s->channels);
-    for (size_t off = 0; off < row_bytes; off += 64)
-      __builtin_prefetch(row + off);
+    b->rows[i] = (int64_t)rt_rng_below(stream, (uint64_t)i, starts);
+    const char *at = (const char *)(t->values + (size_t)b->rows[i] * (size_t)s->channels);
+    for (size_t off = 0; off < span * sizeof *t->values; off += 64)
+      __builtin_prefetch(at + off);
   }
+  rt_batch_windows(b, s, s->subject, b->rows, b->size);
   for (int i = 0; i < b->size; i++)
-    fill_row(b, s, t, i, b->rows[i]);
+    memcpy(b->y + (size_t)i * span, t->values + (size_t)b->rows[i] * (size_t)s->channels,
+           span * sizeof *b->y);
 }
 
-void rt_batch_rows(RtBatch *b, const lobe_source *s, const DataTable *t, int first, int n) {
-  for (int i = 0; i < b->size; i++)
-    fill_row(b, s, t, i, first + (i < n ? i : 0));
+void rt_batch_windows(RtBatch *b, const lobe_source *s, int subject, const int64_t *starts,
+                      int n) {
+  for (int i = 0; i < b->size; i++) {
+    b->t[i] = (float)rt_row_time(s, starts[i < n ? i : 0]);
+    b->module[i] = s->region;
+    b->subject[i] = subject;
+  }
 }
 
 /* ---- argument vectors (see lobe_model.h) ------------------------------- */

@@ -45,5 +45,5 @@ void rt_state_fresh(RtState *st, uint64_t seed, const DataTable *tables) {
   st->seed = seed;
   rt_params_init(&st->params, st->model, seed);
   for (int s = 0; s < st->model->nsources; s++)
-    rt_stats_compute(&tables[s], st->mean[s], st->std[s]);
+    rt_stats_compute(&st->model->sources[s], &tables[s], st->mean[s], st->std[s]);
 }

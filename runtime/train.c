@@ -1,9 +1,11 @@
 /*
- * train.c — `brain train`: Adam over random batches of every source with a
- * non-zero loss weight, checkpoints at the end, every checkpoint_every steps
- * and on SIGINT/SIGTERM. A source with specialised entry points trains
- * through them (spec.c); one built with --no-specialize through loss_grad. The batch of step k is drawn from a stream keyed by
- * (seed, k, source), so a resumed run repeats an uninterrupted one exactly.
+ * train.c — `brain train`: Adam over random windows of every source with a
+ * non-zero loss weight plus the model's prior once per step; checkpoints at
+ * the end, every checkpoint_every steps and on SIGINT/SIGTERM. A source with
+ * specialised entry points trains through them (spec.c), one without through
+ * loss_grad; a model may mix both. The batch of step k is drawn from a stream
+ * keyed by (seed, k, source), so a resumed run repeats an uninterrupted one
+ * exactly.
  */
 #include <math.h>
 #include <signal.h>
@@ -23,7 +25,9 @@ typedef struct Trainer {
   int nactive;
   void ***args;              /* loss_grad arguments per active source */
   RtSpec *spec;              /* per active source; .src NULL: not specialised */
-  double *src_loss;
+  void **prior_args;         /* NULL: the model has no prior */
+  float prior_loss;
+  double *src_loss;          /* per active source, then the prior */
   int64_t total;
 } Trainer;
 
@@ -81,11 +85,13 @@ static int prepare_source(Trainer *tr, const lobe_source *src, int a) {
 static int find_active(Trainer *tr) {
   const lobe_model *m = tr->m;
   tr->active = calloc((size_t)m->nsources + 1, sizeof *tr->active);
-  tr->src_loss = calloc((size_t)m->nsources + 1, sizeof *tr->src_loss);
+  tr->src_loss = calloc((size_t)m->nsources + 2, sizeof *tr->src_loss);
   tr->args = calloc((size_t)m->nsources + 1, sizeof *tr->args);
   tr->spec = calloc((size_t)m->nsources + 1, sizeof *tr->spec);
   if (!tr->active || !tr->src_loss || !tr->args || !tr->spec ||
       rt_batch_alloc(&tr->batch, m) != RT_OK)
+    return RT_FAIL;
+  if (m->prior_f32 && !(tr->prior_args = rt_prior_args(m, &tr->st.params, &tr->prior_loss)))
     return RT_FAIL;
   for (int s = 0; s < m->nsources; s++)
     if (m->sources[s].loss_weight != 0) {
@@ -131,6 +137,7 @@ static void teardown(Trainer *tr) {
     rt_spec_free(&tr->spec[a]);
   free(tr->args);
   free(tr->spec);
+  free(tr->prior_args);
   free(tr->active);
   free(tr->src_loss);
   rt_batch_free(&tr->batch);
@@ -140,10 +147,9 @@ static void teardown(Trainer *tr) {
 
 /* ---- the loop ---------------------------------------------------------- */
 
-static double train_step(Trainer *tr, int64_t step) {
+static double sources_step(Trainer *tr, int64_t step) {
   RtParams *p = &tr->st.params;
   double loss = 0;
-  rt_params_zero_grad(p);
   for (int a = 0; a < tr->nactive; a++) {
     int s = tr->active[a];
     const lobe_source *src = &tr->m->sources[s];
@@ -154,12 +160,30 @@ static double train_step(Trainer *tr, int64_t step) {
       rt_spec_accumulate(&tr->spec[a], p, (float)src->loss_weight);
     } else {
       src->loss_grad_f32(tr->args[a]);
-      rt_params_accumulate(p, src, (float)src->loss_weight);
+      rt_params_accumulate(p, src->grad_params, src->ngrad, (float)src->loss_weight);
     }
     tr->src_loss[a] = tr->batch.loss;
     loss += src->loss_weight * tr->batch.loss;
   }
-  rt_adam_step(p, tr->m, step + 1);
+  return loss;
+}
+
+/* Regularisers count once per step, however many sources there are. */
+static double prior_step(Trainer *tr) {
+  const lobe_model *m = tr->m;
+  if (!tr->prior_args)
+    return 0;
+  m->prior_f32(tr->prior_args);
+  rt_params_accumulate(&tr->st.params, m->prior_grad_params, m->nprior_grad, 1);
+  tr->src_loss[tr->nactive] = tr->prior_loss;
+  return tr->prior_loss;
+}
+
+static double train_step(Trainer *tr, int64_t step) {
+  rt_params_zero_grad(&tr->st.params);
+  double loss = sources_step(tr, step);
+  loss += prior_step(tr);
+  rt_adam_step(&tr->st.params, tr->m, step + 1);
   return loss;
 }
 

@@ -5,7 +5,7 @@
 set -eu
 
 packages="build-essential cmake pkg-config re2c lemon llvm-19-dev clang-19 \
-libopenblas-dev check libclang-rt-19-dev"
+libopenblas-dev check libclang-rt-19-dev graphviz"
 [ "${1:-}" = "--bench" ] && packages="$packages python3 python3-torch"
 
 missing=""

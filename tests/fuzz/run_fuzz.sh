@@ -2,9 +2,10 @@
 # Fuzzes the front end (fuzz_front.c) with libFuzzer for a bounded time.
 # Compiles the harness with the front-end sources and the re2c/Lemon output of
 # the main build (GEN_DIR) using clang-19, then fuzzes a scratch copy of the
-# seeds: tests/fuzz/corpus plus every examples/*/*.lobe; tests/golden/diag is
-# read as a second, read-only corpus. Fails on any crash, leak, sanitizer
-# report or timeout; exits 77 (skipped) without clang-19.
+# seeds: tests/fuzz/corpus plus every examples/*/*.lobe, stdlib/std/*.lobe
+# and tests/golden/graph/*.lobe; tests/golden/diag is read as a second,
+# read-only corpus. Fails on any crash, leak, sanitizer report or timeout;
+# exits 77 (skipped) without clang-19.
 # Usage: run_fuzz.sh SOURCE_DIR GEN_DIR WORK_DIR [SECONDS]
 set -u
 src=$1 gen=$2 work=$3 seconds=${4:-60}
@@ -21,7 +22,7 @@ mkdir -p "$work" || exit 2
 
 fuzzer=$work/fuzz_front
 sources="$src/tests/fuzz/fuzz_front.c $src/compiler/diag.c $src/compiler/ast.c
-$src/compiler/sema.c $gen/lexer.c $gen/grammar.c"
+$src/compiler/sema.c $src/compiler/import.c $gen/lexer.c $gen/grammar.c"
 
 # Rebuild only when a source or header changed: compiling takes a while.
 stale() {
@@ -37,7 +38,8 @@ if stale; then
   # shellcheck disable=SC2086  # $sources is a list of paths without spaces
   "$cc" -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -I"$src/compiler" -I"$gen" -o "$fuzzer" $sources -lm || exit 1
+    -DLOBE_STDLIB_DIR="\"$src/stdlib\"" -I"$src/compiler" -I"$gen" \
+    -o "$fuzzer" $sources -lm || exit 1
 fi
 
 # libFuzzer adds what it finds to the first corpus directory: a scratch copy.
@@ -47,6 +49,9 @@ mkdir -p "$corpus"
 cp "$src"/tests/fuzz/corpus/* "$corpus"/ || exit 2
 for spec in "$src"/examples/*/*.lobe; do
   [ -e "$spec" ] && cp "$spec" "$corpus/example_$(basename "$spec")"
+done
+for spec in "$src"/stdlib/std/*.lobe "$src"/tests/golden/graph/*.lobe; do
+  [ -e "$spec" ] && cp "$spec" "$corpus/$(basename "$(dirname "$spec")")_$(basename "$spec")"
 done
 
 log=$work/fuzz.log

@@ -5,12 +5,18 @@
 # only `build` finds, or a spec that cannot be read). Every code that
 # `LOBEC explain --list` lists must appear, as error[E...] or warning[W...],
 # in some .expected file, so that each is tested.
+# Imports find the standard modules through LOBE_STDLIB, set to the source
+# tree's stdlib/ as a path relative to DIR (tests/golden/diag), so that
+# messages naming it read the same on every machine.
 # Usage: run_diag.sh LOBEC DIR
 # With LOBE_UPDATE_GOLDEN=1 the .expected files are rewritten from the output.
 set -u
 lobec=$1
 dir=$2
 . "$(dirname "$0")/common.sh"
+LOBE_STDLIB=../../../stdlib
+[ -f "$LOBE_STDLIB/std/encodings.lobe" ] || { echo "run_diag.sh: no stdlib at $dir/$LOBE_STDLIB"; exit 1; }
+export LOBE_STDLIB
 for spec in *.lobe; do
   [ -e "$spec" ] || { echo "run_diag.sh: no .lobe files in $dir"; exit 1; }
   name=${spec%.lobe}

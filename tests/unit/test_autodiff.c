@@ -157,6 +157,12 @@ static int sigmoid(IrFunc *f, const int *x) { return ir_unary(f, IR_SIGMOID, x[0
 static int relu(IrFunc *f, const int *x) { return ir_unary(f, IR_RELU, x[0]); }
 static int step(IrFunc *f, const int *x) { return ir_unary(f, IR_STEP, x[0]); }
 static int sqrt_(IrFunc *f, const int *x) { return ir_unary(f, IR_SQRT, x[0]); }
+static int abs_(IrFunc *f, const int *x) { return ir_unary(f, IR_ABS, x[0]); }
+/* x * detach(x): no case in op_cases, since finite differences see through
+ * detach; test_detach_blocks_gradient checks it. */
+static int half_detached(IrFunc *f, const int *x) {
+  return ir_binary(f, IR_MUL, x[0], ir_unary(f, IR_DETACH, x[0]));
+}
 static int bcast0(IrFunc *f, const int *x) { return ir_bcast(f, x[0], 0, IR_MAT(4, 3)); }
 static int bcast1(IrFunc *f, const int *x) { return ir_bcast(f, x[0], 1, IR_MAT(3, 5)); }
 static int bcast_all(IrFunc *f, const int *x) { return ir_bcast(f, x[0], -1, IR_MAT(2, 3)); }
@@ -173,7 +179,16 @@ static int concat(IrFunc *f, const int *x) {
 }
 static int slice(IrFunc *f, const int *x) { return ir_slice(f, x[0], 1, 3); }
 static int pad(IrFunc *f, const int *x) { return ir_pad(f, x[0], 2, 6); }
+static int concat_rows(IrFunc *f, const int *x) {
+  int parts[] = {x[0], x[1], x[0], x[2]};
+  return ir_concat_rows(f, parts, 4);
+}
+static int slice_rows(IrFunc *f, const int *x) { return ir_slice_rows(f, x[0], 1, 3); }
+static int pad_rows(IrFunc *f, const int *x) { return ir_pad_rows(f, x[0], 2, 6); }
 static int gather(IrFunc *f, const int *x) { return ir_gather(f, x[0], x[1]); }
+static int gather_const(IrFunc *f, const int *x) {
+  return ir_gather(f, x[0], ir_const_i32(f, 3, IR_VEC(4)));
+}
 static int scatter(IrFunc *f, const int *x) { return ir_scatter_add(f, x[0], x[1], 5); }
 
 #define REAL1(shape, dom) 1, {TY_REAL}, {shape}, {dom}
@@ -196,6 +211,7 @@ static const OpCase op_cases[] = {
     {"relu", relu, REAL1(IR_MAT(3, 4), ANYWHERE)},
     {"step", step, REAL1(IR_MAT(3, 4), ANYWHERE)},
     {"sqrt", sqrt_, REAL1(IR_VEC(4), POSITIVE)},
+    {"abs", abs_, REAL1(IR_MAT(3, 4), ANYWHERE)},
     {"bcast0", bcast0, REAL1(IR_VEC(3), ANYWHERE)},
     {"bcast1", bcast1, REAL1(IR_VEC(3), ANYWHERE)},
     {"bcast_all", bcast_all, REAL1(IR_SCALAR, ANYWHERE)},
@@ -210,6 +226,11 @@ static const OpCase op_cases[] = {
      {IR_MAT(2, 3), IR_MAT(2, 1), IR_MAT(2, 2)}, {ANYWHERE, ANYWHERE, ANYWHERE}},
     {"slice", slice, REAL1(IR_MAT(2, 5), ANYWHERE)},
     {"pad", pad, REAL1(IR_MAT(3, 2), ANYWHERE)},
+    {"concat_rows", concat_rows, 3, {TY_REAL, TY_REAL, TY_REAL},
+     {IR_MAT(3, 2), IR_MAT(1, 2), IR_MAT(2, 2)}, {ANYWHERE, ANYWHERE, ANYWHERE}},
+    {"slice_rows", slice_rows, REAL1(IR_MAT(5, 2), ANYWHERE)},
+    {"pad_rows", pad_rows, REAL1(IR_MAT(3, 2), ANYWHERE)},
+    {"gather_const", gather_const, REAL1(IR_MAT(5, 3), ANYWHERE)},
     {"gather", gather, 2, {TY_REAL, TY_I32}, {IR_MAT(5, 3), IR_VEC(7)}, {ANYWHERE, INDEX}},
     {"scatter_add", scatter, 2, {TY_REAL, TY_I32}, {IR_MAT(7, 3), IR_VEC(7)},
      {ANYWHERE, INDEX}},
@@ -249,7 +270,8 @@ START_TEST(test_adjoint_rule) {
 }
 END_TEST
 
-/* Every op with operands appears in some case above. */
+/* Every op with operands appears in some case above; detach, whose
+ * gradient differs from finite differences by design, has its own test. */
 START_TEST(test_every_op_is_covered) {
   bool seen[IR_NOPS] = {false};
   for (int i = 0; i < NCASES; i++) {
@@ -259,7 +281,7 @@ START_TEST(test_every_op_is_covered) {
     ir_func_free(f);
   }
   for (int op = 0; op < IR_NOPS; op++)
-    ck_assert_msg(seen[op] || op == IR_CONST, "no gradient check for %s",
+    ck_assert_msg(seen[op] || op == IR_CONST || op == IR_DETACH, "no gradient check for %s",
                   ir_op_name((IrOp)op));
 }
 END_TEST
@@ -286,6 +308,44 @@ START_TEST(test_step_gradient_is_exact_zero) {
   free_outputs(g, out);
   ir_func_free(g);
   free_args(&a);
+  ir_func_free(f);
+}
+END_TEST
+
+/* loss = sum(w * x * detach(x)): d loss / dx = w * x exactly (the detached
+ * factor is a constant), where finite differences would give 2 w x. */
+START_TEST(test_detach_blocks_gradient) {
+  OpCase c = {"half_detached", half_detached, REAL1(IR_VEC(4), ANYWHERE)};
+  rng_state = 99;
+  IrFunc *f = weighted_loss(&c);
+  ArgValues a = random_args(f, c.domain, 0);
+  int wrt = 0;
+  IrFunc *g = ad_grad(f, &wrt, 1, "grad");
+  double **out = run_outputs(g, &a);
+  const double *w = f->ins[f->ins[f->ins[f->outputs[0]].args[0]].args[0]].data;
+  for (int e = 0; e < 4; e++)
+    ck_assert_double_eq_tol(out[1][e], w[e] * a.val[0][e], 1e-15);
+  free_outputs(g, out);
+  ir_func_free(g);
+  free_args(&a);
+  ir_func_free(f);
+}
+END_TEST
+
+/* |x|' = sign(x), and 0 at 0 exactly. */
+START_TEST(test_abs_gradient_at_zero) {
+  IrFunc *f = ir_func_new("abs0");
+  int x = ir_input(f, "x", TY_REAL, IR_VEC(3));
+  ir_output(f, ir_sum(f, ir_unary(f, IR_ABS, x), -1));
+  int wrt = 0;
+  IrFunc *g = ad_grad(f, &wrt, 1, "grad");
+  double in[3] = {-2, 0, 3}, loss, grad[3];
+  const double *args[] = {in};
+  double *outs[] = {&loss, grad};
+  char err[256];
+  ck_assert_msg(interp_run(g, args, outs, err, sizeof err) == 0, "%s", err);
+  ck_assert(loss == 5 && grad[0] == -1 && grad[1] == 0 && grad[2] == 1);
+  ir_func_free(g);
   ir_func_free(f);
 }
 END_TEST
@@ -382,6 +442,43 @@ START_TEST(test_activity_skips_inactive_values) {
 }
 END_TEST
 
+/* loss = sum of w_i * (block i of x), blocks of rows or columns: with
+ * disjoint blocks, or blocks of equal ranges (summed first), the adjoint of
+ * x is one concat (zeros in the gaps), with partly overlapping ones a sum of
+ * pads; all match finite differences. */
+static void check_blocks(int axis, const int *starts, int n, int npads, int nconcats) {
+  IrFunc *f = ir_func_new("blocks");
+  int x = ir_input(f, "x", TY_REAL, IR_MAT(8, 8)), total = -1;
+  for (int i = 0; i < n; i++) {
+    int block = axis ? ir_slice(f, x, starts[i], 2) : ir_slice_rows(f, x, starts[i], 2);
+    int w = ir_const(f, i + 1.5, f->ins[block].shape);
+    int term = ir_sum(f, ir_binary(f, IR_MUL, w, ir_unary(f, IR_SIN, block)), -1);
+    total = total < 0 ? term : ir_binary(f, IR_ADD, total, term);
+  }
+  ir_output(f, total);
+  rng_state = 7;
+  Domain any = ANYWHERE;
+  ArgValues a = random_args(f, &any, 0);
+  int wrt = 0;
+  gradcheck(f, &wrt, 1, &a);
+  IrFunc *g = ad_grad(f, &wrt, 1, "grad");
+  ck_assert_int_eq(count_in_sweep(f, g, IR_PAD), npads);
+  ck_assert_int_eq(count_in_sweep(f, g, IR_CONCAT), nconcats);
+  ir_func_free(g);
+  free_args(&a);
+  ir_func_free(f);
+}
+
+START_TEST(test_adjoint_of_blocks) {
+  int disjoint[] = {6, 0, 2}, overlapping[] = {0, 1}, repeated[] = {0, 4, 0};
+  check_blocks(0, disjoint, 3, 0, 1);
+  check_blocks(0, repeated, 3, 0, 1);
+  check_blocks(1, disjoint, 3, 0, 1);
+  check_blocks(0, overlapping, 2, 2, 0);
+  check_blocks(1, disjoint, 1, 1, 0);
+}
+END_TEST
+
 /* With nothing to differentiate the sweep adds nothing at all. */
 START_TEST(test_no_wrt_adds_nothing) {
   IrFunc *f = mlp_loss();
@@ -415,11 +512,14 @@ static Suite *autodiff_suite(void) {
   tcase_add_loop_test(rules, test_adjoint_rule, 0, NCASES);
   tcase_add_test(rules, test_every_op_is_covered);
   tcase_add_test(rules, test_step_gradient_is_exact_zero);
+  tcase_add_test(rules, test_detach_blocks_gradient);
+  tcase_add_test(rules, test_abs_gradient_at_zero);
   suite_add_tcase(s, rules);
   TCase *mlp = tcase_create("mlp");
   tcase_add_test(mlp, test_mlp_gradient);
   tcase_add_test(mlp, test_unused_input_gets_exact_zeros);
   tcase_add_test(mlp, test_activity_skips_inactive_values);
+  tcase_add_test(mlp, test_adjoint_of_blocks);
   tcase_add_test(mlp, test_no_wrt_adds_nothing);
   tcase_add_test(mlp, test_grad_keeps_signature);
   suite_add_tcase(s, mlp);

@@ -210,12 +210,12 @@ static void build_binary_ops(IrModule *mod) {
 }
 
 START_TEST(unary_ops) {
-  static const IrOp ops[] = {IR_NEG, IR_EXP, IR_SIN, IR_COS, IR_TANH,
-                             IR_SIGMOID, IR_RELU, IR_STEP};
+  static const IrOp ops[] = {IR_NEG, IR_EXP,  IR_SIN, IR_COS, IR_TANH,
+                             IR_SIGMOID, IR_RELU, IR_STEP, IR_ABS, IR_DETACH};
   IrModule *mod = ir_module_new(NULL);
   IrFunc *f = add(mod, "unary");
   int x = ir_input(f, "x", TY_REAL, IR_VEC(301));
-  for (int i = 0; i < 8; i++)
+  for (int i = 0; i < 10; i++)
     ir_output(f, ir_unary(f, ops[i], x));
   IrFunc *g = add(mod, "positive");
   int p = ir_input(g, "p", TY_REAL, IR_MAT(5, 9));
@@ -419,6 +419,33 @@ static void build_concat_slice_pad(IrModule *mod) {
   ir_output(f, ir_slice(f, ir_unary(f, IR_TANH, b), 1, 3));
 }
 
+/* Blocks of rows: flat loops, and nested ones where a fused part
+ * broadcasts along rows or columns. */
+static void build_rows(IrModule *mod) {
+  IrFunc *f = add(mod, "rows");
+  int a = ir_input(f, "a", TY_REAL, IR_MAT(4, 3));
+  int b = ir_input(f, "b", TY_REAL, IR_MAT(2, 3));
+  int v = ir_input(f, "v", TY_REAL, IR_VEC(3));
+  int col = ir_input(f, "col", TY_REAL, IR_VEC(2));
+  int parts[4] = {a, ir_unary(f, IR_ABS, b), ir_bcast(f, v, 0, IR_MAT(5, 3)),
+                  ir_binary(f, IR_MUL, b, ir_bcast(f, col, 1, IR_MAT(2, 3)))};
+  int cat = ir_concat_rows(f, parts, 4);
+  ir_output(f, cat);
+  ir_output(f, ir_slice_rows(f, cat, 3, 7));
+  ir_output(f, ir_slice_rows(f, ir_unary(f, IR_TANH, a), 1, 2));
+  ir_output(f, ir_pad_rows(f, ir_unary(f, IR_DETACH, ir_unary(f, IR_EXP, b)), 3, 6));
+  ir_output(f, ir_pad_rows(f, ir_bcast(f, col, 1, IR_MAT(2, 3)), 1, 4));
+}
+
+/* i32 constants as the index of gather and scatter_add */
+static void build_index_constants(IrModule *mod) {
+  IrFunc *f = add(mod, "const_ids");
+  int table = ir_input(f, "table", TY_REAL, IR_MAT(4, 5));
+  int src = ir_input(f, "src", TY_REAL, IR_MAT(3, 5));
+  ir_output(f, ir_gather(f, table, ir_const_i32(f, 2, IR_VEC(3))));
+  ir_output(f, ir_scatter_add(f, ir_unary(f, IR_SIN, src), ir_const_i32(f, 3, IR_VEC(3)), 4));
+}
+
 static void build_gather_scatter(IrModule *mod) {
   IrFunc *f = add(mod, "rows");
   int table = ir_input(f, "table", TY_REAL, IR_MAT(4, 6));
@@ -444,6 +471,23 @@ START_TEST(gather_out_of_range_is_zero) {
   float want[9] = {4, 5, 6, 0, 0, 0, 0, 0, 0};
   for (int i = 0; i < 9; i++)
     ck_assert_float_eq(out[i], want[i]);
+  release(&lib, mod);
+}
+END_TEST
+
+/* An i32 constant returned is written as int32_t in both precisions. */
+START_TEST(index_constant_output) {
+  IrModule *mod = ir_module_new(NULL);
+  IrFunc *f = add(mod, "ids");
+  ir_output(f, ir_const_i32(f, -5, IR_VEC(3)));
+  Lib lib = compile(mod);
+  for (int p = 0; p < 2; p++) {
+    int32_t out[3] = {0};
+    void *args[1] = {out};
+    entry(&lib, f, p ? "f64" : "f32")(args);
+    for (int i = 0; i < 3; i++)
+      ck_assert_int_eq(out[i], -5);
+  }
   release(&lib, mod);
 }
 END_TEST
@@ -513,6 +557,8 @@ static const ModuleCase module_cases[] = {
   {"matmul_all_transposes", build_matmul_all_transposes, {-1, 1, 1}},
   {"concat_slice_pad", build_concat_slice_pad, {-1, 1, 1}},
   {"gather_scatter", build_gather_scatter, {-1, 1, 4}},
+  {"rows", build_rows, {-1, 1, 1}},
+  {"index_constants", build_index_constants, {-1, 1, 1}},
   {"odd_outputs", build_odd_outputs, {-1, 1, 1}},
   {"mlp_loss_and_gradient", build_mlp_loss_and_gradient, {-1, 1, 1}},
 };
@@ -678,6 +724,7 @@ typedef struct TinyModel {
   Source source;
   LossTerm losses[2];
   char *channel_names[3];
+  Edge edge;
 } TinyModel;
 
 static void tiny_model(TinyModel *t) {
@@ -697,7 +744,7 @@ static void tiny_model(TinyModel *t) {
                  .regions = &t->region, .nregions = 1, .subjects = &t->subject,
                  .nsubjects = 1, .sources = &t->source, .nsources = 1,
                  .losses = t->losses, .nlosses = 2,
-                 .train = {.steps = 77, .batch = 4, .lr = 1e-3, .beta1 = 0.9,
+                 .train = {.steps = 77, .batch = 4, .window = 1, .lr = 1e-3, .beta1 = 0.9,
                            .beta2 = 0.999, .eps = 1e-8, .seed = 0x123456789abcULL,
                            .checkpoint_every = 5}};
 }
@@ -717,6 +764,7 @@ static IrModule *tiny_module(const TinyModel *t) {
   int wrt[2] = {1, 0};
   fns->loss_grad = ir_module_add(mod, ad_grad(loss, wrt, 2, "loss_grad.V1.m1"));
   ir_func_free(loss);
+  fns->loss_held = -1;
   fns->ngrad = 2;
   fns->grad_params = malloc(2 * sizeof *fns->grad_params);
   fns->grad_params[0] = 1;
@@ -742,6 +790,7 @@ static void check_desc_source(const lobe_source *s, const Lib *lib, const IrModu
   ck_assert_int_eq(s->ngrad, 2);
   ck_assert_int_eq(s->grad_params[0], 1);
   ck_assert_int_eq(s->grad_params[1], 0);
+  ck_assert_ptr_null((void *)s->loss_held_f64);
 }
 
 /* Calling through the descriptor: out = t w + b with w = 1, b = 2. */
@@ -794,7 +843,67 @@ START_TEST(descriptor_reads_back) {
   ck_assert_double_eq(d->eps, 1e-8);
   ck_assert(d->seed == 0x123456789abcULL);
   ck_assert_int_eq(d->checkpoint_every, 5);
+  ck_assert_int_eq(d->window, 1);
   call_forward(&d->sources[0]);
+  release(&lib, mod);
+}
+END_TEST
+
+/* A delayed self-edge with a prior on its gate (param 2), a window of 4
+ * steps, a poisson source: prior(w, b, gate) = 0.5 |gate|. */
+static void tiny_graph(TinyModel *t, IrModule *mod) {
+  t->edge = (Edge){.from = 0, .to = 0, .delay = 0.02, .l1 = 0.25, .distance = 5,
+                   .length = 0.05};
+  t->m.edges = &t->edge;
+  t->m.nedges = 1;
+  t->m.train.window = 4;
+  mod->params = realloc(mod->params, 3 * sizeof *mod->params);
+  mod->params[2] = (IrParam){.name = strdup("gate.V1->V1@20ms"), .rank = 1, .rows = 1,
+                             .cols = 1, .init = LOBE_INIT_CONSTANT, .scale = 1};
+  mod->nparams = 3;
+  mod->gate_params = malloc(sizeof *mod->gate_params);
+  mod->gate_params[0] = 2;
+  IrFunc *f = ir_func_new("prior.loss");
+  ir_input(f, "w", TY_REAL, IR_MAT(2, 3));
+  ir_input(f, "b", TY_REAL, IR_VEC(3));
+  int gate = ir_sum(f, ir_input(f, "gate", TY_REAL, IR_VEC(1)), -1);
+  ir_output(f, ir_binary(f, IR_MUL, ir_const(f, 0.5, IR_SCALAR), ir_unary(f, IR_ABS, gate)));
+  mod->nprior = 1;
+  mod->prior_params = malloc(sizeof *mod->prior_params);
+  mod->prior_params[0] = 2;
+  mod->prior = ir_module_add(mod, ad_grad(f, mod->prior_params, 1, "prior"));
+  ir_func_free(f);
+  mod->source_fns[0].loss = LOSS_POISSON;
+  mod->source_fns[0].loss_held = mod->source_fns[0].loss_grad;   /* any f64 function */
+}
+
+START_TEST(descriptor_graph) {
+  TinyModel t;
+  tiny_model(&t);
+  IrModule *mod = tiny_module(&t);
+  tiny_graph(&t, mod);
+  Lib lib;
+  const lobe_model *d = load_descriptor(&lib, mod, 2);
+  ck_assert_int_eq(d->window, 4);
+  ck_assert_int_eq(d->nedges, 1);
+  const lobe_edge *e = &d->edges[0];
+  ck_assert(e->from == 0 && e->to == 0 && e->gate == 2);
+  ck_assert(e->delay == 0.02 && e->l1 == 0.25 && e->distance == 5 && e->length == 0.05);
+  ck_assert_int_eq(d->params[2].init, LOBE_INIT_CONSTANT);
+  ck_assert_double_eq(d->params[2].scale, 1);
+  ck_assert_int_eq(d->sources[0].loss_kind, LOBE_LOSS_POISSON);
+  ck_assert_ptr_eq((void *)d->sources[0].loss_held_f64,
+                   (void *)entry(&lib, mod->funcs[mod->source_fns[0].loss_grad], "f64"));
+  ck_assert_ptr_eq((void *)d->prior_f32, (void *)entry(&lib, mod->funcs[mod->prior], "f32"));
+  ck_assert_ptr_eq((void *)d->prior_f64, (void *)entry(&lib, mod->funcs[mod->prior], "f64"));
+  ck_assert_int_eq(d->nprior_grad, 1);
+  ck_assert_int_eq(d->prior_grad_params[0], 2);
+  ck_assert_int_eq(d->batch, 4);   /* the fields after the new ones still line up */
+  ck_assert_int_eq(d->checkpoint_every, 5);
+  float w[6] = {0}, b[3] = {0}, gate[1] = {-3}, loss[1], grad[1];
+  void *args[5] = {w, b, gate, loss, grad};
+  d->prior_f32(args);
+  ck_assert(loss[0] == 1.5f && grad[0] == -0.5f);
   release(&lib, mod);
 }
 END_TEST
@@ -814,6 +923,11 @@ START_TEST(descriptor_defaults) {
   ck_assert_str_eq(d->sources[0].channel_names[0], "ch0");
   ck_assert_str_eq(d->sources[0].channel_names[2], "ch2");
   ck_assert_double_eq(d->sources[0].loss_weight, 0);
+  ck_assert_int_eq(d->nedges, 0);
+  ck_assert_ptr_null(d->edges);
+  ck_assert_ptr_null((void *)d->prior_f32);
+  ck_assert_ptr_null((void *)d->prior_f64);
+  ck_assert_int_eq(d->nprior_grad, 0);
   release(&lib, mod);
 }
 END_TEST
@@ -910,6 +1024,7 @@ int main(void) {
   tcase_add_test(ops, f32_math_vectorised);
   tcase_add_test(ops, memory_plan_reuses_space);
   tcase_add_test(ops, gather_out_of_range_is_zero);
+  tcase_add_test(ops, index_constant_output);
   suite_add_tcase(s, ops);
   TCase *math = tcase_create("math");
   tcase_set_timeout(math, 60);
@@ -922,6 +1037,7 @@ int main(void) {
   tcase_set_timeout(desc, 60);
   tcase_add_test(desc, descriptor_reads_back);
   tcase_add_test(desc, descriptor_defaults);
+  tcase_add_test(desc, descriptor_graph);
   tcase_add_test(desc, executable_runs);
   tcase_add_test(desc, errors_are_reported);
   tcase_add_test(desc, link_errors_are_reported);

@@ -2,6 +2,7 @@
  * it: exact canonical forms of messy inputs, and over each of them the two
  * properties fmt promises: it is idempotent and it keeps the AST. */
 #include <check.h>
+#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,6 +98,48 @@ static const Case cases[] = {
      "# tail\n"},
     {/* line ends of other systems, no line end at the end */
      "subjects a,b\r\n# c\r\nloss mse(a)", "subjects a, b\n# c\nloss mse(a)\n"},
+    {/* the statements of the brain graph */
+     "import  shared . areas   as   areas\n"
+     "import std.priors as p\n"
+     "let fast=fourier( bands:32 ,max_period:10s )\n"
+     "let   w =p.wiring\n"
+     "region LGN:cortex   at[ 0mm ,-20mm,5mm, ]\n"
+     "region V1,V2:areas.cortex at pos(x: 1mm)\n"
+     "connect LGN->V1\n"
+     "connect   V1->[ V2,MT, ]delay 10ms   prior   sparse( l1:1e-3 )\n"
+     "connect V2->V1 prior w delay tract(length:40mm,speed:2m/1s)\n"
+     "connect all -> all delay -2ms\n",
+     "import shared.areas as areas\n"
+     "import std.priors as p\n"
+     "let fast = fourier(bands: 32, max_period: 10s)\n"
+     "let w = p.wiring\n"
+     "region LGN : cortex at [0mm, -20mm, 5mm]\n"
+     "region V1, V2 : areas.cortex at pos(x: 1mm)\n"
+     "connect LGN -> V1\n"
+     "connect V1 -> [V2, MT] delay 10ms prior sparse(l1: 1e-3)\n"
+     "connect V2 -> V1 prior w delay tract(length: 40mm, speed: 2m / 1s)\n"
+     "connect all -> all delay -2ms\n"},
+    {/* comments around and inside them; a list over several lines */
+     "# presets\n"
+     "let w = sparse(l1: 1e-3,  # per edge\n"
+     "   distance: 1e-4)   # per mm\n"
+     "\n\n"
+     "# the pathway\n"
+     "connect LGN -> [V1,\n"
+     "  # feedforward\n"
+     "  V2] prior w  # wired\n"
+     "region V1 : c at [1mm,\n"
+     "   2mm, 3mm]\n"
+     "import a.b as c   # last\n",
+     "# presets\n"
+     "# per edge\n"
+     "let w = sparse(l1: 1e-3, distance: 1e-4)  # per mm\n"
+     "\n"
+     "# the pathway\n"
+     "# feedforward\n"
+     "connect LGN -> [V1, V2] prior w  # wired\n"
+     "region V1 : c at [1mm, 2mm, 3mm]\n"
+     "import a.b as c  # last\n"},
     {"", ""},
     {"\n# only\n\n\n# comments\n", "# only\n\n# comments\n"},
 };
@@ -236,6 +279,77 @@ START_TEST(long_sum) {
 }
 END_TEST
 
+/* ---- the specs of the source tree ---------------------------------------------- */
+
+typedef struct Paths {
+  char **v;
+  int n;
+} Paths;
+
+static bool is_spec(const char *name) {
+  size_t n = strlen(name);
+  return n > 5 && strcmp(name + n - 5, ".lobe") == 0;
+}
+
+/* Every .lobe file under dir, at any depth (none if dir does not exist). */
+static void find_specs(const char *dir, Paths *out) {
+  DIR *d = opendir(dir);
+  if (!d)
+    return;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.')
+      continue;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    if (is_spec(e->d_name)) {
+      out->v = realloc(out->v, (size_t)(out->n + 1) * sizeof *out->v);
+      out->v[out->n++] = strdup(path);
+    } else
+      find_specs(path, out);     /* opendir fails on a file: nothing */
+  }
+  closedir(d);
+}
+
+static char *read_text(const char *path) {
+  FILE *f = fopen(path, "rb");
+  ck_assert_msg(f, "cannot read %s", path);
+  MemText m;
+  FILE *out = memtext_open(&m);
+  int c;
+  while ((c = getc(f)) != EOF)
+    putc(c, out);
+  fclose(f);
+  return memtext_close(&m);
+}
+
+/* What run_fmt.sh checks through lobec, here without sema, so that modules
+ * (stdlib, files an example imports) are covered too: every spec of the
+ * stdlib and the examples formats, idempotently, to the same AST. */
+START_TEST(source_tree_specs) {
+  Paths specs = {0};
+  find_specs(LOBE_SOURCE_DIR "/stdlib", &specs);
+  find_specs(LOBE_SOURCE_DIR "/examples", &specs);
+  ck_assert_int_gt(specs.n, 0);
+  for (int i = 0; i < specs.n; i++) {
+    char *text = read_text(specs.v[i]), *messages;
+    char *once = format(text, &messages);
+    ck_assert_msg(once, "%s: fmt failed:\n%s", specs.v[i], messages);
+    free(messages);
+    char *twice = format_ok(once), *before = ast_text(text), *after = ast_text(once);
+    ck_assert_msg(strcmp(once, twice) == 0, "%s: fmt is not idempotent", specs.v[i]);
+    ck_assert_msg(strcmp(before, after) == 0, "%s: fmt changed the AST", specs.v[i]);
+    free(text);
+    free(once);
+    free(twice);
+    free(before);
+    free(after);
+    free(specs.v[i]);
+  }
+  free(specs.v);
+}
+END_TEST
+
 /* ---- the lexer's comments ------------------------------------------------------ */
 
 static int count_comments(const char *text, bool keep, Token *first) {
@@ -277,6 +391,7 @@ static Suite *fmt_suite(void) {
   tcase_add_test(te, syntax_errors_are_not_formatted);
   tcase_add_test(te, unknown_names_are_formatted);
   tcase_add_test(te, long_sum);
+  tcase_add_test(te, source_tree_specs);
   tcase_add_test(te, lexer_records_comments);
   suite_add_tcase(s, te);
   return s;

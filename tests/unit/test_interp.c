@@ -44,6 +44,8 @@ START_TEST(test_unary_ops) {
   expect_unary(IR_SIGMOID, (double[]){1 / (1 + e), 1 / (1 + exp(-0.5)), 1 / (1 + exp(-2))});
   expect_unary(IR_RELU, (double[]){0, 0.5, 2});
   expect_unary(IR_STEP, (double[]){0, 1, 1});
+  expect_unary(IR_ABS, (double[]){1, 0.5, 2});
+  expect_unary(IR_DETACH, (double[]){-1, 0.5, 2});
 }
 END_TEST
 
@@ -173,6 +175,38 @@ START_TEST(test_concat_slice_pad) {
 }
 END_TEST
 
+START_TEST(test_rows) {
+  IrFunc *f = ir_func_new("rows");
+  int x = ir_input(f, "x", TY_REAL, IR_MAT(2, 3));
+  int y = ir_input(f, "y", TY_REAL, IR_MAT(1, 3));
+  int parts[] = {y, x};
+  int c = ir_concat_rows(f, parts, 2);     /* [[7,8,9],[1,2,3],[4,5,6]] */
+  int s = ir_slice_rows(f, c, 1, 1);       /* [[1,2,3]] */
+  ir_output(f, ir_pad_rows(f, s, 2, 4));   /* [[0,0,0],[0,0,0],[1,2,3],[0,0,0]] */
+  double yv[] = {7, 8, 9};
+  const double *in[] = {X23, yv};
+  expect(f, in, (double[]){0, 0, 0, 0, 0, 0, 1, 2, 3, 0, 0, 0}, 12);
+  ir_func_free(f);
+  f = ir_func_new("concat_rows");
+  int parts2[] = {ir_input(f, "x", TY_REAL, IR_MAT(2, 3)), ir_input(f, "y", TY_REAL, IR_MAT(1, 3))};
+  ir_output(f, ir_slice_rows(f, ir_concat_rows(f, parts2, 2), 1, 2));
+  expect(f, in, (double[]){4, 5, 6, 7, 8, 9}, 6);
+  ir_func_free(f);
+}
+END_TEST
+
+/* an i32 constant names the same row for every position */
+START_TEST(test_gather_constant_index) {
+  IrFunc *f = ir_func_new("gather_const");
+  int table = ir_input(f, "table", TY_REAL, IR_MAT(3, 2));
+  ir_output(f, ir_gather(f, table, ir_const_i32(f, 1, IR_VEC(3))));
+  double tv[] = {1, 2, 3, 4, 5, 6};
+  const double *in[] = {tv};
+  expect(f, in, (double[]){3, 4, 3, 4, 3, 4}, 6);
+  ir_func_free(f);
+}
+END_TEST
+
 static IrFunc *gather_scatter(void) {
   IrFunc *f = ir_func_new("gather");
   int table = ir_input(f, "table", TY_REAL, IR_MAT(3, 2));
@@ -254,6 +288,8 @@ static Suite *interp_suite(void) {
   tcase_add_test(ops, test_matmul_rectangular);
   tcase_add_test(ops, test_concat_slice_pad);
   tcase_add_test(ops, test_gather_and_scatter_add);
+  tcase_add_test(ops, test_rows);
+  tcase_add_test(ops, test_gather_constant_index);
   suite_add_tcase(s, ops);
   TCase *errors = tcase_create("errors");
   tcase_add_test(errors, test_index_out_of_range);

@@ -73,6 +73,37 @@ START_TEST(test_shapes_of_column_ops) {
 }
 END_TEST
 
+START_TEST(test_shapes_of_row_ops) {
+  IrFunc *f = ir_func_new("rows");
+  int a = ir_input(f, "a", TY_REAL, IR_MAT(3, 2));
+  int b = ir_input(f, "b", TY_REAL, IR_MAT(1, 2));
+  int parts[] = {a, b, a};
+  int c = ir_concat_rows(f, parts, 3);
+  assert_shape(f, c, 2, 7, 2);
+  ck_assert_int_eq(f->ins[c].axis, 0);
+  assert_shape(f, ir_concat_rows(f, &b, 1), 2, 1, 2);
+  assert_shape(f, ir_slice_rows(f, c, 3, 4), 2, 4, 2);
+  assert_shape(f, ir_pad_rows(f, a, 2, 6), 2, 6, 2);
+  ck_assert_int_eq(f->ins[ir_slice(f, a, 0, 1)].axis, 1);
+  assert_valid(f);
+  ir_func_free(f);
+}
+END_TEST
+
+START_TEST(test_new_unary_ops_and_index_constants) {
+  IrFunc *f = ir_func_new("new");
+  int x = ir_input(f, "x", TY_REAL, IR_MAT(3, 2));
+  assert_shape(f, ir_unary(f, IR_ABS, x), 2, 3, 2);
+  assert_shape(f, ir_unary(f, IR_DETACH, x), 2, 3, 2);
+  int idx = ir_const_i32(f, 4, IR_VEC(3));
+  ck_assert_int_eq(f->ins[idx].type, TY_I32);
+  int table = ir_input(f, "table", TY_REAL, IR_MAT(5, 2));
+  assert_shape(f, ir_gather(f, table, idx), 2, 3, 2);
+  assert_valid(f);
+  ir_func_free(f);
+}
+END_TEST
+
 START_TEST(test_inputs_are_numbered_in_order) {
   IrFunc *f = ir_func_new("in");
   ir_input(f, "a", TY_REAL, IR_SCALAR);
@@ -116,6 +147,7 @@ START_TEST(test_helpers) {
   ck_assert(ir_shape_eq(IR_VEC(3), (IrShape){1, {3, 99}}));
   ck_assert(!ir_shape_eq(IR_VEC(3), IR_MAT(3, 1)));
   ck_assert(ir_is_elementwise(IR_ADD) && ir_is_elementwise(IR_SQRT));
+  ck_assert(ir_is_elementwise(IR_ABS) && ir_is_elementwise(IR_DETACH));
   ck_assert(!ir_is_elementwise(IR_MATMUL) && !ir_is_elementwise(IR_CONST));
   ck_assert_str_eq(ir_op_name(IR_SCATTER_ADD), "scatter_add");
   ck_assert_str_eq(ir_op_name(IR_SIGMOID), "sigmoid");
@@ -167,6 +199,20 @@ START_TEST(test_abort_on_slice_out_of_range) {
   IrFunc *f = ir_func_new("bad");
   int a = ir_input(f, "a", TY_REAL, IR_MAT(3, 4));
   ir_slice(f, a, 2, 3);
+}
+END_TEST
+
+START_TEST(test_abort_on_row_concat_mismatch) {
+  IrFunc *f = ir_func_new("bad");
+  int parts[] = {ir_input(f, "a", TY_REAL, IR_MAT(3, 4)),
+                 ir_input(f, "b", TY_REAL, IR_MAT(3, 2))};
+  ir_concat_rows(f, parts, 2);
+}
+END_TEST
+
+START_TEST(test_abort_on_index_constant_arithmetic) {
+  IrFunc *f = ir_func_new("bad");
+  ir_unary(f, IR_EXP, ir_const_i32(f, 1, IR_VEC(2)));
 }
 END_TEST
 
@@ -260,6 +306,31 @@ START_TEST(test_verify_rejects_bad_axis) {
 }
 END_TEST
 
+START_TEST(test_verify_rejects_bad_block_axis) {
+  IrFunc *f = small_function();
+  int s = ir_slice_rows(f, 3, 1, 1);
+  f->ins[s].axis = -1;
+  assert_rejected(f, "axis -1");
+  f = small_function();
+  s = ir_pad_rows(f, 3, 1, 4);
+  f->ins[s].start = 3;
+  assert_rejected(f, "rows [3,5) outside [0,4)");
+}
+END_TEST
+
+START_TEST(test_verify_rejects_fractional_index_constant) {
+  IrFunc *f = small_function();
+  int c = ir_const_i32(f, 2, IR_VEC(2));
+  f->ins[c].value = 2.5;
+  assert_rejected(f, "not a 32-bit integer");
+  f = small_function();
+  c = ir_const(f, 2, IR_VEC(2));
+  f->ins[c].type = TY_I32;
+  f->ins[c].value = 1e10;
+  assert_rejected(f, "not a 32-bit integer");
+}
+END_TEST
+
 START_TEST(test_verify_rejects_bad_leaf) {
   IrFunc *f = small_function();
   f->ins[0].shape = IR_MAT(0, 3);
@@ -311,6 +382,32 @@ START_TEST(test_print_small_function) {
 }
 END_TEST
 
+START_TEST(test_print_new_ops) {
+  IrFunc *f = ir_func_new("n");
+  int x = ir_input(f, "x", TY_REAL, IR_MAT(2, 3));
+  int table = ir_input(f, "table", TY_REAL, IR_MAT(4, 3));
+  int parts[] = {ir_unary(f, IR_ABS, x), ir_unary(f, IR_DETACH, x)};
+  int c = ir_concat_rows(f, parts, 2);
+  int g = ir_gather(f, table, ir_const_i32(f, 3, IR_VEC(2)));
+  ir_output(f, ir_pad_rows(f, ir_slice_rows(f, c, 1, 2), 1, 5));
+  ir_output(f, g);
+  char *text = print_to_string(f);
+  ck_assert_str_eq(text,
+                   "func n(%0: real[2,3] \"x\", %1: real[4,3] \"table\") {\n"
+                   "  %2 = abs %0 : real[2,3]\n"
+                   "  %3 = detach %0 : real[2,3]\n"
+                   "  %4 = concat %2, %3 rows : real[4,3]\n"
+                   "  %5 = const 3 : i32[2]\n"
+                   "  %6 = gather %1, %5 : real[2,3]\n"
+                   "  %7 = slice %4 rows start=1 : real[2,3]\n"
+                   "  %8 = pad %7 rows start=1 : real[5,3]\n"
+                   "  ret %8, %6\n"
+                   "}\n");
+  free(text);
+  ir_func_free(f);
+}
+END_TEST
+
 START_TEST(test_print_const_full_precision) {
   IrFunc *f = ir_func_new("c");
   ir_output(f, ir_const(f, 0.1, IR_SCALAR));
@@ -328,6 +425,8 @@ static Suite *ir_suite(void) {
   tcase_add_test(build, test_shapes_of_matmul);
   tcase_add_test(build, test_shapes_of_reductions_and_broadcasts);
   tcase_add_test(build, test_shapes_of_column_ops);
+  tcase_add_test(build, test_shapes_of_row_ops);
+  tcase_add_test(build, test_new_unary_ops_and_index_constants);
   tcase_add_test(build, test_inputs_are_numbered_in_order);
   tcase_add_test(build, test_copy_renames_and_deep_copies);
   tcase_add_test(build, test_helpers);
@@ -341,6 +440,8 @@ static Suite *ir_suite(void) {
   tcase_add_test_raise_signal(misuse, test_abort_on_index_arithmetic, SIGABRT);
   tcase_add_test_raise_signal(misuse, test_abort_on_slice_out_of_range, SIGABRT);
   tcase_add_test_raise_signal(misuse, test_abort_on_unknown_value, SIGABRT);
+  tcase_add_test_raise_signal(misuse, test_abort_on_row_concat_mismatch, SIGABRT);
+  tcase_add_test_raise_signal(misuse, test_abort_on_index_constant_arithmetic, SIGABRT);
   suite_add_tcase(s, misuse);
 
   TCase *verify = tcase_create("verify");
@@ -354,11 +455,14 @@ static Suite *ir_suite(void) {
   tcase_add_test(verify, test_verify_rejects_bad_output);
   tcase_add_test(verify, test_verify_rejects_bad_axis);
   tcase_add_test(verify, test_verify_rejects_bad_leaf);
+  tcase_add_test(verify, test_verify_rejects_bad_block_axis);
+  tcase_add_test(verify, test_verify_rejects_fractional_index_constant);
   suite_add_tcase(s, verify);
 
   TCase *print = tcase_create("print");
   tcase_add_test(print, test_print_small_function);
   tcase_add_test(print, test_print_const_full_precision);
+  tcase_add_test(print, test_print_new_ops);
   suite_add_tcase(s, print);
   return s;
 }

@@ -1,6 +1,7 @@
 /* Unit tests of the lexer (lexer.re) and of the diagnostics it reports
  * (diag.c): token kinds, text, positions, NEWLINE rules, numbers and units,
- * strings, bad input, and the gcc-style output. */
+ * strings, keywords and qualified names, bad input, and the gcc-style
+ * output. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +82,45 @@ START_TEST(keywords_and_names) {
                               TK_X, TK_IDENT, TK_IDENT, TK_IDENT, TK_NEWLINE};
   assert_kinds(x, kinds, 16);
   assert_text(&x->t[12], "x2");
+  lexed_free(x);
+}
+END_TEST
+
+START_TEST(graph_keywords) {
+  Lexed *x = lex_text("connect delay prior let as at simulate observe all priors lets");
+  static const int kinds[] = {TK_CONNECT, TK_DELAY, TK_PRIOR, TK_LET, TK_AS, TK_AT,
+                              TK_SIMULATE, TK_OBSERVE, TK_IDENT, TK_IDENT, TK_IDENT,
+                              TK_NEWLINE};
+  assert_kinds(x, kinds, 12);
+  ck_assert_int_eq(diag_errors(x->cap.diag), 0);  /* reserved words are the parser's */
+  lexed_free(x);
+}
+END_TEST
+
+/* A qualified name is one token, keywords after its dots included; with
+ * blanks it is three. */
+START_TEST(qualified_names) {
+  Lexed *x = lex_text("areas.cortex std.observe a.b.c_9 a . b x.y a. 1.5 V1.x2");
+  static const int kinds[] = {TK_QNAME, TK_QNAME, TK_QNAME, TK_IDENT, TK_DOT, TK_IDENT,
+                              TK_QNAME, TK_IDENT, TK_DOT, TK_NUMBER, TK_QNAME,
+                              TK_NEWLINE};
+  assert_kinds(x, kinds, 12);
+  assert_text(&x->t[0], "areas.cortex");
+  assert_text(&x->t[2], "a.b.c_9");
+  assert_text(&x->t[10], "V1.x2");
+  ck_assert_int_eq(x->t[1].pos.col, 14);
+  ck_assert_int_eq(x->t[1].pos.len, 11);
+  lexed_free(x);
+}
+END_TEST
+
+START_TEST(let_closes_a_block) {
+  Lexed *x = lex_text("aunn a {\n  latent 8\nlet w = 1\n");
+  static const int kinds[] = {TK_AUNN, TK_IDENT, TK_LBRACE, TK_NEWLINE, TK_IDENT,
+                              TK_NUMBER, TK_NEWLINE, TK_RBRACE, TK_NEWLINE, TK_LET,
+                              TK_IDENT, TK_EQ, TK_NUMBER, TK_NEWLINE};
+  assert_kinds(x, kinds, 14);
+  ck_assert_ptr_nonnull(strstr(flushed(x), "expected '}' before 'let'"));
   lexed_free(x);
 }
 END_TEST
@@ -283,8 +323,15 @@ START_TEST(kind_names) {
   ck_assert_str_eq(lex_kind_name(0), "end of file");
   ck_assert_str_eq(lex_kind_name(TK_LBRACE), "'{'");
   ck_assert_str_eq(lex_kind_name(TK_IDENT), "a name");
+  ck_assert_str_eq(lex_kind_name(TK_QNAME), "a qualified name");
+  ck_assert_str_eq(lex_kind_name(TK_PRIOR), "'prior'");
+  ck_assert_str_eq(lex_kind_name(TK_OBSERVE), "'observe'");
   ck_assert(lex_is_statement_keyword(TK_DATA));
+  ck_assert(lex_is_statement_keyword(TK_CONNECT));
+  ck_assert(lex_is_statement_keyword(TK_LET));
   ck_assert(!lex_is_statement_keyword(TK_OF));
+  ck_assert(!lex_is_statement_keyword(TK_AT));
+  ck_assert(!lex_is_statement_keyword(TK_SIMULATE));
 }
 END_TEST
 
@@ -357,6 +404,9 @@ Suite *lexer_suite(void) {
   TCase *tc = tcase_create("tokens");
   tcase_add_test(tc, statement_tokens);
   tcase_add_test(tc, keywords_and_names);
+  tcase_add_test(tc, graph_keywords);
+  tcase_add_test(tc, qualified_names);
+  tcase_add_test(tc, let_closes_a_block);
   tcase_add_test(tc, punctuation);
   tcase_add_test(tc, lines_and_columns);
   tcase_add_test(tc, no_newline_inside_brackets);

@@ -29,6 +29,26 @@ static const char *const example =
     "train { steps: 2000, batch: 256, optimizer: adam(lr: 1e-3), seed: 1, "
     "checkpoint_every: 500 }\n";
 
+/* The surface syntax of the brain graph (issue 3). */
+static const char *const graph =
+    "import std.priors\n"
+    "import shared.areas as areas\n"
+    "let fast = fourier(bands: 32, max_period: 10s)\n"
+    "subjects m1\n"
+    "aunn cortex {\n"
+    "  index fast\n"
+    "  embed 16\n"
+    "}\n"
+    "region LGN : cortex at [0mm, -20mm, 5mm]\n"
+    "region V1, V2 : areas.cortex\n"
+    "connect LGN -> V1\n"
+    "connect V1 -> [V2, MT]\n"
+    "connect V2 -> V1 delay 10ms\n"
+    "connect V1 -> V2 delay tract(length: 40mm, speed: 2m / 1s)\n"
+    "connect all -> all delay 20ms prior sparse(l1: 1e-3, distance: 1e-4)\n"
+    "connect V1 -> V2 prior priors.wiring delay 5ms\n"
+    "loss mse(V1) + 2 * poisson(LGN) + 1e-4 * l2(areas.cortex)\n";
+
 typedef struct Parsed {
   Captured cap;
   Program *prog;
@@ -197,6 +217,119 @@ START_TEST(dump) {
 }
 END_TEST
 
+START_TEST(graph_parses) {
+  Parsed *p = parse_errors(graph, 0);
+  ck_assert_int_eq(p->prog->ndecls, 14);
+  static const DeclKind kinds[] = {DECL_IMPORT, DECL_IMPORT, DECL_LET, DECL_SUBJECTS,
+                                   DECL_AUNN, DECL_REGION, DECL_REGION, DECL_CONNECT,
+                                   DECL_CONNECT, DECL_CONNECT, DECL_CONNECT,
+                                   DECL_CONNECT, DECL_CONNECT, DECL_LOSS};
+  for (int i = 0; i < 14; i++)
+    ck_assert_int_eq(p->prog->decls[i].kind, kinds[i]);
+  parsed_free(p);
+}
+END_TEST
+
+START_TEST(imports_and_lets) {
+  Parsed *p = parse_text(graph);
+  const Decl *d = p->prog->decls;
+  ck_assert_str_eq(d[0].module, "std.priors");
+  ck_assert_int_eq(d[0].alias.len, 0);
+  ck_assert_str_eq(d[1].module, "shared.areas");
+  ck_assert(name_is(d[1].alias, "areas"));
+  ck_assert_int_eq(d[1].alias.pos.col, 24);
+  ck_assert_int_eq(d[1].module_pos.col, 8);
+  ck_assert_int_eq(d[1].module_pos.len, 12);
+  ck_assert(name_is(d[2].name, "fast"));
+  ck_assert_int_eq(d[2].name.pos.col, 5);
+  assert_expr(d[2].value, "fourier(bands: 32, max_period: 10s)");
+  ck_assert_int_eq(d[2].pos.line, 3);
+  parsed_free(p);
+  p = parse_errors("import std . encodings as enc\n", 0);
+  ck_assert_str_eq(p->prog->decls[0].module, "std.encodings");
+  ck_assert(name_is(p->prog->decls[0].alias, "enc"));
+  parsed_free(p);
+}
+END_TEST
+
+START_TEST(regions_with_positions) {
+  Parsed *p = parse_text(graph);
+  const Decl *d = p->prog->decls;
+  ck_assert(name_is(d[5].ref, "cortex"));
+  ck_assert_ptr_nonnull(d[5].position);
+  ck_assert_int_eq(d[5].position->kind, EXPR_LIST);
+  assert_expr(d[5].position, "[0mm, -20mm, 5mm]");
+  ck_assert_int_eq(d[6].nnames, 2);
+  ck_assert(name_is(d[6].ref, "areas.cortex"));  /* one Name spans the dotted text */
+  ck_assert_int_eq(d[6].ref.pos.col, 17);
+  ck_assert_int_eq(d[6].ref.pos.len, 12);
+  ck_assert_ptr_null(d[6].position);
+  parsed_free(p);
+}
+END_TEST
+
+START_TEST(connects) {
+  Parsed *p = parse_text(graph);
+  const Decl *d = p->prog->decls;
+  ck_assert_int_eq(d[7].from->kind, EXPR_NAME);
+  ck_assert(name_is(d[7].from->name, "LGN"));
+  ck_assert(name_is(d[7].to->name, "V1"));
+  ck_assert_int_eq(d[7].arrow.line, 11);
+  ck_assert_int_eq(d[7].arrow.col, 13);
+  ck_assert_int_eq(d[7].arrow.len, 2);
+  ck_assert_ptr_null(d[7].delay);
+  ck_assert_ptr_null(d[7].prior);
+  ck_assert_int_eq(d[8].to->kind, EXPR_LIST);
+  assert_expr(d[8].to, "[V2, MT]");
+  ck_assert_int_eq(d[8].to->pos.col, 15);
+  ck_assert_int_eq(d[8].to->pos.len, 8);
+  assert_expr(d[9].delay, "10ms");
+  assert_expr(d[10].delay, "tract(length: 40mm, speed: (2m / 1s))");
+  ck_assert(name_is(d[11].from->name, "all"));   /* `all` is a name to sema */
+  assert_expr(d[11].delay, "20ms");
+  assert_expr(d[11].prior, "sparse(l1: 0.001, distance: 0.0001)");
+  assert_expr(d[12].delay, "5ms");               /* prior first: same fields */
+  assert_expr(d[12].prior, "priors.wiring");
+  ck_assert_int_eq(d[12].prior->kind, EXPR_NAME);
+  ck_assert_int_eq(d[12].prior->pos.len, 13);
+  parsed_free(p);
+}
+END_TEST
+
+START_TEST(qualified_names_in_expressions) {
+  Parsed *p = parse_text(graph);
+  const Expr *l2 = p->prog->decls[13].value->rhs->rhs;
+  ck_assert_int_eq(l2->kind, EXPR_CALL);
+  ck_assert(name_is(l2->name, "l2"));
+  ck_assert(name_is(l2->args.v[0].value->name, "areas.cortex"));
+  parsed_free(p);
+  p = parse_errors("aunn a {\n  index enc.eeg\n  mlp [w.n, 8] x 2, act.smooth\n}\n", 0);
+  assert_expr(p->prog->decls[0].items[0].values.v[0].value, "enc.eeg");
+  assert_expr(p->prog->decls[0].items[1].values.v[0].value, "([w.n, 8] x 2)");
+  assert_expr(p->prog->decls[0].items[1].values.v[1].value, "act.smooth");
+  parsed_free(p);
+}
+END_TEST
+
+START_TEST(dump_graph) {
+  Parsed *p = parse_text("import std.priors as p\nlet w = p.wiring\n"
+                         "region A, B : c at [1mm, -2mm, 3mm]\nregion C : n.c\n"
+                         "connect A -> [B, C] delay 1ms prior w\nconnect B -> A prior w\n");
+  MemText m;
+  ast_dump(memtext_open(&m), p->prog);
+  char *buf = memtext_close(&m);
+  ck_assert_str_eq(buf, "program t.lobe\n"
+                        "  1:1 import std.priors as p\n"
+                        "  2:1 let w = p.wiring\n"
+                        "  3:1 region A, B : c at [1mm, -2mm, 3mm]\n"
+                        "  4:1 region C : n.c\n"
+                        "  5:1 connect A -> [B, C] delay 1ms prior w\n"
+                        "  6:1 connect B -> A prior w\n");
+  free(buf);
+  parsed_free(p);
+}
+END_TEST
+
 /* ---- syntax errors ------------------------------------------------------- */
 
 START_TEST(error_message) {
@@ -249,8 +382,76 @@ START_TEST(errors_inside_blocks) {
 END_TEST
 
 START_TEST(reserved_keywords) {
-  Parsed *p = parse_errors("connect A -> B\nregion delay : c\n", 2);
-  ck_assert_ptr_nonnull(strstr(messages(p), "'delay' is reserved"));
+  Parsed *p = parse_errors("simulate A\nregion observe : c\nconnect A -> B\n", 2);
+  const char *out = messages(p);
+  ck_assert_ptr_nonnull(strstr(out, "1:1: error[E0011]: 'simulate' is reserved"));
+  ck_assert_ptr_nonnull(strstr(out, "2:8: error[E0011]: 'observe' is reserved"));
+  ck_assert_int_eq(p->prog->ndecls, 1);
+  parsed_free(p);
+}
+END_TEST
+
+/* Each line: the text, and the message its one error must contain. */
+static const char *const malformed[][2] = {
+    {"connect V1 ->\n", "1:14: error[E0008]: expected a name or '[', found end of line"},
+    {"connect -> V1\n", "1:9: error[E0008]: expected a name or '[', found '->'"},
+    {"connect V1 V2\n", "1:12: error[E0008]: expected '->', found 'V2'"},
+    {"connect V1 -> 3\n", "expected a name or '[', found '3'"},
+    {"connect V1 -> V2 delay\n", "expected an expression, found end of line"},
+    {"connect V1 -> V2 delay 1ms delay 2ms\n",
+     "expected 'prior' or end of line, found 'delay'"},
+    {"connect V1 -> V2 prior p prior q\n",
+     "expected 'delay', '(' or end of line, found 'prior'"},
+    {"connect [A, B -> C\n", "expected '(', ']' or ',', found '->'"},
+    {"import a as\n", "1:12: error[E0008]: expected a name, found end of line"},
+    {"import a as b c\n", "expected end of line, found 'c'"},
+    {"import a as b.c\n", "expected a name, found 'b.c'"},
+    {"let = 3\n", "expected a name, found '='"},
+    {"let x 3\n", "expected '=', found '3'"},
+    {"let x.y = 3\n", "expected a name, found 'x.y'"},
+    {"region a.b : c\n", "1:8: error[E0008]: expected a name, found 'a.b'"},
+    {"region A : c at\n", "expected an expression, found end of line"},
+    {"region A : c [1, 2]\n", "expected 'at' or end of line, found '['"},
+    {"loss mse(areas . cortex)\n",
+     "1:16: error[E0008]: a qualified name has no blanks around its '.'"},
+    {"loss mse(areas. cortex)\n", "a qualified name has no blanks"},
+    {"loss a.b(1)\n", "expected end of line, found '('"},
+    {"conect A -> B\n", "unknown statement 'conect'; did you mean 'connect'?"},
+    {"lett x = 1\n", "unknown statement 'lett'; did you mean 'let'?"},
+    {"loss .5\n", "expected an expression, found '.'"},
+};
+enum { NMALFORMED = sizeof malformed / sizeof malformed[0] };
+
+START_TEST(malformed_statements) {
+  Parsed *p = parse_errors(malformed[_i][0], 1);
+  ck_assert_msg(strstr(messages(p), malformed[_i][1]), "%s gave:\n%s", malformed[_i][0],
+                messages(p));
+  parsed_free(p);
+}
+END_TEST
+
+/* The statement keywords message lists the new ones too. */
+START_TEST(statement_list) {
+  Parsed *p = parse_errors("frobnicate\n", 1);
+  ck_assert_ptr_nonnull(strstr(messages(p), "expected a statement (import, let, subjects, "
+                                            "aunn, region, connect, data, loss or train)"));
+  parsed_free(p);
+}
+END_TEST
+
+/* Half-built connects, regions and lets are freed on every error path (the
+ * sanitizer build checks for leaks); the good lines around them survive. */
+START_TEST(errors_free_partial_statements) {
+  Parsed *p = parse_errors("connect [A, f(1)] -> [B] delay g(2) prior h(3) ]\n"
+                           "connect [A] -> [B] prior h(3) delay g(2) ]\n"
+                           "connect [A] -> [f(B)] delay\n"
+                           "connect [A] -> [B] prior s(1) (\n"
+                           "region A : c at [1mm, 2mm] ]\n"
+                           "let a = [f(1), 2] ]\n"
+                           "import a.b as c d\n"
+                           "connect A -> B\n", 7);
+  ck_assert_int_eq(p->prog->ndecls, 1);
+  ck_assert_int_eq(p->prog->decls[0].kind, DECL_CONNECT);
   parsed_free(p);
 }
 END_TEST
@@ -312,6 +513,13 @@ START_TEST(many_statements) {
 }
 END_TEST
 
+START_TEST(many_connects) {
+  Parsed *p = parse_repeated("", "connect A -> [B, C] delay 1ms prior w\n", 20000, "", 0);
+  ck_assert_int_eq(p->prog->ndecls, 20000);
+  parsed_free(p);
+}
+END_TEST
+
 START_TEST(many_errors_are_capped) {
   Parsed *p = parse_repeated("", "region : c\n", 5000, "", 5000);
   const char *out = messages(p);
@@ -332,6 +540,12 @@ Suite *parser_suite(void) {
   tcase_add_test(tc, train_separators);
   tcase_add_test(tc, multiline_call);
   tcase_add_test(tc, dump);
+  tcase_add_test(tc, graph_parses);
+  tcase_add_test(tc, imports_and_lets);
+  tcase_add_test(tc, regions_with_positions);
+  tcase_add_test(tc, connects);
+  tcase_add_test(tc, qualified_names_in_expressions);
+  tcase_add_test(tc, dump_graph);
   suite_add_tcase(s, tc);
   TCase *te = tcase_create("errors");
   tcase_add_test(te, error_message);
@@ -340,12 +554,16 @@ Suite *parser_suite(void) {
   tcase_add_test(te, lost_brace_is_one_error);
   tcase_add_test(te, errors_inside_blocks);
   tcase_add_test(te, reserved_keywords);
+  tcase_add_loop_test(te, malformed_statements, 0, NMALFORMED);
+  tcase_add_test(te, statement_list);
+  tcase_add_test(te, errors_free_partial_statements);
   tcase_add_test(te, garbage_gives_null);
   suite_add_tcase(s, te);
   TCase *th = tcase_create("hostile");
   tcase_add_test(th, deep_expression);
   tcase_add_test(th, deep_brackets);
   tcase_add_test(th, many_statements);
+  tcase_add_test(th, many_connects);
   tcase_add_test(th, many_errors_are_capped);
   suite_add_tcase(s, th);
   return s;

@@ -103,6 +103,28 @@ START_TEST(test_fold_identities) {
 }
 END_TEST
 
+/* abs and detach of constants fold; detach of a value stays: it is what
+ * keeps a gradient of this function from flowing through. */
+START_TEST(test_fold_abs_and_detach) {
+  IrFunc *f = ir_func_new("fold");
+  int x = ir_input(f, "x", TY_REAL, IR_VEC(2));
+  double data[] = {-1, 2};
+  int t = ir_tensor(f, data, IR_VEC(2));
+  ir_output(f, ir_unary(f, IR_ABS, t));
+  ir_output(f, ir_unary(f, IR_DETACH, ir_const(f, -3, IR_VEC(2))));
+  ir_output(f, ir_unary(f, IR_DETACH, x));
+  pass_fold(f);
+  expect_after(f, pass_dce,
+               "func fold(%0: real[2] \"x\") {\n"
+               "  %1 = tensor [1, 2] n=2 : real[2]\n"
+               "  %2 = const -3 : real[2]\n"
+               "  %3 = detach %0 : real[2]\n"
+               "  ret %1, %2, %3\n"
+               "}\n");
+  ir_func_free(f);
+}
+END_TEST
+
 /* ---- cse -------------------------------------------------------------------- */
 
 START_TEST(test_cse_merges_equal_values) {
@@ -150,10 +172,11 @@ START_TEST(test_cse_respects_attributes) {
   ir_output(f, ir_tensor(f, a, IR_VEC(2)));
   ir_output(f, ir_tensor(f, b, IR_VEC(2)));
   ir_output(f, ir_tensor(f, a, IR_VEC(2)));
+  ir_output(f, ir_const_i32(f, 0, IR_SCALAR));  /* an index 0 is no real 0 */
   pass_cse(f);
-  int want[] = {1, 2, 1, 4, 5, 6, 7, 8, 6, 10, 11, 10};
-  ck_assert_int_eq(f->noutputs, 12);
-  for (int o = 0; o < 12; o++)
+  int want[] = {1, 2, 1, 4, 5, 6, 7, 8, 6, 10, 11, 10, 13};
+  ck_assert_int_eq(f->noutputs, 13);
+  for (int o = 0; o < 13; o++)
     ck_assert_int_eq(f->outputs[o], want[o]);
   ir_func_free(f);
 }
@@ -334,6 +357,7 @@ static Suite *passes_suite(void) {
   tcase_add_test(each, test_fold_constants);
   tcase_add_test(each, test_fold_keeps_broadcast_tables);
   tcase_add_test(each, test_fold_identities);
+  tcase_add_test(each, test_fold_abs_and_detach);
   tcase_add_test(each, test_cse_merges_equal_values);
   tcase_add_test(each, test_cse_respects_attributes);
   tcase_add_test(each, test_dce_removes_and_renumbers);

@@ -1,8 +1,12 @@
 /*
- * test_rt.c — the runtime driven through rt_main with a hand-written model:
- * a shared gain and one linear readout per source over Fourier features,
- *   out[i,c] = gain * sum_f x_f(t_i) W[f,c] + b[c],   loss = mean (out - y)^2,
- * with analytic gradients behind the lobe_fn ABI. Data files are written by
+ * test_rt.c — the runtime driven through rt_main with a hand-written model
+ * of ABI v3: windows of WIN steps, a shared gain and one linear readout per
+ * source over Fourier features, and an edge LGN -> V1 whose gate scales a
+ * fixed delayed input of V1:
+ *   out[i,j,c] = gain * sum_f x_f(t_ij) W[f,c] + b[c] (+ gate * e(t_ij) on V1),
+ * t_ij = t[i] + j / rate. V1.m1 has an mse loss, LGN.m2 a poisson loss (out
+ * is the log rate), and the prior is pe * |gate| + prior_l2 * sum W_b^2. The
+ * gradients behind the lobe_fn ABI are analytic. Data files are written by
  * the test into a temporary directory.
  */
 #include <check.h>
@@ -17,13 +21,20 @@
 #include "rt.h"
 #include "test_util.h"
 
-enum { F = 4, B = 16, MAXC = 3 };
+enum { F = 4, B = 16, WIN = 4, MAXC = 3, P = 6, MAXN = B * WIN * MAXC };
 
 static char tmpdir[64];
 static char out_text[1 << 16], err_text[1 << 16];
 static int break_gradient;     /* makes the f64 gain gradient wrong */
+static int break_prior;        /* makes the f64 prior's gate gradient wrong */
 static long interrupt_at_call; /* raise SIGINT in this loss_grad_f32 call */
-static long loss_calls;
+static long loss_calls, prior_calls;
+static double prior_l2;
+/* What V1's forward_f32 was last called with. */
+static float seen_t[B];
+static int32_t seen_module, seen_subject;
+static double seen_starts[4096];   /* every window start V1's forward saw */
+static int nseen;
 
 /* ---- the model ---------------------------------------------------------- */
 
@@ -34,127 +45,193 @@ static void features(double t, double *x) {
   x[3] = cos(6 * M_PI * t);
 }
 
-/* Forward, and with y given, the loss and its gradients (gain, W, b). */
-static double linear(double gain, const double *W, const double *b, const double *t, int C,
-                     const double *y, double *out, double *dgain, double *dW, double *db) {
+/* What LGN sends V1, 50 ms late. */
+static double edge_input(double t) { return sin(2 * M_PI * (t - 0.05)); }
+
+typedef struct Head {          /* how a source reads the model */
+  int C, poisson, gated;
+  double rate;
+} Head;
+
+static const Head head_a = {2, 0, 1, 20}, head_b = {3, 1, 0, 10};
+
+typedef struct Grads {
+  double gain, gate, W[F * MAXC], b[MAXC];
+} Grads;
+
+/* One step's loss and d loss / d out, over n values. */
+static double step_loss(const Head *h, double o, double y, int n, double *d) {
+  if (h->poisson) {
+    *d = (exp(o) - y) / n;
+    return (exp(o) - y * o) / n;
+  }
+  *d = 2 * (o - y) / n;
+  return (o - y) * (o - y) / n;
+}
+
+/* Forward into out, and with y given, the loss and its gradients into g. */
+static double toy(const Head *h, double gain, double gate, const double *W, const double *b,
+                  const double *t, const double *y, double *out, Grads *g) {
+  int C = h->C, n = B * WIN * C;
   double loss = 0;
-  if (y) {
-    *dgain = 0;
-    memset(dW, 0, F * (size_t)C * sizeof *dW);
-    memset(db, 0, (size_t)C * sizeof *db);
-  }
-  for (int i = 0; i < B; i++) {
-    double x[F];
-    features(t[i], x);
-    for (int c = 0; c < C; c++) {
-      double z = 0;
-      for (int f = 0; f < F; f++)
-        z += x[f] * W[f * C + c];
-      out[i * C + c] = gain * z + b[c];
-      if (!y)
-        continue;
-      double e = out[i * C + c] - y[i * C + c], d = 2 * e / (B * C);
-      loss += e * e / (B * C);
-      *dgain += d * z;
-      db[c] += d;
-      for (int f = 0; f < F; f++)
-        dW[f * C + c] += d * gain * x[f];
+  if (g)
+    memset(g, 0, sizeof *g);
+  for (int i = 0; i < B; i++)
+    for (int j = 0; j < WIN; j++) {
+      double tj = t[i] + j / h->rate, x[F], e = h->gated ? edge_input(tj) : 0, d;
+      features(tj, x);
+      for (int c = 0; c < C; c++) {
+        int at = (i * WIN + j) * C + c;
+        double z = 0;
+        for (int f = 0; f < F; f++)
+          z += x[f] * W[f * C + c];
+        out[at] = gain * z + b[c] + gate * e;
+        if (!y)
+          continue;
+        loss += step_loss(h, out[at], y[at], n, &d);
+        g->gain += d * z;
+        g->gate += d * e;
+        g->b[c] += d;
+        for (int f = 0; f < F; f++)
+          g->W[f * C + c] += d * gain * x[f];
+      }
     }
-  }
   return loss;
 }
 
-/* Params: 0 gain, 1 W_a, 2 b_a, 3 W_b, 4 b_b; args as in lobe_model.h. */
-typedef struct Unpacked {
-  double gain, W[F * MAXC], b[MAXC], t[B], y[B * MAXC], out[B * MAXC];
-  double dgain, dW[F * MAXC], db[MAXC];
-} Unpacked;
-
-static void unpack_f32(void *const *a, int w, int C, int with_y, Unpacked *u) {
-  u->gain = *(const float *)a[0];
-  for (int i = 0; i < F * C; i++)
-    u->W[i] = ((const float *)a[w])[i];
-  for (int c = 0; c < C; c++)
-    u->b[c] = ((const float *)a[w + 1])[c];
-  for (int i = 0; i < B; i++)
-    u->t[i] = ((const float *)a[5])[i];
-  for (int i = 0; with_y && i < B * C; i++)
-    u->y[i] = ((const float *)a[8])[i];
+static void to_double(const void *src, double *dst, int n) {
+  for (int i = 0; i < n; i++)
+    dst[i] = ((const float *)src)[i];
 }
 
-static void forward_f32(void *const *a, int w, int C) {
-  Unpacked u;
-  unpack_f32(a, w, C, 0, &u);
-  linear(u.gain, u.W, u.b, u.t, C, NULL, u.out, NULL, NULL, NULL);
-  for (int i = 0; i < B * C; i++)
-    ((float *)a[8])[i] = (float)u.out[i];
+static void to_float(const double *src, void *dst, int n) {
+  for (int i = 0; i < n; i++)
+    ((float *)dst)[i] = (float)src[i];
 }
 
-static void loss_grad_f32(void *const *a, int w, int C) {
-  Unpacked u;
-  unpack_f32(a, w, C, 1, &u);
-  double loss = linear(u.gain, u.W, u.b, u.t, C, u.y, u.out, &u.dgain, u.dW, u.db);
-  *(float *)a[9] = (float)loss;
-  *(float *)a[10] = (float)u.dgain;
-  for (int i = 0; i < F * C; i++)
-    ((float *)a[11])[i] = (float)u.dW[i];
-  for (int c = 0; c < C; c++)
-    ((float *)a[12])[c] = (float)u.db[c];
+/* Params: 0 gain, 1 W_a, 2 b_a, 3 W_b, 4 b_b, 5 gate; args as in lobe_model.h:
+ * t at P, ids at P+1 and P+2, then out, or y, loss and gradients. */
+static void record(void *const *a) {
+  memcpy(seen_t, a[P], sizeof seen_t);
+  seen_module = ((const int32_t *)a[P + 1])[0];
+  seen_subject = ((const int32_t *)a[P + 2])[0];
+  for (int i = 0; i < B && nseen < 4096; i++)
+    seen_starts[nseen++] = seen_t[i];
+}
+
+static void run_f32(void *const *a, const Head *h, int w, int with_loss) {
+  double W[F * MAXC], b[MAXC], t[B], y[MAXN], out[MAXN];
+  double gain = *(const float *)a[0], gate = *(const float *)a[5];
+  Grads g;
+  int n = B * WIN * h->C;
+  to_double(a[w], W, F * h->C);
+  to_double(a[w + 1], b, h->C);
+  to_double(a[P], t, B);
+  if (!with_loss) {
+    toy(h, gain, gate, W, b, t, NULL, out, NULL);
+    to_float(out, a[P + 3], n);
+    return;
+  }
+  to_double(a[P + 3], y, n);
+  *(float *)a[P + 4] = (float)toy(h, gain, gate, W, b, t, y, out, &g);
+  *(float *)a[P + 5] = (float)g.gain;
+  to_float(g.W, a[P + 6], F * h->C);
+  to_float(g.b, a[P + 7], h->C);
+  if (h->gated)
+    *(float *)a[P + 8] = (float)g.gate;
   if (++loss_calls == interrupt_at_call)
     raise(SIGINT);
 }
 
-static void loss_grad_f64(void *const *a, int w, int C) {
-  double out[B * MAXC];
-  double *dgain = a[10];
-  *(double *)a[9] = linear(*(const double *)a[0], a[w], a[w + 1], a[5], C, a[8], out, dgain,
-                           a[11], a[12]);
-  if (break_gradient)
-    *dgain *= 1.01;
+static void run_f64(void *const *a, const Head *h, int w) {
+  double out[MAXN];
+  Grads g;
+  *(double *)a[P + 4] = toy(h, *(const double *)a[0], *(const double *)a[5], a[w], a[w + 1],
+                            a[P], a[P + 3], out, &g);
+  *(double *)a[P + 5] = g.gain * (break_gradient ? 1.01 : 1);
+  memcpy(a[P + 6], g.W, F * (size_t)h->C * sizeof(double));
+  memcpy(a[P + 7], g.b, (size_t)h->C * sizeof(double));
+  if (h->gated)
+    *(double *)a[P + 8] = g.gate;
 }
 
-static void fwd_a(void *const *a) { forward_f32(a, 1, 2); }
-static void fwd_b(void *const *a) { forward_f32(a, 3, 3); }
-static void lg32_a(void *const *a) { loss_grad_f32(a, 1, 2); }
-static void lg32_b(void *const *a) { loss_grad_f32(a, 3, 3); }
-static void lg64_a(void *const *a) { loss_grad_f64(a, 1, 2); }
-static void lg64_b(void *const *a) { loss_grad_f64(a, 3, 3); }
+static void fwd_a(void *const *a) {
+  record(a);
+  run_f32(a, &head_a, 1, 0);
+}
+static void fwd_b(void *const *a) { run_f32(a, &head_b, 3, 0); }
+static void lg32_a(void *const *a) { run_f32(a, &head_a, 1, 1); }
+static void lg32_b(void *const *a) { run_f32(a, &head_b, 3, 1); }
+static void lg64_a(void *const *a) { run_f64(a, &head_a, 1); }
+static void lg64_b(void *const *a) { run_f64(a, &head_b, 3); }
 
 /* Source a specialised: theta' = {gain * W_a} in W_a's slot, so that the
  * specialised readout is linear with gain 1 (spec.c's merging). */
 static void spec_a(void *const *a) {
   float gain = *(const float *)a[0];
   for (int i = 0; i < F * 2; i++)
-    ((float *)a[7])[i] = gain * ((const float *)a[1])[i];
+    ((float *)a[P + 2])[i] = gain * ((const float *)a[1])[i];
 }
 
+/* params', t, y -> loss, d W_a', d b_a, d gate */
 static void loss_grad_spec_a(void *const *a) {
-  Unpacked u;
-  float one = 1;   /* loss_grad's layout, gain 1 */
-  void *shifted[13] = {&one, a[1], a[2], NULL, NULL, a[5], NULL, NULL, a[6], a[7], NULL,
-                       a[8], a[9]};
-  unpack_f32(shifted, 1, 2, 1, &u);
-  double loss = linear(1.0, u.W, u.b, u.t, 2, u.y, u.out, &u.dgain, u.dW, u.db);
-  *(float *)a[7] = (float)loss;
-  for (int i = 0; i < F * 2; i++)
-    ((float *)a[8])[i] = (float)u.dW[i];
-  for (int c = 0; c < 2; c++)
-    ((float *)a[9])[c] = (float)u.db[c];
+  double W[F * 2], b[2], t[B], y[MAXN], out[MAXN];
+  Grads g;
+  to_double(a[1], W, F * 2);
+  to_double(a[2], b, 2);
+  to_double(a[P], t, B);
+  to_double(a[P + 1], y, B * WIN * 2);
+  double loss = toy(&head_a, 1, *(const float *)a[5], W, b, t, y, out, &g);
+  *(float *)a[P + 2] = (float)loss;
+  to_float(g.W, a[P + 3], F * 2);
+  to_float(g.b, a[P + 4], 2);
+  *(float *)a[P + 5] = (float)g.gate;
 }
-
 
 /* d gain = <dW', W_a>, d W_a = gain dW'. */
 static void spec_vjp_a(void *const *a) {
-  const float *W = a[1], *dW = a[7];
+  const float *W = a[1], *dW = a[P + 2];
   float gain = *(const float *)a[0], dgain = 0;
   for (int i = 0; i < F * 2; i++) {
     dgain += dW[i] * W[i];
-    ((float *)a[10])[i] = gain * dW[i];
+    ((float *)a[P + 5])[i] = gain * dW[i];
   }
-  *(float *)a[9] = dgain;
+  *(float *)a[P + 4] = dgain;
 }
 
-static const int32_t folded_a[] = {1}, spec_grads_a[] = {1, 2}, vjp_a[] = {0, 1};
+static const lobe_edge edges[] = {{0, 1, 0.05, 5, 1e-3, 1e-2, 0.02}};
+
+/* The edge's prior weight per |gate| (l1 + distance * length). */
+static double edge_weight(void) {
+  return edges[0].l1 + edges[0].distance * edges[0].length;
+}
+
+/* params -> loss, d gate, d W_b */
+static void prior32(void *const *a) {
+  float gate = *(const float *)a[5], loss = (float)edge_weight() * fabsf(gate);
+  const float *W = a[3];
+  for (int i = 0; i < F * 3; i++) {
+    loss += (float)prior_l2 * W[i] * W[i];
+    ((float *)a[P + 2])[i] = (float)(2 * prior_l2) * W[i];
+  }
+  *(float *)a[P] = loss;
+  *(float *)a[P + 1] = (float)edge_weight() * (gate < 0 ? -1.0f : 1.0f);
+  prior_calls++;
+}
+
+static void prior64(void *const *a) {
+  double gate = *(const double *)a[5], loss = edge_weight() * fabs(gate);
+  const double *W = a[3];
+  for (int i = 0; i < F * 3; i++) {
+    loss += prior_l2 * W[i] * W[i];
+    ((double *)a[P + 2])[i] = 2 * prior_l2 * W[i];
+  }
+  *(double *)a[P] = loss;
+  *(double *)a[P + 1] = edge_weight() * (gate < 0 ? -1 : 1) * (break_prior ? 1.01 : 1);
+}
+
+static const int32_t folded_a[] = {1}, spec_grads_a[] = {1, 2, 5}, vjp_a[] = {0, 1};
+static const int32_t prior_ids[] = {5, 3};
 
 static const lobe_param params[] = {
   {"gain", 1, 1, LOBE_INIT_UNIFORM, 1.0},
@@ -162,26 +239,39 @@ static const lobe_param params[] = {
   {"b_a", 1, 2, LOBE_INIT_ZEROS, 0},
   {"W_b", F, 3, LOBE_INIT_NORMAL, 0.1},
   {"b_b", 1, 3, LOBE_INIT_ZEROS, 0},
+  {"gate", 1, 1, LOBE_INIT_CONSTANT, 1.0},
 };
 static const lobe_region regions[] = {{"LGN", "cortex"}, {"V1", "cortex"}};
-static const char *const subjects[] = {"m1", "m2"};
+static const char *const subjects[] = {"m1", "m2", "m3"};
 static const char *const names_a[] = {"x", "y"};
 static const char *const names_b[] = {"ch0", "ch1", "ch2"};
-static const int32_t grads_a[] = {0, 1, 2}, grads_b[] = {0, 3, 4};
-static char path_a[128], path_b[128];
+static const int32_t grads_a[] = {0, 1, 2, 5}, grads_b[] = {0, 3, 4};
+static char path_a[128], path_b[128], path_c[128];
 
-static lobe_source sources[2];
+/* V1.m2 (sources[2]) reads V1 like V1.m1 and is not trained; it is only in
+ * the model (nsources = 3) for the held-out baseline. */
+static lobe_source sources[3];
 static lobe_model model;
 
 static void make_model(void) {
   sources[0] = (lobe_source){"V1.m1", 1, 0, LOBE_SRC_CSV, path_a, 20, 0.5, 2, names_a,
-                             LOBE_LOSS_MSE, 1.0, fwd_a, lg32_a, lg64_a, 3, grads_a,
+                             LOBE_LOSS_MSE, 1.0, fwd_a, lg32_a, lg64_a, 4, grads_a,
                              .spec_f32 = NULL};
   sources[1] = (lobe_source){"LGN.m2", 0, 1, LOBE_SRC_NPY, path_b, 10, 0, 3, names_b,
-                             LOBE_LOSS_MSE, 0.5, fwd_b, lg32_b, lg64_b, 3, grads_b,
+                             LOBE_LOSS_POISSON, 0.5, fwd_b, lg32_b, lg64_b, 3, grads_b,
                              .spec_f32 = NULL};
-  model = (lobe_model){LOBE_ABI_VERSION, "toy", "toy.lobe", 5, params, 2, regions, 2,
-                       subjects, 2, sources, B, 300, 0.05, 0.9, 0.999, 1e-8, 7, 0};
+  sources[2] = sources[0];
+  sources[2].name = "V1.m2";
+  sources[2].subject = 1;
+  sources[2].path = path_c;
+  sources[2].loss_weight = 0;
+  model = (lobe_model){.abi_version = LOBE_ABI_VERSION, .name = "toy", .spec_path = "toy.lobe",
+                       .nparams = P, .params = params, .nregions = 2, .regions = regions,
+                       .nsubjects = 3, .subjects = subjects, .nsources = 2,
+                       .sources = sources, .nedges = 1, .edges = edges, .window = WIN,
+                       .prior_f32 = prior32, .prior_f64 = prior64, .nprior_grad = 2,
+                       .prior_grad_params = prior_ids, .batch = B, .steps = 300, .lr = 0.05,
+                       .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .seed = 7};
 }
 
 static void specialise_a(void) {
@@ -191,7 +281,7 @@ static void specialise_a(void) {
   s->spec_vjp_f32 = spec_vjp_a;
   s->nfolded = 1;
   s->folded = folded_a;
-  s->nspec_grad = 2;
+  s->nspec_grad = 3;
   s->spec_grad_params = spec_grads_a;
   s->nvjp = 2;
   s->vjp_params = vjp_a;
@@ -207,10 +297,24 @@ static char *tmp_path(const char *name) {
   return p;
 }
 
+/* V1's two channels. */
 static void truth(double t, double *y) {
   y[0] = 2 * sin(2 * M_PI * t) + 1;
   y[1] = -cos(6 * M_PI * t) + 0.5 * sin(2 * M_PI * t);
-  y[2] = 3 * cos(2 * M_PI * t) - 2;
+}
+
+/* LGN's three rates per sample: log-linear in the features. */
+static void rates(double t, double *y) {
+  y[0] = exp(0.5 * sin(2 * M_PI * t) + 0.2);
+  y[1] = exp(0.3 * cos(6 * M_PI * t) - 0.1);
+  y[2] = exp(-0.4 * sin(6 * M_PI * t) + 0.5 * cos(2 * M_PI * t));
+}
+
+static void write_text(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  ck_assert_ptr_nonnull(f);
+  fputs(text, f);
+  fclose(f);
 }
 
 static void write_csv(const char *path, int rows) {
@@ -218,30 +322,37 @@ static void write_csv(const char *path, int rows) {
   ck_assert_ptr_nonnull(f);
   fprintf(f, "x,y\n");
   for (int k = 0; k < rows; k++) {
-    double y[3];
+    double y[2];
     truth(0.5 + k / 20.0, y);
     fprintf(f, "%.7g,%.7g\n", y[0], y[1]);
   }
   fclose(f);
 }
 
-static void write_npy(const char *path, int rows) {
+static void write_npy(const char *path, int rows, int cols, const float *v) {
   char header[128];
   int n = snprintf(header, sizeof header,
-                   "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, 3), }", rows);
+                   "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }", rows, cols);
   memset(header + n, ' ', 117 - (size_t)n);
   header[117] = '\n';
   FILE *f = fopen(path, "wb");
   ck_assert_ptr_nonnull(f);
   fwrite("\x93NUMPY\x01\x00\x76\x00", 1, 10, f);
   fwrite(header, 1, 118, f);
+  fwrite(v, sizeof *v, (size_t)rows * (size_t)cols, f);
+  fclose(f);
+}
+
+static void write_rates(const char *path, int rows) {
+  float *v = malloc((size_t)rows * 3 * sizeof *v);
   for (int k = 0; k < rows; k++) {
     double y[3];
-    truth(k / 10.0, y);
-    float v[3] = {(float)y[1], (float)y[2], (float)y[0]};
-    fwrite(v, sizeof v, 1, f);
+    rates(k / 10.0, y);
+    for (int c = 0; c < 3; c++)
+      v[k * 3 + c] = (float)y[c];
   }
-  fclose(f);
+  write_npy(path, rows, 3, v);
+  free(v);
 }
 
 static long read_file(const char *path, char **data) {
@@ -273,12 +384,16 @@ static void setup(void) {
   ck_assert_ptr_nonnull(mkdtemp(tmpdir));
   snprintf(path_a, sizeof path_a, "%s/a.csv", tmpdir);
   snprintf(path_b, sizeof path_b, "%s/b.npy", tmpdir);
+  snprintf(path_c, sizeof path_c, "%s/c.csv", tmpdir);
   write_csv(path_a, 200);
-  write_npy(path_b, 100);
+  write_rates(path_b, 100);
+  write_csv(path_c, 50);
   make_model();
-  break_gradient = 0;
+  break_gradient = break_prior = 0;
   interrupt_at_call = 0;
-  loss_calls = 0;
+  loss_calls = prior_calls = 0;
+  prior_l2 = 1e-3;
+  nseen = 0;
 }
 
 static void teardown(void) {
@@ -333,6 +448,12 @@ static double field(const char *text, const char *key) {
   return atof(p + strlen(key));
 }
 
+/* The state in DIR's checkpoint; the caller frees it with rt_state_free. */
+static void load_state(RtState *st, const char *dir) {
+  ck_assert_int_eq(rt_state_alloc(st, &model), RT_OK);
+  ck_assert_int_eq(rt_ckpt_load(st, dir), RT_OK);
+}
+
 /* ---- training, eval, predict -------------------------------------------- */
 
 static int count_lines(const char *text) {
@@ -342,16 +463,17 @@ static int count_lines(const char *text) {
   return n;
 }
 
-/* Source a trained through spec, loss_grad_spec and spec_vjp follows the
- * unspecialised run up to rounding. */
+/* Source a trained through spec, loss_grad_spec and spec_vjp (source b
+ * through loss_grad: a mixed model) follows the unspecialised run up to
+ * rounding. */
 START_TEST(specialised_training_agrees) {
   ck_assert_int_eq(run("train", "--steps", "100", "--checkpoint", tmp_path("plain"), NULL), 0);
   double plain = field(out_text, "trained steps=100 loss=");
   specialise_a();
   ck_assert_int_eq(run("train", "--steps", "100", "--checkpoint", tmp_path("spec"), NULL), 0);
   double spec = field(out_text, "trained steps=100 loss=");
-  ck_assert_msg(fabs(spec - plain) <= 1e-4 * plain, "loss %.6g specialised, %.6g not", spec,
-                plain);
+  ck_assert_msg(fabs(spec - plain) <= 1e-4 * fabs(plain), "loss %.6g specialised, %.6g not",
+                spec, plain);
 }
 END_TEST
 
@@ -359,11 +481,49 @@ START_TEST(train_reduces_loss) {
   const char *ck = tmp_path("ck");
   ck_assert_int_eq(run("train", "--steps", "100", "--log-every", "10", "--checkpoint", ck,
                        NULL), 0);
-  double first = field(err_text, "step=10 loss=");
-  double last = field(out_text, "trained steps=100 loss=");
-  ck_assert_msg(last < 0.5 * first, "loss %g -> %g", first, last);
+  /* the poisson term has a non-zero minimum: V1's mse shows the progress */
+  double first = field(strstr(err_text, "step=10 "), "loss[V1.m1]=");
+  double last = field(strstr(err_text, "step=100 "), "loss[V1.m1]=");
+  ck_assert_msg(last < 0.2 * first, "loss %g -> %g", first, last);
+  ck_assert_double_eq_tol(field(out_text, "trained steps=100 loss="),
+                          field(strstr(err_text, "step=100 "), "loss="), 1e-5);
   ck_assert_has(err_text, "loss[V1.m1]=");
+  ck_assert_has(err_text, "loss[LGN.m2]=");
+  ck_assert_has(err_text, "loss[prior]=");
   ck_assert_has(err_text, "samples_per_s=");
+}
+END_TEST
+
+/* The prior's loss is one term of every step's loss, and its gradient is
+ * added to the parameters' once per step. */
+START_TEST(prior_once_per_step) {
+  const char *ck = tmp_path("ck");
+  ck_assert_int_eq(run("train", "--steps", "10", "--log-every", "1", "--checkpoint", ck, NULL),
+                   0);
+  ck_assert_int_eq(prior_calls, 10);
+  const char *line = strstr(err_text, "step=10 ");
+  ck_assert_ptr_nonnull(line);
+  double total = field(line, "loss="), a = field(line, "loss[V1.m1]="),
+         b = field(line, "loss[LGN.m2]="), prior = field(line, "loss[prior]=");
+  ck_assert_double_eq_tol(total, a + 0.5 * b + prior, 1e-5 * fabs(total));
+  ck_assert_double_gt(prior, edge_weight() * 0.9);   /* |gate| is about 1 */
+  /* W_b trained by the prior alone: with eps = 1, Adam's first step is
+   * lr * g / (|g| + 1), so g is visible, and counted once. */
+  sources[1].loss_weight = 0;
+  model.eps = 1;
+  prior_l2 = 0.5;
+  ck_assert_int_eq(run("train", "--steps", "1", "--checkpoint", ck, NULL), 0);
+  RtParams fresh;
+  ck_assert_int_eq(rt_params_alloc(&fresh, &model), RT_OK);
+  rt_params_init(&fresh, &model, model.seed);
+  RtState st;
+  load_state(&st, ck);
+  for (int i = 0; i < F * 3; i++) {
+    double w = fresh.value[3][i], g = 2 * prior_l2 * w;
+    ck_assert_double_eq_tol(st.params.value[3][i], w - model.lr * g / (fabs(g) + 1), 1e-6);
+  }
+  rt_state_free(&st);
+  rt_params_free(&fresh);
 }
 END_TEST
 
@@ -383,7 +543,55 @@ START_TEST(eval_r2) {
   ck_assert_msg(r2 > 0.95, "R^2 of V1.m1 is %g", r2);
   ck_assert_int_eq(sscanf(b + 6, "%lf %lf %lf %lf %lf", &rows, &ch, &mse, &mse_std, &r2), 5);
   ck_assert_double_eq(ch, 3);
-  ck_assert_msg(r2 > 0.95, "R^2 of LGN.m2 is %g", r2);
+  ck_assert_msg(r2 > 0.95, "R^2 of LGN.m2 (rates exp(out)) is %g", r2);
+  ck_assert_double_eq_tol(mse, mse_std, 1e-6 * mse);   /* counts are not standardised */
+}
+END_TEST
+
+/* Tiles cover every row once: rows from W-1 on at the last step of the
+ * window ending there, the first W-1 rows from the first window. */
+START_TEST(eval_tiles_cover_rows_once) {
+  for (int W = 1; W <= 7; W++)
+    for (int rows = W; rows <= 40; rows++) {
+      int used[40] = {0};
+      int64_t n = rt_tile_count(rows, W);
+      for (int64_t i = 0; i < n; i++) {
+        int64_t start;
+        int step;
+        rt_tile(W, i, &start, &step);
+        ck_assert(start >= 0 && start + W <= rows && step >= 0 && step < W);
+        for (int j = step; j < W; j++)
+          used[start + j]++;
+      }
+      for (int r = 0; r < rows; r++)
+        ck_assert_msg(used[r] == 1, "W %d rows %d: row %d predicted %d times", W, rows, r,
+                      used[r]);
+    }
+  int64_t start;
+  int step;
+  rt_tile(4, 2, &start, &step);   /* row 5: the last step of the window 2..5 */
+  ck_assert_int_eq(start, 2);
+  ck_assert_int_eq(step, 3);
+  rt_tile(4, 0, &start, &step);   /* rows 0..3: every step of the first window */
+  ck_assert_int_eq(start, 0);
+  ck_assert_int_eq(step, 0);
+}
+END_TEST
+
+/* eval runs V1.m1's 10 rows as the windows at rows 0, 1, ..., 6. */
+START_TEST(eval_tiles_through_forward) {
+  const char *ck = tmp_path("ck"), *ten = tmp_path("ten.csv");
+  ck_assert_int_eq(run("train", "--steps", "5", "--checkpoint", ck, NULL), 0);
+  write_csv(ten, 10);
+  char arg[200];
+  snprintf(arg, sizeof arg, "V1.m1=%s", ten);
+  nseen = 0;
+  ck_assert_int_eq(run("eval", "--data", arg, "--checkpoint", ck, NULL), 0);
+  ck_assert_int_eq(nseen, B);   /* one batch: seven windows and padding */
+  const double want[] = {0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.5};
+  for (int i = 0; i < 8; i++)
+    ck_assert_double_eq_tol(seen_starts[i], want[i], 1e-6);
+  ck_assert_has(out_text, "\nV1.m1          10        2 ");
 }
 END_TEST
 
@@ -401,16 +609,216 @@ START_TEST(predict_rows) {
   truth(t, want);
   ck_assert_msg(fabs(x - want[0]) < 0.2 && fabs(y - want[1]) < 0.2, "%g %g", x, y);
   free(text);
-  /* a dark cell takes the region's first source; stdout without -o */
-  ck_assert_int_eq(run("predict", "--region", "LGN", "--subject", "m1", "--from", "0",
+  /* a poisson source predicts rates, exp(out); stdout without -o */
+  ck_assert_int_eq(run("predict", "--region", "LGN", "--subject", "m2", "--from", "0",
                        "--to", "0.25", "--checkpoint", ck, NULL), 0);
   ck_assert_int_eq(strncmp(out_text, "t,ch0,ch1,ch2\n0,", 16), 0);
   ck_assert_int_eq(count_lines(out_text), 1 + 3);   /* 0, 0.1, 0.2 at 10 Hz */
+  double r[3], got[3];
+  ck_assert_int_eq(sscanf(strchr(out_text, '\n') + 1, "%lf,%lf,%lf,%lf", &t, &got[0], &got[1],
+                          &got[2]), 4);
+  rates(t, r);
+  for (int c = 0; c < 3; c++)
+    ck_assert_msg(got[c] > 0 && fabs(got[c] - r[c]) < 0.2 * r[c], "rate %g, want %g", got[c],
+                  r[c]);
   ck_assert_int_eq(run("predict", "--region", "V2", "--subject", "m1", "--from", "0",
                        "--to", "1", "--checkpoint", ck, NULL), RT_EUSAGE);
   ck_assert_has(err_text, "brain: unknown region 'V2' (valid: LGN, V1)");
   ck_assert_int_eq(run("predict", "--region", "V1", "--subject", "m1", "--from", "2",
                        "--to", "1", "--checkpoint", ck, NULL), RT_EUSAGE);
+  ck_assert_int_eq(run("predict", "--region", "V1", "--subject", "m1", "--source", "LGN.m2",
+                       "--from", "0", "--to", "1", "--checkpoint", ck, NULL), RT_EUSAGE);
+  ck_assert_has(err_text, "--source LGN.m2: a source on region 'LGN', not on 'V1'");
+}
+END_TEST
+
+/* The value at t is the last step of the window ending at t, for the
+ * requested cell, and a batch holds several such windows. */
+START_TEST(predict_window_placement) {
+  const char *ck = tmp_path("ck");
+  ck_assert_int_eq(run("train", "--steps", "5", "--checkpoint", ck, NULL), 0);
+  ck_assert_int_eq(run("predict", "--region", "V1", "--subject", "m3", "--from", "1",
+                       "--to", "1.1", "--checkpoint", ck, NULL), 0);
+  ck_assert_int_eq(count_lines(out_text), 1 + 2);   /* 1 and 1.05 at 20 Hz */
+  ck_assert_double_eq_tol(seen_t[0], 1 - (WIN - 1) / 20.0, 1e-6);
+  ck_assert_double_eq_tol(seen_t[1], 1.05 - (WIN - 1) / 20.0, 1e-6);
+  ck_assert_int_eq(seen_module, 1);
+  ck_assert_int_eq(seen_subject, 2);
+  /* the printed value is the forward's last step at t = 1 */
+  RtState st;
+  load_state(&st, ck);
+  double W[F * 2], b[2], t[B], out[MAXN];
+  to_double(st.params.value[1], W, F * 2);
+  to_double(st.params.value[2], b, 2);
+  for (int i = 0; i < B; i++)
+    t[i] = (float)(1 - (WIN - 1) / 20.0);
+  toy(&head_a, st.params.value[0][0], st.params.value[5][0], W, b, t, NULL, out, NULL);
+  double x = field(strchr(out_text, '\n') + 1, "1,");
+  double want = out[(WIN - 1) * 2] * st.std[0][0] + st.mean[0][0];
+  ck_assert_double_eq_tol(x, want, 1e-5 * fmax(1, fabs(want)));
+  rt_state_free(&st);
+}
+END_TEST
+
+/* ---- windows, poisson sources, held-out cells ---------------------------- */
+
+START_TEST(window_draw_bounds) {
+  enum { ROWS = 10, C = 2 };
+  float values[ROWS * C];
+  for (int i = 0; i < ROWS * C; i++)
+    values[i] = (float)i;
+  DataTable t = {ROWS, C, values, NULL};
+  RtBatch b;
+  ck_assert_int_eq(rt_batch_alloc(&b, &model), RT_OK);
+  ck_assert_int_eq(b.window, WIN);
+  int seen_first = 0, seen_last = 0;
+  for (uint64_t k = 0; k < 20; k++) {
+    rt_batch_draw(&b, &sources[0], &t, rt_rng_stream(1, RT_RNG_BATCH, k, 0));
+    for (int i = 0; i < B; i++) {
+      int64_t start = b.rows[i];
+      ck_assert(start >= 0 && start <= ROWS - WIN);
+      seen_first |= start == 0;
+      seen_last |= start == ROWS - WIN;
+      ck_assert_double_eq_tol(b.t[i], 0.5 + start / 20.0, 1e-6);
+      ck_assert_int_eq(b.module[i], 1);
+      ck_assert_int_eq(b.subject[i], 0);
+      for (int j = 0; j < WIN * C; j++)   /* W consecutive rows, contiguous */
+        ck_assert_float_eq(b.y[i * WIN * C + j], values[start * C + j]);
+    }
+  }
+  ck_assert(seen_first && seen_last);
+  t.rows = WIN;   /* exactly one window */
+  rt_batch_draw(&b, &sources[0], &t, rt_rng_stream(1, RT_RNG_BATCH, 0, 0));
+  for (int i = 0; i < B; i++)
+    ck_assert_int_eq(b.rows[i], 0);
+  rt_batch_free(&b);
+}
+END_TEST
+
+START_TEST(too_short_table) {
+  const char *ck = tmp_path("ck"), *shortcsv = tmp_path("short.csv");
+  write_csv(shortcsv, WIN - 1);
+  char arg[200];
+  snprintf(arg, sizeof arg, "V1.m1=%s", shortcsv);
+  ck_assert_int_eq(run("train", "--data", arg, "--checkpoint", ck, NULL), RT_EDATA);
+  ck_assert_has(err_text, "short.csv: expected at least 4 rows for source 'V1.m1' (one window, "
+                          "train { window: 4 }), found 3");
+  write_csv(shortcsv, WIN);
+  ck_assert_int_eq(run("train", "--steps", "2", "--data", arg, "--checkpoint", ck, NULL), 0);
+}
+END_TEST
+
+START_TEST(poisson_counts_validated) {
+  const char *ck = tmp_path("ck"), *npy = tmp_path("neg.npy"), *csv = tmp_path("neg.csv");
+  float v[WIN * 3];
+  for (int i = 0; i < WIN * 3; i++)
+    v[i] = (float)i;
+  v[2 * 3 + 1] = -1;
+  write_npy(npy, WIN, 3, v);
+  char arg[200];
+  snprintf(arg, sizeof arg, "LGN.m2=%s", npy);
+  ck_assert_int_eq(run("train", "--data", arg, "--checkpoint", ck, NULL), RT_EDATA);
+  ck_assert_has(err_text, "neg.npy: row 2, column 1: expected a non-negative count for poisson "
+                          "source 'LGN.m2', found -1");
+  write_text(csv, "a,b,c\n0,1,2\n3,4,5\n6,7,-0.5\n1,1,1\n");
+  snprintf(arg, sizeof arg, "LGN.m2=%s", csv);
+  ck_assert_int_eq(run("gradcheck", "--data", arg, "--checkpoint", ck, NULL), RT_EDATA);
+  ck_assert_has(err_text, "neg.csv:4: field 3 (\"c\"): expected a non-negative count for "
+                          "poisson source 'LGN.m2', found -0.5");
+  write_text(csv, "a,b,c\n0,1,2\n3,4,5\n6,7,0\n1,1,1\n");   /* zero is a count */
+  ck_assert_int_eq(run("train", "--steps", "2", "--data", arg, "--checkpoint", ck, NULL), 0);
+}
+END_TEST
+
+/* Counts keep their scale: stored as mean 0, std 1; a checkpoint that
+ * standardised the source (trained as mse) does not load as poisson. */
+START_TEST(poisson_not_standardised) {
+  const char *ck = tmp_path("ck"), *mse = tmp_path("mse");
+  ck_assert_int_eq(run("train", "--steps", "3", "--checkpoint", ck, NULL), 0);
+  RtState st;
+  load_state(&st, ck);
+  for (int c = 0; c < 3; c++) {
+    ck_assert_double_eq(st.mean[1][c], 0);
+    ck_assert_double_eq(st.std[1][c], 1);
+  }
+  ck_assert_double_ne(st.mean[0][0], 0);   /* the mse source is standardised */
+  rt_state_free(&st);
+  sources[1].loss_kind = LOBE_LOSS_MSE;
+  ck_assert_int_eq(run("train", "--steps", "3", "--checkpoint", mse, NULL), 0);
+  sources[1].loss_kind = LOBE_LOSS_POISSON;
+  ck_assert_int_eq(run("eval", "--checkpoint", mse, NULL), RT_FAIL);
+  ck_assert_has(err_text, "source 'LGN.m2' is standardised there (an mse loss), raw counts "
+                          "here (poisson)");
+}
+END_TEST
+
+/* The baseline by hand: h is V1 of m3; V1 of m1 has 6 rows, of m2 4 rows.
+ *   h  x 0 1 2 3 4 5    y 0 0 0 0 0 6
+ *   m1 x 0 1 2 3 4 6    y 0 0 0 0 0 0
+ *   m2 x 2 3 4 5        y 0 0 0 0
+ * baseline x = 1 2 3 4 4 6: SSE 5 of SST 17.5; y = 0: SSE 36 of SST 30;
+ * R^2 = (1 - 5/17.5 + 1 - 36/30) / 2, mse = 41 / 12. */
+START_TEST(heldout_baseline) {
+  const char *ck = tmp_path("ck"), *h = tmp_path("h.csv"), *m1 = tmp_path("m1.csv"),
+             *m2 = tmp_path("m2.csv");
+  model.nsources = 3;
+  ck_assert_int_eq(run("train", "--steps", "20", "--checkpoint", ck, NULL), 0);
+  write_text(h, "x,y\n0,0\n1,0\n2,0\n3,0\n4,0\n5,6\n");
+  write_text(m1, "x,y\n0,0\n1,0\n2,0\n3,0\n4,0\n6,0\n");
+  write_text(m2, "x,y\n2,0\n3,0\n4,0\n5,0\n");
+  char d1[200], d2[200], held[200];
+  snprintf(d1, sizeof d1, "V1.m1=%s", m1);
+  snprintf(d2, sizeof d2, "V1.m2=%s", m2);
+  snprintf(held, sizeof held, "V1.m3=%s", h);
+  ck_assert_int_eq(run("eval", "--data", d1, "--data", d2, "--heldout", held, "--head",
+                       "V1.m1", "--checkpoint", ck, NULL), 0);
+  const char *line = strstr(out_text, "\nheldout V1.m3 head=V1.m1 rows=6 channels=2 ");
+  ck_assert_msg(line != NULL, "%s", out_text);
+  ck_assert_int_eq((int)field(line, "baseline_sources="), 2);
+  ck_assert_double_eq_tol(field(line, "baseline_r2="), (1 - 5 / 17.5 + 1 - 36 / 30.0) / 2,
+                          1e-4);
+  ck_assert_double_eq_tol(field(line, "baseline_mse="), 41 / 12.0, 1e-5);
+  ck_assert_has(line, " r2=");
+  ck_assert_has(line, " mse=");
+  ck_assert_int_eq(seen_subject, 2);   /* V1's head read for m3 */
+  ck_assert_int_eq(seen_module, 1);
+}
+END_TEST
+
+START_TEST(heldout_errors) {
+  const char *ck = tmp_path("ck"), *h = tmp_path("h.csv");
+  char held[200];
+  ck_assert_int_eq(run("train", "--steps", "5", "--checkpoint", ck, NULL), 0);
+  write_text(h, "a,b,c\n0,0,0\n1,1,1\n2,2,2\n3,3,3\n");
+  snprintf(held, sizeof held, "V1.m3=%s", h);
+  ck_assert_int_eq(run("eval", "--heldout", held, "--checkpoint", ck, NULL), RT_EDATA);
+  ck_assert_has(err_text, "h.csv: expected 2 channels for source 'V1.m1', found 3");
+  ck_assert_int_eq(run("eval", "--heldout", held, "--head", "LGN.m2", "--checkpoint", ck, NULL),
+                   RT_EUSAGE);
+  ck_assert_has(err_text, "--head LGN.m2: a source on region 'LGN', not on 'V1'");
+  snprintf(held, sizeof held, "V1.m1=%s", h);
+  ck_assert_int_eq(run("eval", "--heldout", held, "--checkpoint", ck, NULL), RT_EUSAGE);
+  ck_assert_has(err_text, "the model trains on this cell (source 'V1.m1')");
+  ck_assert_int_eq(run("eval", "--heldout", "V9.m1=x.csv", NULL), RT_EUSAGE);
+  ck_assert_has(err_text, "--heldout: 'V9.m1' is not REGION.SUBJECT of this model");
+  ck_assert_int_eq(run("eval", "--heldout", "V1.m3", NULL), RT_EUSAGE);
+  ck_assert_has(err_text, "expected REGION.SUBJECT=PATH");
+  ck_assert_int_eq(run("eval", "--head", "V1.m1", NULL), RT_EUSAGE);
+  ck_assert_has(err_text, "--head V1.m1: expected after a --heldout");
+  /* LGN of m1 through the poisson head: counts, validated as such */
+  write_text(h, "a,b,c\n0,0,0\n1,1,1\n2,-2,2\n3,3,3\n");
+  snprintf(held, sizeof held, "LGN.m1=%s", h);
+  ck_assert_int_eq(run("eval", "--heldout", held, "--checkpoint", ck, NULL), RT_EDATA);
+  ck_assert_has(err_text, "expected a non-negative count");
+  write_text(h, "a,b,c\n0,0,0\n1,1,1\n2,2,2\n3,3,3\n");
+  ck_assert_int_eq(run("eval", "--heldout", held, "--checkpoint", ck, NULL), 0);
+  ck_assert_has(out_text, "heldout LGN.m1 head=LGN.m2 rows=4 channels=3 ");
+  ck_assert_has(out_text, " baseline_sources=1 ");
+  /* LGN.m2 untrained: held out through its own head, no other subject has LGN */
+  sources[1].loss_weight = 0;
+  snprintf(held, sizeof held, "LGN.m2=%s", h);
+  ck_assert_int_eq(run("eval", "--heldout", held, "--checkpoint", ck, NULL), 0);
+  ck_assert_has(out_text, "baseline_sources=0 baseline_mse=n/a baseline_r2=n/a\n");
 }
 END_TEST
 
@@ -420,8 +828,9 @@ START_TEST(gradcheck_passes) {
   ck_assert_int_eq(run("gradcheck", "--checkpoint", tmp_path("none"), NULL), 0);
   const char *last = strstr(out_text, "gradcheck: max_rel_err=");
   ck_assert_ptr_nonnull(last);
-  ck_assert_has(last, "params=5\n");
+  ck_assert_has(last, "params=6\n");
   ck_assert_msg(field(last, "max_rel_err=") < 1e-6, "%s", out_text);
+  ck_assert_msg(field(out_text, "prior: max_rel_err=") < 1e-6, "%s", out_text);
 }
 END_TEST
 
@@ -429,6 +838,10 @@ START_TEST(gradcheck_catches_wrong_gradient) {
   break_gradient = 1;
   ck_assert_int_eq(run("gradcheck", "--checkpoint", tmp_path("none"), NULL), RT_FAIL);
   ck_assert_msg(field(out_text, "gradcheck: max_rel_err=") > 1e-3, "%s", out_text);
+  break_gradient = 0;
+  break_prior = 1;
+  ck_assert_int_eq(run("gradcheck", "--checkpoint", tmp_path("none"), NULL), RT_FAIL);
+  ck_assert_msg(field(out_text, "prior: max_rel_err=") > 1e-3, "%s", out_text);
 }
 END_TEST
 
@@ -500,7 +913,7 @@ END_TEST
 START_TEST(mismatched_checkpoint) {
   const char *ck = tmp_path("ck");
   ck_assert_int_eq(run("train", "--steps", "5", "--checkpoint", ck, NULL), 0);
-  lobe_param other[5];
+  lobe_param other[P];
   memcpy(other, params, sizeof other);
   other[3].rows = 5;
   model.params = other;
@@ -543,6 +956,7 @@ END_TEST
 START_TEST(cli_usage) {
   ck_assert_int_eq(run("--help", NULL), 0);
   ck_assert_has(out_text, "brain train [--steps N]");
+  ck_assert_has(out_text, "[--heldout R.S=PATH [--head SOURCE]]...");
   ck_assert_int_eq(run("train", "--help", NULL), 0);
   ck_assert_has(out_text, "--checkpoint-every N");
   ck_assert_int_eq(run("fly", NULL), RT_EUSAGE);
@@ -555,12 +969,36 @@ START_TEST(cli_usage) {
   ck_assert_has(err_text, "--steps: expected an integer from 1");
   ck_assert_int_eq(run("train", "--steps", NULL), RT_EUSAGE);
   ck_assert_has(err_text, "option --steps needs a value");
-  ck_assert_int_eq(run("info", NULL), 0);
+  ck_assert_int_eq(run("train", "--heldout", "V1.m3=x.csv", NULL), RT_EUSAGE);
+  ck_assert_has(err_text, "option --heldout does not apply to 'train'");
+}
+END_TEST
+
+START_TEST(info_graph) {
+  const char *ck = tmp_path("ck");
+  ck_assert_int_eq(run("info", "--checkpoint", ck, NULL), 0);
   ck_assert_has(out_text, "W_b");
-  ck_assert_has(out_text, "coverage");
+  ck_assert_has(out_text, "train: batch 16, window 4, steps 300");
+  ck_assert_has(out_text, "checkpoint: none at");
+  ck_assert_has(out_text, "edges: 1\n");
+  ck_assert_has(out_text, "LGN  -> V1         0.05       1 (init)      0.001         0.01       "
+                          "0.02\n");
+  ck_assert_has(out_text, "constant(1)");
+  ck_assert_has(out_text, "V1.m1   csv        2         20        0.5     mse        1 ");
+  ck_assert_has(out_text, "LGN.m2  npy        3         10          0 poisson      0.5 ");
   /* V1 has 2 channels of m1, LGN 3 of m2 */
-  ck_assert_has(out_text, "LGN       .    3\n");
-  ck_assert_has(out_text, "V1        2    .\n");
+  ck_assert_has(out_text, "LGN       .    3    .\n");
+  ck_assert_has(out_text, "V1        2    .    .\n");
+  ck_assert_int_eq(run("train", "--steps", "30", "--checkpoint", ck, NULL), 0);
+  ck_assert_int_eq(run("info", "--checkpoint", ck, NULL), 0);
+  ck_assert_has(out_text, "checkpoint: ");
+  ck_assert_has(out_text, ", step 30\n");
+  RtState st;
+  load_state(&st, ck);
+  char gate[64];
+  snprintf(gate, sizeof gate, "0.05 %14g ", st.params.value[5][0]);
+  ck_assert_has(out_text, gate);
+  rt_state_free(&st);
 }
 END_TEST
 
@@ -578,6 +1016,42 @@ START_TEST(broken_descriptor) {
   sources[0].spec_f32 = fwd_a;   /* the other three specialised entries missing */
   ck_assert_int_eq(run("train", NULL), RT_FAIL);
   ck_assert_has(err_text, "incomplete specialised entry points");
+  make_model();
+  sources[1].loss_kind = 7;
+  ck_assert_int_eq(run("info", NULL), RT_FAIL);
+  ck_assert_has(err_text, "source 1: unknown loss kind");
+  make_model();
+  model.window = 0;
+  ck_assert_int_eq(run("info", NULL), RT_FAIL);
+  ck_assert_has(err_text, "window out of range");
+}
+END_TEST
+
+/* Each edge or prior inconsistency on its own. */
+START_TEST(broken_graph) {
+  static const char *const problems[] = {
+    "edge 0: region out of range", "edge 0: delay out of range",
+    "edge 0: gate is not a one-element parameter", "edge 0: prior weights or length",
+    "edge 0: its prior has no gradient for its gate", "prior 0: gradients or an f64 form",
+    "prior 0: list names an unknown parameter",
+  };
+  static const int32_t bad_ids[] = {5, 6};
+  for (int i = 0; i < 7; i++) {
+    lobe_edge e = edges[0];
+    make_model();
+    model.edges = &e;
+    switch (i) {
+    case 0: e.to = 2; break;
+    case 1: e.from = e.to = 1, e.delay = 0; break;
+    case 2: e.gate = 1; break;
+    case 3: e.l1 = -1; break;
+    case 4: model.nprior_grad = 1, model.prior_grad_params = &prior_ids[1]; break;
+    case 5: model.prior_f32 = NULL; break;
+    case 6: model.prior_grad_params = bad_ids; break;
+    }
+    ck_assert_int_eq(run("info", NULL), RT_FAIL);
+    ck_assert_has(err_text, problems[i]);
+  }
 }
 END_TEST
 
@@ -587,7 +1061,7 @@ START_TEST(stats_constant_channel) {
   float v[] = {0.1f, 5, 0.1f, 7, 0.1f, 9};
   DataTable t = {3, 2, v, NULL};
   double mean[2], std[2];
-  rt_stats_compute(&t, mean, std);
+  rt_stats_compute(&sources[0], &t, mean, std);
   ck_assert_double_eq(mean[0], (double)0.1f);
   ck_assert_double_eq(std[0], 1);
   ck_assert_double_eq_tol(mean[1], 7, 1e-12);
@@ -595,6 +1069,8 @@ START_TEST(stats_constant_channel) {
   rt_standardise(&t, mean, std);
   ck_assert_float_eq(v[0], 0);
   ck_assert_float_eq_tol(v[5], (float)(2 / sqrt(8.0 / 3)), 1e-6);
+  rt_stats_compute(&sources[1], &t, mean, std);   /* poisson: counts stay as they are */
+  ck_assert(mean[0] == 0 && mean[1] == 0 && std[0] == 1 && std[1] == 1);
 }
 END_TEST
 
@@ -621,8 +1097,18 @@ static Suite *rt_suite(void) {
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, train_reduces_loss);
   tcase_add_test(tc, specialised_training_agrees);
+  tcase_add_test(tc, prior_once_per_step);
   tcase_add_test(tc, eval_r2);
+  tcase_add_test(tc, eval_tiles_cover_rows_once);
+  tcase_add_test(tc, eval_tiles_through_forward);
   tcase_add_test(tc, predict_rows);
+  tcase_add_test(tc, predict_window_placement);
+  tcase_add_test(tc, window_draw_bounds);
+  tcase_add_test(tc, too_short_table);
+  tcase_add_test(tc, poisson_counts_validated);
+  tcase_add_test(tc, poisson_not_standardised);
+  tcase_add_test(tc, heldout_baseline);
+  tcase_add_test(tc, heldout_errors);
   tcase_add_test(tc, gradcheck_passes);
   tcase_add_test(tc, gradcheck_catches_wrong_gradient);
   tcase_add_test(tc, resume_is_exact);
@@ -631,7 +1117,9 @@ static Suite *rt_suite(void) {
   tcase_add_test(tc, mismatched_checkpoint);
   tcase_add_test(tc, bad_data_keeps_checkpoint);
   tcase_add_test(tc, cli_usage);
+  tcase_add_test(tc, info_graph);
   tcase_add_test(tc, broken_descriptor);
+  tcase_add_test(tc, broken_graph);
   tcase_add_test(tc, stats_constant_channel);
   tcase_add_test(tc, rng_is_counter_based);
   suite_add_tcase(s, tc);

@@ -1,0 +1,24 @@
+# The graph example end to end: three regions with a delayed feedback, three
+# subjects with disjoint coverage. Gradients of the window-unrolled graph
+# against finite differences, training, and the prediction of the cells that
+# were never recorded, which must beat the mean of the other subjects.
+. "$(dirname "$0")/common.sh"
+"$bin/visual_pathway_data" "$work/data"
+cp "$src/examples/visual_pathway/visual_pathway.lobe" "$work/"
+"$lobec" build "$work/visual_pathway.lobe" -o "$work/brain"
+
+./brain gradcheck > gradcheck.txt || fail "gradcheck failed: $(tail -3 gradcheck.txt)"
+
+./brain train --steps 1500 --checkpoint ck > train.log 2>&1 || fail "train: $(tail -5 train.log)"
+grep -q '^trained steps=1500' train.log || fail "train did not finish: $(tail -3 train.log)"
+
+./brain eval --checkpoint ck > eval.txt || fail "eval: $(cat eval.txt)"
+awk '/^(LGN|V1|V2)\./ { n++; if ($NF + 0 < 0.8) bad = bad " " $1 "=" $NF }
+     END { if (n != 7 || bad != "") { print "eval:" bad " (" n " sources)"; exit 1 } }' eval.txt ||
+  fail "eval R^2 of the recorded cells: $(cat eval.txt)"
+
+./brain eval --checkpoint ck \
+  --heldout V2.m2=data/heldout/v2_m2.npy --head V2.m1 \
+  --heldout V1.m3=data/heldout/v1_m3.npy --head V1.m1 > heldout.txt ||
+  fail "eval --heldout: $(cat heldout.txt)"
+cat heldout.txt
