@@ -16,6 +16,7 @@ configure:
 
 demo: all
 	sh examples/single_region/run.sh $(BUILD)
+	sh examples/visual_pathway/run.sh $(BUILD)
 
 test: all
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

@@ -137,6 +137,9 @@ typedef struct Source {
   double t0;               /* seconds: time of sample 0 */
   int channels;            /* from `channels: N`, else 0 until bound to the file */
   char **channel_names;    /* NULL until bound; then `channels` names */
+  char *probe;             /* `probe: NAME`: sources of one region naming the same
+                              probe share a readout head; NULL: a head of its own */
+  SrcPos probe_pos;
 } Source;
 
 /* A directed edge u -> r of the region graph (docs/semantics.md): r receives
@@ -402,6 +405,9 @@ char *import_stdlib_folder(void);
 /* Checks the program; on success returns a Model (errors reported to d
  * otherwise, and NULL). The Model owns its strings; free with sema_free. */
 Model *sema_check(Diag *d, const Program *p);
+/* Sources sharing a probe must agree on their channel count: checked by
+ * sema for declared counts, and again by the driver once files are bound. */
+void sema_check_probes(Diag *d, const Model *m);
 void sema_free(Model *m);
 
 /* --------------------------------------------------------------- graph.c */

@@ -25,7 +25,8 @@
  *   A.latent.w [H, latent]  A.latent.b [latent]                  (when latent > 0)
  *   A.embed.w [latent or H, embed]  A.embed.b [embed]            (when embed > 0: from
  *                             the activity, so what a region sends is what its data pin down)
- * of each source S: head.S.w [in, channels], head.S.b [channels]; and of each
+ * of each source S: head.S.w [in, channels], head.S.b [channels] (head.R:P.w/b,
+ * shared, for the sources of region R that name probe P); and of each
  * edge u -> r its gate, gate.u->r (gate.u->r@10ms when delayed) [1] (constant 1).
  *
  * Windows are lowered with the W steps stacked as rows: a value over steps
@@ -203,16 +204,39 @@ static char *gate_name(const Lowering *L, const Edge *e) {
   return name;
 }
 
+/* The source with the same probe on the same region declared first, or -1. */
+static int probe_owner(const Model *m, int s) {
+  const Source *src = &m->sources[s];
+  for (int k = 0; src->probe && k < s; k++)
+    if (m->sources[k].probe && m->sources[k].region == src->region &&
+        strcmp(m->sources[k].probe, src->probe) == 0)
+      return k;
+  return -1;
+}
+
+/* head.S.w/b, or head.REGION:PROBE.w/b shared by the sources of a probe. */
+static void declare_head(Lowering *L, int s) {
+  const Model *m = L->model;
+  const Source *src = &m->sources[s];
+  int owner = probe_owner(m, s);
+  if (owner >= 0) {
+    L->head_w[s] = L->head_w[owner];
+    L->head_b[s] = L->head_b[owner];
+    return;
+  }
+  int in = L->aunn[aunn_of(L, src->region)].width;
+  char *name = src->probe ? fmt_name("%s:%s", m->regions[src->region].name, src->probe)
+                          : fmt_name("%s%s", src->name, "");
+  add_dense(L->mod, "head", name, in, src->channels, &L->head_w[s], &L->head_b[s]);
+  free(name);
+}
+
 static void declare_params(Lowering *L) {
   const Model *m = L->model;
   for (int ai = 0; ai < m->naunns; ai++)
     declare_aunn_params(L, ai);
-  for (int s = 0; s < m->nsources; s++) {
-    const Source *src = &m->sources[s];
-    int in = L->aunn[aunn_of(L, src->region)].width;
-    add_dense(L->mod, "head", src->name, in, src->channels, &L->head_w[s],
-              &L->head_b[s]);
-  }
+  for (int s = 0; s < m->nsources; s++)
+    declare_head(L, s);
   L->mod->gate_params = xcalloc(m->nedges, sizeof *L->mod->gate_params);
   for (int e = 0; e < m->nedges; e++)
     L->mod->gate_params[e] = add_vector_param(L->mod, gate_name(L, &m->edges[e]), 1,

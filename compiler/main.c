@@ -255,6 +255,7 @@ static int build(const Options *o, Diag *d, Model *m, Program *prog) {
     return close_out(f) ? 1 : 0;
   }
   bind_data(d, m);
+  sema_check_probes(d, m);
   diag_flush(d);
   if (diag_errors(d))
     return 1;

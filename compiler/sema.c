@@ -1288,7 +1288,7 @@ static void check_positions(Sema *s) {
 /* ---- data sources --------------------------------------------------------------- */
 
 static const char *const formats[] = {"csv", "npy"};
-static const char *const source_options[] = {"path", "rate", "t0", "channels"};
+static const char *const source_options[] = {"path", "rate", "t0", "channels", "probe"};
 
 /* The folder of the spec, absolute, to resolve data paths against. The
  * folder exists unless the spec was given as text (tests). */
@@ -1334,11 +1334,24 @@ static void set_path(Sema *s, const Expr *e, Source *src) {
   src->path_pos = e->pos;
 }
 
+/* `probe: NAME`: a plain name for the head sources of a region share. */
+static void set_probe(Sema *s, const Expr *e, Source *src) {
+  const Expr *v = value(s, e);
+  if (!v)
+    return;
+  if (v->kind != EXPR_NAME || memchr(v->name.start, '.', v->name.len)) {
+    report_expected(s, e, v, "a probe name, as in probe: utah96");
+    return;
+  }
+  src->probe = name_dup(v->name);
+  src->probe_pos = e->pos;
+}
+
 static void check_source_call(Sema *s, const Expr *e, Source *src) {
   static const char *const example = "csv(\"v1.csv\", rate: 100Hz)";
   Name callee;
   Args args;
-  const Arg *opt[4];
+  const Arg *opt[5];
   if (!call_value(s, e, "a data source, as in csv(\"v1.csv\", rate: 100Hz)", &callee,
                   &args))
     return;
@@ -1346,7 +1359,7 @@ static void check_source_call(Sema *s, const Expr *e, Source *src) {
   if (k < 0)
     return;
   src->kind = k == 0 ? SRC_CSV : SRC_NPY;
-  bool known = bind_options(s, callee, args, source_options, 4, 1, opt);
+  bool known = bind_options(s, callee, args, source_options, 5, 1, opt);
   if (opt[0])
     set_path(s, opt[0]->value, src);
   else if (known)
@@ -1359,6 +1372,31 @@ static void check_source_call(Sema *s, const Expr *e, Source *src) {
     want_quantity(s, opt[2]->value, DIM_TIME, "t0", &src->t0);
   if (opt[3])
     set_int(s, opt[3]->value, "channels", 1, MAX_SIZE, &src->channels);
+  if (opt[4])
+    set_probe(s, opt[4]->value, src);
+}
+
+/* Sources of one region naming the same probe share its head; the probe of
+ * a source on another region is another head (heads map one region's
+ * activity). Each pair that disagrees on channels is reported once, at the
+ * later source. */
+void sema_check_probes(Diag *d, const Model *m) {
+  for (int i = 0; i < m->nsources; i++) {
+    const Source *a = &m->sources[i];
+    for (int j = 0; a->probe && j < i; j++) {
+      const Source *b = &m->sources[j];
+      if (!b->probe || b->region != a->region || strcmp(a->probe, b->probe) != 0 ||
+          !a->channels || !b->channels)
+        continue;
+      if (a->channels != b->channels) {
+        diag_error(d, DIAG_PROBE_CHANNELS, a->probe_pos,
+                   "'%s' has %d channels but shares probe '%s' with '%s', which has %d",
+                   a->name, a->channels, a->probe, b->name, b->channels);
+        diag_note(d, b->probe_pos, "'%s' reads probe '%s' here", b->name, b->probe);
+      }
+      break;                       /* the first source of the probe speaks for all */
+    }
+  }
 }
 
 /* Defines the source "REGION.SUBJECT"; NULL (after reporting) if defined. */
@@ -1390,6 +1428,7 @@ static void check_data(Sema *s, const Decl *d) {
   check_source_call(s, d->value, &src);
   if (!src.name) {
     free(src.path);
+    free(src.probe);
     return;
   }
   m->sources = grow(m->sources, m->nsources, sizeof *m->sources);
@@ -2316,6 +2355,7 @@ static void check_all(Sema *s) {
   check_lets(s);
   check_aunns(s);
   check_data_statements(s);
+  sema_check_probes(s->d, s->m);
   check_connects(s);
   check_widths(s);
   check_cycles(s);
@@ -2389,6 +2429,7 @@ void sema_free(Model *m) {
     Source *src = &m->sources[i];
     free(src->name);
     free(src->path);
+    free(src->probe);
     for (int c = 0; src->channel_names && c < src->channels; c++)
       free(src->channel_names[c]);
     free(src->channel_names);

@@ -22,3 +22,11 @@ awk '/^(LGN|V1|V2)\./ { n++; if ($NF + 0 < 0.8) bad = bad " " $1 "=" $NF }
   --heldout V1.m3=data/heldout/v1_m3.npy --head V1.m1 > heldout.txt ||
   fail "eval --heldout: $(cat heldout.txt)"
 cat heldout.txt
+# Each cell never recorded is predicted better than the mean of the other
+# subjects' recordings of its region, and well in absolute terms.
+awk '/^heldout / { n++
+       for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+       if (!(v["r2"] + 0 > v["baseline_r2"] + 0 && v["r2"] + 0 > 0.5)) bad = bad " " $2 }
+     END { if (n != 2 || bad != "") { print "held-out cells not predicted:" bad; exit 1 } }' \
+  heldout.txt || fail "held-out prediction: $(cat heldout.txt)"
+echo "visual_pathway: ok"

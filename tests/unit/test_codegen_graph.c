@@ -277,8 +277,15 @@ static void dense(const Ref *r, const char *aunn, const char *layer, const doubl
   add_bias(y, P(r, aunn, name), out);
 }
 
+/* z = embed(activity): the latent layer's output when there is one. */
 static void embedding(const Ref *r, int v, const double *h, int width, double *z) {
   const AunnDef *a = &r->fx->model->aunns[r->fx->model->regions[v].aunn];
+  double act[MAXW];
+  if (a->latent > 0) {
+    dense(r, a->name, "latent", h, width, a->latent, act);
+    h = act;
+    width = a->latent;
+  }
   dense(r, a->name, "embed", h, width, a->embed, z);
 }
 

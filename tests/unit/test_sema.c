@@ -394,8 +394,11 @@ START_TEST(options_checked) {
                 " condition film(modul: 4)\n mlp 8\n}\n", 1,
                 "'film' has no option 'modul'; did you mean 'module'?");
   expect_errors("aunn b {\n index fourier(bands: 4, max_period: 1s)\n"
-                " condition film(module: 0, subject: 3)\n mlp 8\n}\n", 1,
-                "'module' must be between 1 and 65536, not 0");
+                " condition film(module: -1, subject: 3)\n mlp 8\n}\n", 1,
+                "'module' must be between 0 and 65536, not -1");
+  expect_errors("aunn b {\n index fourier(bands: 4, max_period: 1s)\n"
+                " condition film(module: 0, subject: 0)\n mlp 8\n}\n", 1,
+                "film needs an embedding");
   expect_errors("aunn b {\n index fourier(bands: 4, max_period: 1s)\n"
                 " condition flim(module: 4)\n mlp 8, gleu\n}\n", 2,
                 "unknown conditioning 'flim'; did you mean 'film'?");
