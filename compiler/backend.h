@@ -1,6 +1,6 @@
 /*
  * backend.h — from IR to an executable: LLVM code generation and linking.
- * Sections: codegen_llvm.c (cg_), link.c (link_).
+ * Sections: codegen_llvm.c (cg_), codegen_c.c (cg_c_), link.c (link_).
  */
 #ifndef LOBE_BACKEND_H
 #define LOBE_BACKEND_H
@@ -23,6 +23,16 @@ int cg_emit_object(const IrModule *mod, const CgOptions *opt,
 
 /* Symbol name of function f in the given precision ("f32" or "f64"). */
 void cg_symbol(const IrFunc *f, const char *prec, char *buf, int buflen);
+
+/* ---------------------------------------------------------- codegen_c.c */
+/* Prints f as a C99 function
+ *   [static] void NAME(const void *const *in, void *const *out)
+ * with in[] and out[] as in lobe_fn (float for reals, int32_t for ids; an
+ * input it does not read may be NULL). The text needs <math.h>, <stdint.h>
+ * and <string.h> included before it; it keeps static buffers, so it is not
+ * reentrant. Returns 0, or -1 with err (f fails ir_verify, a write error). */
+int cg_c_function(FILE *out, const IrFunc *f, const char *name, bool is_static,
+                  char *err, int errlen);
 
 /* --------------------------------------------------------------- link.c */
 /* Links obj with the runtime library and OpenBLAS into an executable

@@ -1277,13 +1277,14 @@ static void desc_types(Desc *d) {
   LLVMTypeRef region[] = {p, p};
   LLVMTypeRef edge[] = {i, i, f, i, f, f, f};
   LLVMTypeRef source[] = {p, i, i, i, p, f, f, i, p, i, f, p, p, p, i, p,
-                          p, p, p, p, p, p, i, p, i, p, i, p, p};
+                          p, p, p, p, p, p, i, p, i, p, i, p, p,
+                          p, p, i, p, i, p, i, i};
   LLVMTypeRef model[] = {i, p, p, i, p, i, p, i, p, i, p, i, p, i, p, p, i, p,
                          i, i, f, f, f, f, cg->i64, i};
   d->param_t = named_struct(cg, "lobe_param", param, 5);
   d->region_t = named_struct(cg, "lobe_region", region, 2);
   d->edge_t = named_struct(cg, "lobe_edge", edge, 7);
-  d->source_t = named_struct(cg, "lobe_source", source, 29);
+  d->source_t = named_struct(cg, "lobe_source", source, 37);
   d->model_t = named_struct(cg, "lobe_model", model, 26);
 }
 
@@ -1394,6 +1395,60 @@ static double loss_weight(const Model *m, int s) {
   return w;
 }
 
+/* The params an export kernel reads (its inputs before t that have a use). */
+static int kernel_params(const IrFunc *f, int nparams, int *out) {
+  bool *read = xcalloc(nparams, sizeof *read);
+  for (int v = 0; v < f->nins; v++)
+    for (int k = 0; k < f->ins[v].nargs; k++) {
+      const IrInstr *a = &f->ins[f->ins[v].args[k]];
+      if (a->op == IR_INPUT && a->index < nparams)
+        read[a->index] = true;
+    }
+  int n = 0;
+  for (int p = 0; p < nparams; p++)
+    if (read[p])
+      out[n++] = p;
+  free(read);
+  return n;
+}
+
+/* The kernel's C text (codegen_c.c), or NULL if it cannot be printed. */
+static char *kernel_text(Desc *d, const IrFunc *f) {
+  char *text = NULL;
+  size_t len = 0;
+  FILE *mem = open_memstream(&text, &len);
+  if (!mem)
+    return NULL;
+  int rc = cg_c_function(mem, f, "lobe_export_kernel", true, d->cg->err, d->cg->errlen);
+  if (fclose(mem) != 0 || rc != 0) {
+    free(text);
+    return NULL;
+  }
+  return text;
+}
+
+/* The export fields of a source row (lobe_model.h): eight, null when the
+ * source has no export kernel. */
+static void export_fields(Desc *d, const IrSourceFns *fns, LLVMValueRef *f) {
+  const IrFunc *k = fns->export_fn;
+  char *text = k ? kernel_text(d, k) : NULL;
+  int np = d->mod->nparams;
+  int *read = xcalloc(np ? np : 1, sizeof *read);
+  int nread = text ? kernel_params(k, np, read) : 0;
+  int t = text ? ir_input_value(k, np) : -1;
+  int u = text && k->ninputs > np + 1 ? ir_input_value(k, np + 1) : -1;
+  f[0] = desc_string(d, text);
+  f[1] = desc_entry(d, text ? fns->export_spec : -1, "f32");
+  f[2] = di32(d, text ? fns->nexport_folded : 0);
+  f[3] = desc_ids(d, fns->export_folded, text ? fns->nexport_folded : 0);
+  f[4] = di32(d, nread);
+  f[5] = desc_ids(d, read, nread);
+  f[6] = di32(d, t >= 0 ? k->ins[t].shape.dim[0] : 0);
+  f[7] = di32(d, u >= 0 ? k->ins[u].shape.dim[1] : 0);
+  free(read);
+  free(text);
+}
+
 /* A specialised entry point, or -1 for a source lowered without them. */
 static int spec(const IrSourceFns *fns, int func) { return fns->nfolded > 0 ? func : -1; }
 
@@ -1417,8 +1472,10 @@ static LLVMValueRef source_row(Desc *d, const void *model, int s) {
       desc_entry(d, spec(fns, fns->spec_vjp), "f64"), di32(d, fns->nfolded),
       desc_ids(d, fns->folded, fns->nfolded), di32(d, fns->nspec_grad),
       desc_ids(d, fns->spec_grad_params, fns->nspec_grad), di32(d, fns->nvjp),
-      desc_ids(d, fns->vjp_params, fns->nvjp), desc_entry(d, fns->loss_held, "f64")};
-  return LLVMConstNamedStruct(d->source_t, f, 29);
+      desc_ids(d, fns->vjp_params, fns->nvjp), desc_entry(d, fns->loss_held, "f64"),
+      NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+  export_fields(d, fns, f + 29);
+  return LLVMConstNamedStruct(d->source_t, f, 37);
 }
 
 /* The spec's file name without folder and extension. */
@@ -1496,6 +1553,10 @@ static int check_sources(Cg *cg, const IrModule *mod) {
       if (check_function(cg, what, ids[k], mod->nfuncs) != 0)
         return -1;
     if (fns->loss_held >= 0 && check_function(cg, what, fns->loss_held, mod->nfuncs) != 0)
+      return -1;
+    if (fns->export_fn && (check_function(cg, what, fns->export_spec, mod->nfuncs) != 0 ||
+                           check_ids(cg, what, fns->export_folded, fns->nexport_folded,
+                                     mod->nparams) != 0))
       return -1;
     if (check_ids(cg, what, fns->grad_params, fns->ngrad, mod->nparams) != 0 ||
         check_ids(cg, what, fns->folded, fns->nfolded, mod->nparams) != 0 ||

@@ -118,8 +118,10 @@ void ir_module_free(IrModule *mod) {
   free(mod->gate_params);
   free(mod->prior_params);
   if (mod->source_fns && mod->model)
-    for (int s = 0; s < mod->model->nsources; s++)
+    for (int s = 0; s < mod->model->nsources; s++) {
       free(mod->source_fns[s].grad_params);
+      ir_func_free(mod->source_fns[s].export_fn);
+    }
   free(mod->source_fns);
   free(mod->funcs);
   free(mod->params);

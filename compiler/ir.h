@@ -123,7 +123,16 @@ typedef struct IrParam {
  *                     -> sum_k <d theta'_k, theta'_k>[], d / d params[vjp_params[i]]...
  * where params' is params with theta'_k in place of params[folded[k]].
  * nfolded is 0 (the spec ids -1) when lowered without specialisation.
- * All four lists share one allocation, owned through grad_params. */
+ * For `brain export` (docs/specialisation.md), when lowered with
+ * specialisation and the folding is exact for the source's region (no
+ * in-edges, or concat conditioning) and its AUNN has a spec function:
+ *   export_fn: (params'..., t[EB], u[EB,input] when the region has
+ *               in-edges) -> out[EB,C]
+ * one step of the source's region (no window) through its head, params'
+ * with spec's theta' (export_spec, the AUNN's spec function) in place of
+ * export_folded; printed as C (codegen_c.c), never compiled by LLVM, so
+ * kept out of funcs and owned here (NULL: no export).
+ * All five lists share one allocation, owned through grad_params. */
 typedef struct IrSourceFns {
   LossKind loss;
   int forward, loss_grad, loss_held;
@@ -132,6 +141,10 @@ typedef struct IrSourceFns {
   int spec, loss_grad_spec, spec_vjp;
   int *folded, *spec_grad_params, *vjp_params;
   int nfolded, nspec_grad, nvjp;
+  IrFunc *export_fn;
+  int export_spec;
+  int *export_folded;
+  int nexport_folded;
 } IrSourceFns;
 
 /* The prior, when the model has a regulariser (else prior is -1):

@@ -1403,6 +1403,51 @@ static void lower_source_spec(Lowering *L, AunnSpec *spec, const Graph *g, int s
                                  "loss_grad_spec", L->model->sources[s].name);
 }
 
+/* ---- export: one step of a region, for `brain export` ------------------- */
+
+enum { EXPORT_BATCH = 64 };   /* rows per kernel call; the wrapper pads the last */
+
+/* out[EB, C] = head(activity(t, u)) of source s's region with the params'
+ * of spec: no ids, no window, u an input when the region has in-edges. */
+static IrFunc *lower_export(const Lowering *L, const Graph *g, int s) {
+  char *name = fmt_name("%s.%s", "export", L->model->sources[s].name);
+  Builder b = begin_params(L, name);
+  free(name);
+  b.batch = EXPORT_BATCH;
+  b.t = ir_input(b.f, "t", TY_REAL, IR_VEC(b.batch));
+  int v = g->region, u = -1;
+  if (has_input(L, v)) {
+    const IrParam *w_in = &L->mod->params[region_params(&b, v)->w_input];
+    u = ir_input(b.f, "u", TY_REAL, IR_MAT(b.batch, w_in->rows));
+  }
+  b.specialised = true;
+  b.g = g;
+  begin_caches(&b);
+  int h = region_hidden(&b, v, 0, 1, u);
+  const AunnParams *p = region_params(&b, v);
+  int a = p->latent_w >= 0 ? lower_dense(&b, h, p->latent_w, p->latent_b) : h;
+  ir_output(b.f, lower_dense(&b, a, L->head_w[s], L->head_b[s]));
+  return finish(&b);
+}
+
+/* When folding theta' is exact for the source's region: film scales the
+ * input's rows too, which spec does not fold, so film needs a region
+ * without in-edges; and spec must exist for the AUNN (some source of it
+ * is specialised). */
+static void lower_source_export(Lowering *L, int s) {
+  IrSourceFns *fns = &L->mod->source_fns[s];
+  const AunnDef *a;
+  const AunnParams *p = source_aunn(L, s, &a);
+  int region = L->model->sources[s].region;
+  if (p->spec_fn < 0 || (a->condition == COND_FILM && has_input(L, region)))
+    return;
+  Graph g = graph_new(L, s);
+  fns->export_fn = lower_export(L, &g, s);
+  graph_free(&g);
+  fns->export_spec = p->spec_fn;
+  fns->nexport_folded = folded_params(L, s, fns->export_folded);
+}
+
 /* ---- the prior -------------------------------------------------------------- */
 
 /* The weight matrices of AUNN ai (not biases, not embedding tables). */
@@ -1476,12 +1521,13 @@ static void lower_model_prior(Lowering *L) {
 
 /* ---- the module ------------------------------------------------------------- */
 
-/* One block holds the four parameter lists (ir.h). */
+/* One block holds the five parameter lists (ir.h). */
 static void alloc_lists(IrSourceFns *fns, int nparams) {
-  fns->grad_params = xcalloc(4 * (size_t)nparams, sizeof *fns->grad_params);
+  fns->grad_params = xcalloc(5 * (size_t)nparams, sizeof *fns->grad_params);
   fns->folded = fns->grad_params + nparams;
   fns->spec_grad_params = fns->folded + nparams;
   fns->vjp_params = fns->spec_grad_params + nparams;
+  fns->export_folded = fns->vjp_params + nparams;
 }
 
 /* Specialised when asked and the window reads no other region. */
@@ -1496,7 +1542,7 @@ static void lower_source(Lowering *L, AunnSpec *spec, int s, bool specialise) {
   fns->loss_grad = add_grad(L, loss, fns->grad_params, fns->ngrad, "loss_grad",
                             L->model->sources[s].name);
   fns->loss_held = g.npre > 0 ? ir_module_add(L->mod, lower_loss(L, &g, s, LOSS_HELD)) : -1;
-  fns->spec = fns->loss_grad_spec = fns->spec_vjp = -1;
+  fns->spec = fns->loss_grad_spec = fns->spec_vjp = fns->export_spec = -1;
   if (specialise && !has_input(L, g.region))
     lower_source_spec(L, spec, &g, s);
   graph_free(&g);
@@ -1521,6 +1567,8 @@ IrModule *lower_model_with(const Model *m, bool specialise) {
   L.mod->source_fns = xcalloc(m->nsources, sizeof *L.mod->source_fns);
   for (int s = 0; s < m->nsources; s++)
     lower_source(&L, spec, s, specialise);
+  for (int s = 0; s < m->nsources && specialise; s++)
+    lower_source_export(&L, s);
   lower_model_prior(&L);
   for (int ai = 0; ai < m->naunns; ai++)
     free(spec[ai].vjp_params);

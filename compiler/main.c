@@ -189,15 +189,24 @@ static void bind_data(Diag *d, Model *m) {
 
 /* ---- middle and back end ------------------------------------------------- */
 
-static int optimise(IrModule *mod, const char *dump_after) {
+static int optimise_one(IrFunc *f, const char *dump_after) {
   char err[512];
-  for (int i = 0; i < mod->nfuncs; i++) {
-    pass_run_all(mod->funcs[i], dump_after, stderr);
-    if (ir_verify(mod->funcs[i], err, sizeof err) != 0) {
-      fprintf(stderr, "lobec: internal error: %s: %s\n", mod->funcs[i]->name, err);
+  pass_run_all(f, dump_after, stderr);
+  if (ir_verify(f, err, sizeof err) == 0)
+    return 0;
+  fprintf(stderr, "lobec: internal error: %s: %s\n", f->name, err);
+  return -1;
+}
+
+/* Every entry point; the export kernels too, which --dump-after leaves out
+ * as --emit=ir does (they are not entry points of the executable). */
+static int optimise(IrModule *mod, const char *dump_after) {
+  for (int i = 0; i < mod->nfuncs; i++)
+    if (optimise_one(mod->funcs[i], dump_after) != 0)
       return -1;
-    }
-  }
+  for (int s = 0; s < mod->model->nsources; s++)
+    if (mod->source_fns[s].export_fn && optimise_one(mod->source_fns[s].export_fn, NULL) != 0)
+      return -1;
   return 0;
 }
 

@@ -30,6 +30,7 @@ void rt_error(const char *fmt, ...) {
 enum OptId {
   O_STEPS, O_SEED, O_THREADS, O_DATA, O_CKPT, O_RESUME, O_LOG_EVERY, O_CKPT_EVERY,
   O_REGION, O_SUBJECT, O_FROM, O_TO, O_SOURCE, O_OUT, O_HELDOUT, O_HEAD, O_HELP,
+  O_NAME, O_KEEP_SOURCE,
 };
 
 typedef struct OptSpec {
@@ -48,7 +49,8 @@ static const OptSpec opt_specs[] = {
   {"--source", O_SOURCE, 1},      {"-o", O_OUT, 1},
   {"--output", O_OUT, 1},         {"--heldout", O_HELDOUT, 1},
   {"--head", O_HEAD, 1},          {"--help", O_HELP, 0},
-  {"-h", O_HELP, 0},
+  {"-h", O_HELP, 0},               {"--name", O_NAME, 1},
+  {"--keep-source", O_KEEP_SOURCE, 0},
 };
 
 #define BIT(id) (1u << (id))
@@ -106,6 +108,19 @@ static const Command commands[] = {
    "Compares the compiled f64 gradients with central differences on one batch per\n"
    "source (parameters from the checkpoint if there is one, else freshly initialised).\n"
    "Last line: gradcheck: max_rel_err=X params=N. Exit status 1 if X > 1e-3.\n"},
+  {"export", rt_cmd_export,
+   BIT(O_REGION) | BIT(O_SUBJECT) | BIT(O_SOURCE) | BIT(O_OUT) | BIT(O_NAME) | BIT(O_CKPT) |
+   BIT(O_KEEP_SOURCE),
+   "export --region R --subject S -o PATH [--source NAME] [--name NAME]\n"
+   "            [--checkpoint DIR] [--keep-source]",
+   "Writes PATH.o and PATH.h: the trained model specialised to region R of subject S\n"
+   "as a standalone object a C program links with -lm alone, defining\n"
+   "  void NAME_forward(const float *t, int n, const float *inputs, float *out)\n"
+   "(out[n, channels] in data units at the n times t, in seconds; see PATH.h).\n"
+   "The source whose head, channels and scale it reads is chosen as for predict.\n"
+   "Compiles with cc (or $CC) -std=c99 -O2 -fPIC -c.\n"
+   "  --name NAME           the C prefix (default: R_S made an identifier)\n"
+   "  --keep-source         keep the generated PATH.c beside the object\n"},
   {"info", rt_cmd_info, BIT(O_CKPT), "info [--checkpoint DIR]",
    "Prints the training settings, parameters, regions, subjects, edges, data sources\n"
    "and which (region, subject) cells have data. Edge gates show their trained value\n"
@@ -244,6 +259,8 @@ static int apply(const lobe_model *m, RtOptions *o, const OptSpec *spec, const c
   case O_OUT: o->out = v; break;
   case O_HELDOUT: rc = parse_heldout(m, o, v); break;
   case O_HEAD: rc = parse_head(m, o, v); break;
+  case O_NAME: o->name = v; break;
+  case O_KEEP_SOURCE: o->keep_source = 1; break;
   case O_HELP: break;
   }
   return rc;
@@ -352,7 +369,7 @@ static int dispatch(const lobe_model *m, int argc, char **argv) {
   }
   const Command *c = find_command(name);
   if (!c) {
-    rt_error("unknown command '%s' (expected train, eval, predict, gradcheck or info; "
+    rt_error("unknown command '%s' (expected train, eval, predict, export, gradcheck or info; "
              "see '%s --help')", name, prog);
     return RT_EUSAGE;
   }

@@ -111,6 +111,22 @@ typedef struct lobe_source {
   int32_t nvjp;
   const int32_t *vjp_params;
   lobe_fn loss_held_f64;    /* NULL when the window reads no state before it */
+  /* `brain export` (appended within v3; all NULL / 0 when the source has no
+   * export kernel): export_c is the C99 text of
+   *   static void lobe_export_kernel(const void *const *in, void *const *out)
+   * with in = params'[0..P) (only export_params are read; the others may be
+   * NULL), t[EB], u[EB, export_inputs] when export_inputs > 0; out = out[EB, C]:
+   * one step of the source's region through its head, params' being params
+   * with theta'[k] from export_spec_f32 (spec's signature) in place of
+   * params[export_folded[k]]. */
+  const char *export_c;
+  lobe_fn export_spec_f32;
+  int32_t export_nfolded;
+  const int32_t *export_folded;
+  int32_t export_nparams;
+  const int32_t *export_params;
+  int32_t export_batch;     /* EB */
+  int32_t export_inputs;
 } lobe_source;
 
 typedef struct lobe_model {

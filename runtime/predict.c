@@ -21,9 +21,7 @@ typedef struct Query {
   int64_t rows;
 } Query;
 
-/* --source (on the region), else the source of cell (region, subject), else the
- * region's first. */
-static int pick_source(const lobe_model *m, const RtOptions *o, int region, int subject) {
+int rt_pick_source(const lobe_model *m, const RtOptions *o, int region, int subject) {
   if (o->source) {
     int s = rt_find(m, RT_SOURCE, o->source);
     if (s < 0)
@@ -59,7 +57,7 @@ static int parse_query(const lobe_model *m, const RtOptions *o, Query *q) {
     rt_error_unknown(m, RT_SUBJECT, o->subject);
     return RT_EUSAGE;
   }
-  if ((q->source = pick_source(m, o, q->region, q->subject)) < 0)
+  if ((q->source = rt_pick_source(m, o, q->region, q->subject)) < 0)
     return RT_EUSAGE;
   /* [from, to): one second at 100 Hz is 100 rows; the epsilon forgives
    * rounding in (to - from) * rate. */

@@ -59,6 +59,8 @@ typedef struct RtOptions {
   int64_t log_every;         /* 0: about 20 lines per run */
   int64_t checkpoint_every;  /* -1: the model's; 0: only at the end */
   const char *region, *subject, *source, *out;
+  const char *name;          /* export --name */
+  int keep_source;           /* export --keep-source */
   double from, to;
   int have_from, have_to;
 } RtOptions;
@@ -228,11 +230,17 @@ int rt_progress_begin(RtProgress *p, const lobe_model *m, const int *active, int
 void rt_progress_step(RtProgress *p, int64_t step, double loss, const double *src_loss);
 void rt_progress_end(RtProgress *p);
 
+/* -------------------------------------------------------------- predict.c */
+/* --source (which must be on the region), else the source of cell (region,
+ * subject), else the region's first; -1 after printing why. */
+int rt_pick_source(const lobe_model *m, const RtOptions *o, int region, int subject);
+
 /* ------------------------------------------- train.c eval.c predict.c ... */
 int rt_cmd_train(const lobe_model *m, const RtOptions *o);
 int rt_cmd_eval(const lobe_model *m, const RtOptions *o);
 int rt_cmd_predict(const lobe_model *m, const RtOptions *o);
 int rt_cmd_gradcheck(const lobe_model *m, const RtOptions *o);
 int rt_cmd_info(const lobe_model *m, const RtOptions *o);
+int rt_cmd_export(const lobe_model *m, const RtOptions *o);
 
 #endif
