@@ -5,7 +5,8 @@
 set -eu
 
 packages="build-essential cmake pkg-config re2c lemon llvm-19-dev clang-19 \
-libopenblas-dev check libclang-rt-19-dev graphviz"
+libopenblas-dev check libclang-rt-19-dev graphviz \
+libedf-dev libmatio-dev libhdf5-dev libnifti2-dev libzip-dev"
 [ "${1:-}" = "--bench" ] && packages="$packages python3 python3-torch"
 
 missing=""
