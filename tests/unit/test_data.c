@@ -8,41 +8,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "data.h"
 #include "lobe_model.h"
+#include "test_data_util.h"
 #include "test_util.h"
 
-static char tmpdir[64];
 static char err[512];
 
-static void make_tmpdir(void) {
-  strcpy(tmpdir, "/tmp/lobe_test_data_XXXXXX");
-  ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
+/* The scratch folder, made afresh for each test. */
+static void make_tmpdir(void) { tmpdir_make("data"); }
 
-static void remove_tmpdir(void) {
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-  ck_assert_int_eq(system(cmd), 0);
-}
-
-/* Writes bytes to tmpdir/name; returns the path (static buffer per call slot). */
-static const char *write_file(const char *name, const void *bytes, size_t len) {
-  static char paths[4][256];
-  static int slot;
-  char *path = paths[slot++ % 4];
-  snprintf(path, 256, "%s/%s", tmpdir, name);
-  FILE *f = fopen(path, "wb");
-  ck_assert_ptr_nonnull(f);
-  ck_assert_uint_eq(fwrite(bytes, 1, len, f), len);
-  fclose(f);
-  return path;
-}
-
+/* Writes text to tmpdir/name; returns the path (see tmp_path). */
 static const char *write_text(const char *name, const char *text) {
-  return write_file(name, text, strlen(text));
+  return write_bytes(name, text, strlen(text));
 }
 
 /* Loads a file that must fail and returns the message. */
@@ -54,9 +33,6 @@ static const char *load_bad(int kind, const char *path) {
   ck_assert_ptr_null(t.names);
   return err;
 }
-
-#define ck_assert_has(msg, part) ck_assert_msg(strstr(msg, part) != NULL, \
-    "message \"%s\" lacks \"%s\"", msg, part)
 
 typedef int (*Reader)(int kind, const char *path, DataTable *out, char *err, size_t errlen);
 
@@ -156,14 +132,14 @@ START_TEST(csv_long_line) {
   memcpy(text, "a\n", 2);
   memset(text + 2, '1', n - 3);
   text[n - 1] = '\n';
-  const char *path = write_file("long.csv", text, n);
+  const char *path = write_bytes("long.csv", text, n);
   free(text);
   ck_assert_has(load_bad(LOBE_SRC_CSV, path), "long.csv:2: expected a line of at most");
 }
 END_TEST
 
 START_TEST(csv_binary_and_header_errors) {
-  ck_assert_has(load_bad(LOBE_SRC_CSV, write_file("nul.csv", "a\n1\0\n", 5)),
+  ck_assert_has(load_bad(LOBE_SRC_CSV, write_bytes("nul.csv", "a\n1\0\n", 5)),
                 "nul.csv:2: expected text, found a NUL byte");
   ck_assert_has(load_bad(LOBE_SRC_CSV, write_text("dup.csv", "a,b,a\n1,2,3\n")),
                 "dup.csv:1: expected distinct channel names, found \"a\" twice");
@@ -197,7 +173,7 @@ static const char *write_npy(const char *name, int major, const char *dict,
   memcpy(buf + pre, dict, dlen);
   buf[pre + hlen - 1] = '\n';
   memcpy(buf + pre + hlen, data, nbytes);
-  const char *path = write_file(name, buf, pre + hlen + nbytes);
+  const char *path = write_bytes(name, buf, pre + hlen + nbytes);
   free(buf);
   return path;
 }
@@ -292,9 +268,9 @@ START_TEST(npy_corrupt_header) {
                 "t.npy: expected a .npy file");
   ck_assert_has(load_bad(LOBE_SRC_NPY, write_text("c.npy", "a,b\n1,2\n")),
                 "c.npy: expected a .npy file");
-  ck_assert_has(load_bad(LOBE_SRC_NPY, write_file("v.npy", "\x93NUMPY\x07\x00\x10\x00", 10)),
+  ck_assert_has(load_bad(LOBE_SRC_NPY, write_bytes("v.npy", "\x93NUMPY\x07\x00\x10\x00", 10)),
                 "v.npy: expected .npy format version 1, 2 or 3, found 7.0");
-  ck_assert_has(load_bad(LOBE_SRC_NPY, write_file("s.npy", "\x93NUMPY\x01\x00\x40\x00{", 11)),
+  ck_assert_has(load_bad(LOBE_SRC_NPY, write_bytes("s.npy", "\x93NUMPY\x01\x00\x40\x00{", 11)),
                 "s.npy: truncated: expected a header of 64 bytes");
 }
 END_TEST
@@ -317,7 +293,7 @@ END_TEST
 static Suite *data_suite(void) {
   Suite *s = suite_create("data");
   TCase *tc = tcase_create("readers");
-  tcase_add_checked_fixture(tc, make_tmpdir, remove_tmpdir);
+  tcase_add_checked_fixture(tc, make_tmpdir, tmpdir_remove);
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, csv_good);
   tcase_add_test(tc, csv_no_trailing_newline);

@@ -8,39 +8,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <zip.h>
 
 #include "data.h"
+#include "test_data_util.h"
 #include "test_util.h"
 
-#define TVB LOBE_SOURCE_DIR "/../shared/data/tvb/"
+#define TVB SHARED_DATA "tvb/"
 
-static char tmpdir[64];
 static char path[256];
 static char err[512];
 
 static void make_tmpdir(void) {
-  strcpy(tmpdir, "/tmp/lobe_test_conn_XXXXXX");
-  ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+  tmpdir_make("conn");
   snprintf(path, sizeof path, "%s/conn.zip", tmpdir);
 }
-
-static void remove_tmpdir(void) {
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-  ck_assert_int_eq(system(cmd), 0);
-}
-
-static int have_real_data(void) {
-  if (access(TVB "connectivity_76.zip", R_OK) == 0)
-    return 1;
-  printf("skipped: %s is absent (real data lives outside the repository)\n", TVB);
-  return 0;
-}
-
-#define ck_assert_has(msg, part) ck_assert_msg(strstr(msg, part) != NULL, \
-    "message \"%s\" lacks \"%s\"", msg, part)
 
 /* Writes a zip of (name, text) pairs; a NULL name ends the list. */
 static void write_zip(const char *const *members) {
@@ -77,7 +59,7 @@ static const char *read_bad(const char *file) {
 }
 
 START_TEST(real_76) {
-  if (!have_real_data())
+  if (!shared_file(TVB "connectivity_76.zip"))
     return;
   DataConnectome g;
   ck_assert_msg(data_read_connectome(TVB "connectivity_76.zip", &g, err, sizeof err) == 0,
@@ -99,7 +81,7 @@ START_TEST(real_76) {
 END_TEST
 
 START_TEST(real_66_with_extra_column) {
-  if (!have_real_data())
+  if (!shared_file(TVB "connectivity_76.zip"))
     return;
   DataConnectome g;
   ck_assert_msg(data_read_connectome(TVB "connectivity_66.zip", &g, err, sizeof err) == 0,
@@ -183,36 +165,16 @@ END_TEST
 
 /* ---- damaged copies of the real zip ---------------------------------------- */
 
-static unsigned char *slurp(const char *file, size_t *len) {
-  FILE *f = fopen(file, "rb");
-  ck_assert_ptr_nonnull(f);
-  fseek(f, 0, SEEK_END);
-  *len = (size_t)ftell(f);
-  rewind(f);
-  unsigned char *bytes = malloc(*len);
-  ck_assert_ptr_nonnull(bytes);
-  ck_assert_uint_eq(fread(bytes, 1, *len, f), *len);
-  fclose(f);
-  return bytes;
-}
-
-static void spill(const unsigned char *bytes, size_t len) {
-  FILE *f = fopen(path, "wb");
-  ck_assert_ptr_nonnull(f);
-  ck_assert_uint_eq(fwrite(bytes, 1, len, f), len);
-  fclose(f);
-}
+/* RejectCheck: reading the zip is refused. */
+static void reject_zip(const char *file) { read_bad(file); }
 
 START_TEST(real_truncated) {
-  if (!have_real_data())
+  if (!shared_file(TVB "connectivity_76.zip"))
     return;
   size_t len;
   unsigned char *bytes = slurp(TVB "connectivity_76.zip", &len);
   size_t cuts[] = {0, 10, 100, 5000, len / 2, len - 22, len - 1};   /* 22: the end record */
-  for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++) {
-    spill(bytes, cuts[i]);
-    read_bad(path);
-  }
+  assert_cuts_rejected(path, bytes, len, cuts, sizeof cuts / sizeof *cuts, reject_zip);
   free(bytes);
 }
 END_TEST
@@ -232,7 +194,7 @@ static int same_connectome(const DataConnectome *a, const DataConnectome *b) {
 /* A flipped byte is either caught (CRC, deflate, structure) or lies where it
  * changes nothing read, such as areas.txt: never a silently different result. */
 START_TEST(real_flipped_bytes) {
-  if (!have_real_data())
+  if (!shared_file(TVB "connectivity_76.zip"))
     return;
   size_t len;
   unsigned char *bytes = slurp(TVB "connectivity_76.zip", &len);
@@ -241,7 +203,7 @@ START_TEST(real_flipped_bytes) {
   int rejected = 0;
   for (size_t at = 0; at < len; at += 97) {
     bytes[at] ^= 0x5a;
-    spill(bytes, len);
+    write_bytes_at(path, bytes, len);
     if (data_read_connectome(path, &g, err, sizeof err) == 0) {
       ck_assert_msg(same_connectome(&good, &g), "flip at byte %zu changed the result", at);
       data_connectome_free(&g);
@@ -260,7 +222,7 @@ END_TEST
 int main(void) {
   Suite *s = suite_create("data_connectome");
   TCase *tc = tcase_create("connectome");
-  tcase_add_checked_fixture(tc, make_tmpdir, remove_tmpdir);
+  tcase_add_checked_fixture(tc, make_tmpdir, tmpdir_remove);
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, real_76);
   tcase_add_test(tc, real_66_with_extra_column);

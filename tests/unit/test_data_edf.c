@@ -10,68 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "data.h"
+#include "test_data_util.h"
 #include "test_util.h"
 
-#define EEG_FILE LOBE_SOURCE_DIR "/../shared/data/eegmat/Subject00_2.edf"
+#define EEG_FILE SHARED_DATA "eegmat/Subject00_2.edf"
 
-static char tmpdir[64];
 static char err[2048];
-
-#define ck_assert_has(msg, part) ck_assert_msg(strstr(msg, part) != NULL, \
-    "message \"%s\" lacks \"%s\"", msg, part)
-
-static void make_tmpdir(void) {
-  strcpy(tmpdir, "/tmp/lobe_test_edf_XXXXXX");
-  ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-
-static void remove_tmpdir(void) {
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-  ck_assert_int_eq(system(cmd), 0);
-}
-
-static const char *tmp_path(const char *name) {
-  static char paths[4][256];
-  static int slot;
-  char *path = paths[slot++ % 4];
-  snprintf(path, 256, "%s/%s", tmpdir, name);
-  return path;
-}
-
-/* The real file, or NULL (after saying so) when ../shared/data is absent. */
-static const char *eeg_file(void) {
-  if (access(EEG_FILE, R_OK) == 0)
-    return EEG_FILE;
-  printf("test_data_edf: %s absent; skipping the tests on real data\n", EEG_FILE);
-  return NULL;
-}
-
-static unsigned char *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  ck_assert_ptr_nonnull(f);
-  ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-  *len = (size_t)ftell(f);
-  rewind(f);
-  unsigned char *bytes = malloc(*len);
-  ck_assert_ptr_nonnull(bytes);
-  ck_assert_uint_eq(fread(bytes, 1, *len, f), *len);
-  fclose(f);
-  return bytes;
-}
-
-static const char *write_bytes(const char *name, const void *bytes, size_t len) {
-  const char *path = tmp_path(name);
-  FILE *f = fopen(path, "wb");
-  ck_assert_ptr_nonnull(f);
-  ck_assert_uint_eq(fwrite(bytes, 1, len, f), len);
-  fclose(f);
-  return path;
-}
 
 static DataEdf read_good(const char *path, const char *const *labels, int n) {
   DataEdf e;
@@ -90,6 +36,9 @@ static const char *read_bad(const char *path, const char *const *labels, int n) 
   ck_assert_has(err, path);
   return err;
 }
+
+/* RejectCheck: the file, read with all its signals, is refused. */
+static void reject_all_signals(const char *path) { read_bad(path, NULL, 0); }
 
 /* ---- files written with EDFlib ------------------------------------------ */
 
@@ -122,7 +71,7 @@ static const char *write_edf(const char *name, int filetype) {
 }
 
 static void check_written(int filetype) {
-  make_tmpdir();
+  tmpdir_make("edf");
   const char *path = write_edf("w.edf", filetype);
   DataEdf e = read_good(path, NULL, 0);
   ck_assert_int_eq(e.table.rows, 300);
@@ -135,7 +84,7 @@ static void check_written(int filetype) {
     ck_assert_float_eq_tol(e.table.values[row * 2 + 1], -row / 2.0, 0.06);
   }
   data_edf_free(&e);
-  remove_tmpdir();
+  tmpdir_remove();
 }
 
 START_TEST(edf_written) { check_written(EDFLIB_FILETYPE_EDFPLUS); }
@@ -145,7 +94,7 @@ START_TEST(bdf_written) { check_written(EDFLIB_FILETYPE_BDFPLUS); }
 END_TEST
 
 START_TEST(edf_select_order_and_case) {
-  make_tmpdir();
+  tmpdir_make("edf");
   const char *path = write_edf("w.edf", EDFLIB_FILETYPE_BDFPLUS);
   const char *labels[] = {"b", "EEG A"};
   DataEdf e = read_good(path, labels, 2);
@@ -162,24 +111,24 @@ START_TEST(edf_select_order_and_case) {
   ck_assert_str_eq(e.units[0], "mV");
   ck_assert_float_eq_tol(e.table.values[149], 7, 0.06);
   data_edf_free(&e);
-  remove_tmpdir();
+  tmpdir_remove();
 }
 END_TEST
 
 START_TEST(edf_mixed_rates_refused) {
-  make_tmpdir();
+  tmpdir_make("edf");
   const char *path = write_edf("w.edf", EDFLIB_FILETYPE_EDFPLUS);
   const char *labels[] = {"A", "Resp"};
   const char *msg = read_bad(path, labels, 2);
   ck_assert_has(msg, "one sampling rate");
   ck_assert_has(msg, "EEG A\" at 100 Hz");
   ck_assert_has(msg, "Resp\" at 50 Hz");
-  remove_tmpdir();
+  tmpdir_remove();
 }
 END_TEST
 
 START_TEST(edf_bad_selections) {
-  make_tmpdir();
+  tmpdir_make("edf");
   const char *path = write_edf("w.edf", EDFLIB_FILETYPE_EDFPLUS);
   const char *twice[] = {"A", "EEG A"};
   ck_assert_has(read_bad(path, twice, 2), "selected twice");
@@ -189,18 +138,18 @@ START_TEST(edf_bad_selections) {
   const char *msg = read_bad(path, annot, 1);
   ck_assert_has(msg, "\"EDF Annotations\", found none");
   ck_assert_has(msg, "EEG A, EEG B, Resp");
-  remove_tmpdir();
+  tmpdir_remove();
 }
 END_TEST
 
 START_TEST(edf_not_a_file) {
-  make_tmpdir();
+  tmpdir_make("edf");
   ck_assert_has(read_bad(tmp_path("absent.edf"), NULL, 0), "cannot open");
   ck_assert_has(read_bad(tmpdir, NULL, 0), "regular file");
   ck_assert_has(read_bad(write_bytes("e.edf", "", 0), NULL, 0), "truncated");
   const char *text = "time,value\n0,1\n";
   ck_assert_has(read_bad(write_bytes("t.edf", text, strlen(text)), NULL, 0), "truncated");
-  remove_tmpdir();
+  tmpdir_remove();
 }
 END_TEST
 
@@ -227,7 +176,7 @@ static double raw_first_sample(const unsigned char *b, int sig) {
 }
 
 START_TEST(eeg_default) {
-  const char *path = eeg_file();
+  const char *path = shared_file(EEG_FILE);
   if (!path)
     return;
   DataEdf e = read_good(path, NULL, 0);
@@ -248,7 +197,7 @@ START_TEST(eeg_default) {
 END_TEST
 
 START_TEST(eeg_select) {
-  const char *path = eeg_file();
+  const char *path = shared_file(EEG_FILE);
   if (!path)
     return;
   const char *labels[] = {"O2", "O1"};
@@ -273,7 +222,7 @@ START_TEST(eeg_select) {
 END_TEST
 
 START_TEST(eeg_missing_label) {
-  const char *path = eeg_file();
+  const char *path = shared_file(EEG_FILE);
   if (!path)
     return;
   const char *labels[] = {"O1", "O2", "Oz"};
@@ -285,48 +234,42 @@ START_TEST(eeg_missing_label) {
 END_TEST
 
 START_TEST(eeg_truncated) {
-  const char *path = eeg_file();
+  const char *path = shared_file(EEG_FILE);
   if (!path)
     return;
-  make_tmpdir();
+  tmpdir_make("edf");
   size_t len;
   unsigned char *bytes = slurp(path, &len);
   size_t cuts[] = {1, 200, 256, 3000, 256 * 23, 256 * 23 + 1, len / 2, len - 1};
-  for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++)
-    read_bad(write_bytes("cut.edf", bytes, cuts[i]), NULL, 0);
+  assert_cuts_rejected(tmp_path("cut.edf"), bytes, len, cuts, sizeof cuts / sizeof *cuts,
+                       reject_all_signals);
   free(bytes);
-  remove_tmpdir();
+  tmpdir_remove();
 }
 END_TEST
 
 /* Each header field replaced by junk: the copy must be refused. */
 START_TEST(eeg_corrupt_header) {
-  const char *path = eeg_file();
+  const char *path = shared_file(EEG_FILE);
   if (!path)
     return;
-  make_tmpdir();
+  tmpdir_make("edf");
   size_t len;
   unsigned char *bytes = slurp(path, &len);
-  struct { size_t at; const char *junk; } flips[] = {
-    {0, "X"},               /* version "0       " */
-    {184, "x"},             /* header size */
-    {236, "-5"},            /* number of data records */
-    {244, "q"},             /* record duration */
-    {252, "99"},            /* number of signals */
-    {256 + 22 * 104, "?"},  /* physical minimum of the first signal */
-    {256 + 22 * 120, "abc"},/* digital minimum of the first signal */
-    {256 + 22 * 216, "9"},  /* samples per record of the first signal */
+  Patch patches[] = {
+    {0, 1, "X"},                /* version "0       " */
+    {184, 1, "x"},              /* header size */
+    {236, 2, "-5"},             /* number of data records */
+    {244, 1, "q"},              /* record duration */
+    {252, 2, "99"},             /* number of signals */
+    {256 + 22 * 104, 1, "?"},   /* physical minimum of the first signal */
+    {256 + 22 * 120, 3, "abc"}, /* digital minimum of the first signal */
+    {256 + 22 * 216, 1, "9"},   /* samples per record of the first signal */
   };
-  for (size_t i = 0; i < sizeof flips / sizeof *flips; i++) {
-    unsigned char *copy = malloc(len);
-    ck_assert_ptr_nonnull(copy);
-    memcpy(copy, bytes, len);
-    memcpy(copy + flips[i].at, flips[i].junk, strlen(flips[i].junk));
-    read_bad(write_bytes("flip.edf", copy, len), NULL, 0);
-    free(copy);
-  }
+  assert_patches_rejected(tmp_path("flip.edf"), bytes, len, patches,
+                          sizeof patches / sizeof *patches, reject_all_signals);
   free(bytes);
-  remove_tmpdir();
+  tmpdir_remove();
 }
 END_TEST
 

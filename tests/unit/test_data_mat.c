@@ -11,69 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "data.h"
+#include "test_data_util.h"
 #include "test_util.h"
 
-#define HCP_DIR LOBE_SOURCE_DIR "/../shared/data/hcp/101309"
+#define HCP_DIR SHARED_DATA "hcp/101309/"
 
-static char tmpdir[64];
 static char err[2048];
-
-#define ck_assert_has(msg, part) ck_assert_msg(strstr(msg, part) != NULL, \
-    "message \"%s\" lacks \"%s\"", msg, part)
-
-static void make_tmpdir(void) {
-  strcpy(tmpdir, "/tmp/lobe_test_mat_XXXXXX");
-  ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-
-static void remove_tmpdir(void) {
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-  ck_assert_int_eq(system(cmd), 0);
-}
-
-static const char *tmp_path(const char *name) {
-  static char paths[4][256];
-  static int slot;
-  char *path = paths[slot++ % 4];
-  snprintf(path, 256, "%s/%s", tmpdir, name);
-  return path;
-}
-
-/* HCP_DIR/name, or NULL (after saying so) when ../shared/data is absent. */
-static const char *hcp_file(const char *name) {
-  static char path[512];
-  snprintf(path, sizeof path, "%s/%s", HCP_DIR, name);
-  if (access(path, R_OK) == 0)
-    return path;
-  printf("test_data_mat: %s absent; skipping the tests on real data\n", path);
-  return NULL;
-}
-
-static unsigned char *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  ck_assert_ptr_nonnull(f);
-  ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-  *len = (size_t)ftell(f);
-  rewind(f);
-  unsigned char *bytes = malloc(*len);
-  ck_assert_ptr_nonnull(bytes);
-  ck_assert_uint_eq(fread(bytes, 1, *len, f), *len);
-  fclose(f);
-  return bytes;
-}
-
-static const char *write_bytes(const char *name, const void *bytes, size_t len) {
-  const char *path = tmp_path(name);
-  FILE *f = fopen(path, "wb");
-  ck_assert_ptr_nonnull(f);
-  ck_assert_uint_eq(fwrite(bytes, 1, len, f), len);
-  fclose(f);
-  return path;
-}
 
 static DataTable read_good(const char *path, const char *var, int orientation,
                            int rows, int cols) {
@@ -94,6 +39,11 @@ static const char *read_bad(const char *path, const char *var) {
   ck_assert_has(err, path);
   return err;
 }
+
+/* RejectChecks: reading variable m, or sc, is refused. */
+static void reject_m(const char *path) { read_bad(path, "m"); }
+
+static void reject_sc(const char *path) { read_bad(path, "sc"); }
 
 /* ---- files written with matio ------------------------------------------- */
 
@@ -165,7 +115,7 @@ static void check_refusals(const char *path) {
 }
 
 START_TEST(mat5_written) {
-  make_tmpdir();
+  tmpdir_make("mat");
   const char *path = write_mat("w5.mat", MAT_FT_MAT5);
   ck_assert_ptr_nonnull(path);
   check_written(path);
@@ -175,16 +125,16 @@ START_TEST(mat5_written) {
   ck_assert_int_eq(t.rows, 3);
   ck_assert_ptr_null(t.values);
   data_free(&t);
-  remove_tmpdir();
+  tmpdir_remove();
 }
 END_TEST
 
 START_TEST(mat73_written) {
-  make_tmpdir();
+  tmpdir_make("mat");
   const char *path = write_mat("w73.mat", MAT_FT_MAT73);
   if (!path) {
     printf("test_data_mat: this matio cannot write v7.3 files; skipping\n");
-    remove_tmpdir();
+    tmpdir_remove();
     return;
   }
   check_written(path);
@@ -192,10 +142,10 @@ START_TEST(mat73_written) {
   size_t len;
   unsigned char *bytes = slurp(path, &len);
   size_t cuts[] = {0, 100, 600, len / 2, len - 1};
-  for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++)
-    read_bad(write_bytes("cut73.mat", bytes, cuts[i]), "m");
+  assert_cuts_rejected(tmp_path("cut73.mat"), bytes, len, cuts, sizeof cuts / sizeof *cuts,
+                       reject_m);
   free(bytes);
-  remove_tmpdir();
+  tmpdir_remove();
 }
 END_TEST
 
@@ -222,18 +172,18 @@ static void write_special(const char *path) {
 }
 
 START_TEST(mat5_containers_refused) {
-  make_tmpdir();
+  tmpdir_make("mat");
   const char *path = tmp_path("special.mat");
   write_special(path);
   ck_assert_has(read_bad(path, "sp"), "found a sparse matrix");
   ck_assert_has(read_bad(path, "c"), "found a cell array");
   ck_assert_has(read_bad(path, "s"), "found a struct");
-  remove_tmpdir();
+  tmpdir_remove();
 }
 END_TEST
 
 START_TEST(mat_not_a_file) {
-  make_tmpdir();
+  tmpdir_make("mat");
   ck_assert_has(read_bad(tmp_path("absent.mat"), "x"), "cannot open");
   ck_assert_has(read_bad(tmpdir, "x"), "regular file");
   ck_assert_has(read_bad(write_bytes("e.mat", "", 0), "x"), "without variables");
@@ -245,14 +195,14 @@ START_TEST(mat_not_a_file) {
   ck_assert_has(err, "p.mat: expected the name of a variable");
   ck_assert_int_eq(data_read_mat("p.mat", "x", 7, 0, &t, err, sizeof err), -1);
   ck_assert_has(err, "p.mat: unknown orientation 7");
-  remove_tmpdir();
+  tmpdir_remove();
 }
 END_TEST
 
 /* ---- the HCP recordings ------------------------------------------------- */
 
 START_TEST(hcp_time_course) {
-  const char *path = hcp_file("TC_rsfMRI_REST1_LR.mat");
+  const char *path = shared_file(HCP_DIR "TC_rsfMRI_REST1_LR.mat");
   if (!path)
     return;
   DataTable stored = read_good(path, "tc", DATA_MAT_AS_STORED, 94, 1200);
@@ -270,7 +220,7 @@ START_TEST(hcp_time_course) {
 END_TEST
 
 START_TEST(hcp_connectivity) {
-  const char *path = hcp_file("DTI_CM.mat");
+  const char *path = shared_file(HCP_DIR "DTI_CM.mat");
   if (!path)
     return;
   DataTable sc = read_good(path, "sc", DATA_MAT_AS_STORED, 94, 94);
@@ -288,43 +238,37 @@ START_TEST(hcp_connectivity) {
 END_TEST
 
 START_TEST(hcp_truncated) {
-  const char *path = hcp_file("DTI_CM.mat");
+  const char *path = shared_file(HCP_DIR "DTI_CM.mat");
   if (!path)
     return;
-  make_tmpdir();
+  tmpdir_make("mat");
   size_t len;
   unsigned char *bytes = slurp(path, &len);
   size_t cuts[] = {0, 10, 127, 128, 130, 136, 140, 1000, len / 2, len - 9, len - 1};
-  for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++)
-    read_bad(write_bytes("cut.mat", bytes, cuts[i]), "sc");
+  assert_cuts_rejected(tmp_path("cut.mat"), bytes, len, cuts, sizeof cuts / sizeof *cuts,
+                       reject_sc);
   free(bytes);
-  remove_tmpdir();
+  tmpdir_remove();
 }
 END_TEST
 
 /* Junk in the version, endianness, element tag, zlib header and stream. */
 START_TEST(hcp_corrupt_header) {
-  const char *path = hcp_file("DTI_CM.mat");
+  const char *path = shared_file(HCP_DIR "DTI_CM.mat");
   if (!path)
     return;
-  make_tmpdir();
+  tmpdir_make("mat");
   size_t len;
   unsigned char *bytes = slurp(path, &len);
-  struct { size_t at, n; const char *junk; } flips[] = {
+  Patch patches[] = {
     {124, 2, "\x07\x07"}, {126, 2, "XX"}, {128, 1, "\x63"}, {129, 1, "\x01"},
     {132, 2, "\xff\xff"}, {134, 1, "\x01"}, {136, 2, "\x00\x00"}, {137, 1, "\x00"},
     {5000, 4, "\xff\xff\xff\xff"}, {20000, 3, "\x00\x13\x55"},
   };
-  for (size_t i = 0; i < sizeof flips / sizeof *flips; i++) {
-    unsigned char *copy = malloc(len);
-    ck_assert_ptr_nonnull(copy);
-    memcpy(copy, bytes, len);
-    memcpy(copy + flips[i].at, flips[i].junk, flips[i].n);
-    read_bad(write_bytes("flip.mat", copy, len), "sc");
-    free(copy);
-  }
+  assert_patches_rejected(tmp_path("flip.mat"), bytes, len, patches,
+                          sizeof patches / sizeof *patches, reject_sc);
   free(bytes);
-  remove_tmpdir();
+  tmpdir_remove();
 }
 END_TEST
 

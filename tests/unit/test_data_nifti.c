@@ -14,36 +14,19 @@
 #include <unistd.h>
 
 #include "data.h"
+#include "test_data_util.h"
 #include "test_util.h"
 
-#define AAL2 LOBE_SOURCE_DIR "/../shared/data/atlas/AAL2.nii"
+#define AAL2 SHARED_DATA "atlas/AAL2.nii"
 
-static char tmpdir[64];
 static char series[256], labels[256];
 static char err[512];
 
 static void make_tmpdir(void) {
-  strcpy(tmpdir, "/tmp/lobe_test_nifti_XXXXXX");
-  ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+  tmpdir_make("nifti");
   snprintf(series, sizeof series, "%s/series.nii", tmpdir);
   snprintf(labels, sizeof labels, "%s/labels.nii", tmpdir);
 }
-
-static void remove_tmpdir(void) {
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-  ck_assert_int_eq(system(cmd), 0);
-}
-
-static int have_real_data(void) {
-  if (access(AAL2, R_OK) == 0)
-    return 1;
-  printf("skipped: %s is absent (real data lives outside the repository)\n", AAL2);
-  return 0;
-}
-
-#define ck_assert_has(msg, part) ck_assert_msg(strstr(msg, part) != NULL, \
-    "message \"%s\" lacks \"%s\"", msg, part)
 
 /* ---- writing images through niftilib --------------------------------------- */
 
@@ -215,7 +198,7 @@ static int count_labels(const nifti_image *atlas, short *first, short *last) {
 }
 
 START_TEST(aal2_means_exact) {
-  if (!have_real_data())
+  if (!shared_file(AAL2))
     return;
   nifti_image *atlas = write_aal2_series();
   short first, last;
@@ -246,43 +229,23 @@ END_TEST
 
 /* ---- damaged copies of the atlas ------------------------------------------- */
 
-static unsigned char *slurp(const char *file, size_t *len) {
-  FILE *f = fopen(file, "rb");
-  ck_assert_ptr_nonnull(f);
-  fseek(f, 0, SEEK_END);
-  *len = (size_t)ftell(f);
-  rewind(f);
-  unsigned char *bytes = malloc(*len);
-  ck_assert_ptr_nonnull(bytes);
-  ck_assert_uint_eq(fread(bytes, 1, *len, f), *len);
-  fclose(f);
-  return bytes;
-}
-
-static void spill(const char *path, const unsigned char *bytes, size_t len) {
-  FILE *f = fopen(path, "wb");
-  ck_assert_ptr_nonnull(f);
-  ck_assert_uint_eq(fwrite(bytes, 1, len, f), len);
-  fclose(f);
-}
+/* RejectCheck: reducing the series over the labels at file is refused. */
+static void reject_labels(const char *file) { reduce_bad(NULL, 0, file); }
 
 START_TEST(aal2_truncated) {
-  if (!have_real_data())
+  if (!shared_file(AAL2))
     return;
   nifti_image_free(write_aal2_series());
   size_t len;
   unsigned char *bytes = slurp(AAL2, &len);
   size_t cuts[] = {0, 100, 347, 352, 2000, len / 2, len - 1};
-  for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++) {
-    spill(labels, bytes, cuts[i]);
-    reduce_bad(NULL, 0, labels);
-  }
+  assert_cuts_rejected(labels, bytes, len, cuts, sizeof cuts / sizeof *cuts, reject_labels);
   free(bytes);
 }
 END_TEST
 
 START_TEST(aal2_header_flipped) {
-  if (!have_real_data())
+  if (!shared_file(AAL2))
     return;
   nifti_image_free(write_aal2_series());
   size_t len;
@@ -290,12 +253,8 @@ START_TEST(aal2_header_flipped) {
   /* sizeof_hdr, dim[0], dim[1], dim[3], datatype, vox_offset (niftilib
    * ignores bitpix and a damaged magic, which change nothing here). */
   size_t spots[] = {3, 41, 43, 47, 71, 109};
-  for (size_t i = 0; i < sizeof spots / sizeof *spots; i++) {
-    bytes[spots[i]] ^= 0x5a;
-    spill(labels, bytes, len);
-    reduce_bad(NULL, 0, labels);
-    bytes[spots[i]] ^= 0x5a;
-  }
+  assert_flips_rejected(labels, bytes, len, spots, sizeof spots / sizeof *spots,
+                        reject_labels);
   free(bytes);
 }
 END_TEST
@@ -303,7 +262,7 @@ END_TEST
 int main(void) {
   Suite *s = suite_create("data_nifti");
   TCase *tc = tcase_create("nifti");
-  tcase_add_checked_fixture(tc, make_tmpdir, remove_tmpdir);
+  tcase_add_checked_fixture(tc, make_tmpdir, tmpdir_remove);
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, small_means_scaled_and_named);
   tcase_add_test(tc, small_default_names_and_float_labels);

@@ -10,39 +10,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "data.h"
+#include "test_data_util.h"
 #include "test_util.h"
 
-#define REAL_NWB LOBE_SOURCE_DIR "/../shared/data/nwb/A8604-211122.nwb"
+#define REAL_NWB SHARED_DATA "nwb/A8604-211122.nwb"
 
-static char tmpdir[64];
 static char path[256];
 static char err[512];
 
 static void make_tmpdir(void) {
-  strcpy(tmpdir, "/tmp/lobe_test_nwb_XXXXXX");
-  ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+  tmpdir_make("nwb");
   snprintf(path, sizeof path, "%s/test.nwb", tmpdir);
 }
-
-static void remove_tmpdir(void) {
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-  ck_assert_int_eq(system(cmd), 0);
-}
-
-static int have_real_data(void) {
-  if (access(REAL_NWB, R_OK) == 0)
-    return 1;
-  printf("skipped: %s is absent (real data lives outside the repository)\n", REAL_NWB);
-  return 0;
-}
-
-#define ck_assert_has(msg, part) ck_assert_msg(strstr(msg, part) != NULL, \
-    "message \"%s\" lacks \"%s\"", msg, part)
 
 /* ---- writing NWB-like files --------------------------------------------- */
 
@@ -168,7 +149,7 @@ static double column_sum(const DataTable *t, int col) {
 }
 
 START_TEST(real_units_default_range) {
-  if (!have_real_data())
+  if (!shared_file(REAL_NWB))
     return;
   DataTable t;
   ck_assert_msg(data_read_nwb_units(REAL_NWB, 1.0, 0, 0, &t, err, sizeof err) == 0, "%s", err);
@@ -190,7 +171,7 @@ START_TEST(real_units_default_range) {
 END_TEST
 
 START_TEST(real_units_window_splits_counts) {
-  if (!have_real_data())
+  if (!shared_file(REAL_NWB))
     return;
   DataTable whole, fine;
   ck_assert_int_eq(data_read_nwb_units(REAL_NWB, 10, 100, 200, &whole, err, sizeof err), 0);
@@ -380,53 +361,28 @@ END_TEST
 
 /* ---- damaged copies of the real file --------------------------------------- */
 
-static unsigned char *slurp(const char *file, size_t *len) {
-  FILE *f = fopen(file, "rb");
-  ck_assert_ptr_nonnull(f);
-  fseek(f, 0, SEEK_END);
-  *len = (size_t)ftell(f);
-  rewind(f);
-  unsigned char *bytes = malloc(*len);
-  ck_assert_ptr_nonnull(bytes);
-  ck_assert_uint_eq(fread(bytes, 1, *len, f), *len);
-  fclose(f);
-  return bytes;
-}
-
-static void spill(const unsigned char *bytes, size_t len) {
-  FILE *f = fopen(path, "wb");
-  ck_assert_ptr_nonnull(f);
-  ck_assert_uint_eq(fwrite(bytes, 1, len, f), len);
-  fclose(f);
-}
+/* RejectCheck: binning the units of the file is refused. */
+static void reject_units(const char *file) { units_bad(file, 1, 0, 0); }
 
 START_TEST(real_truncated) {
-  if (!have_real_data())
+  if (!shared_file(REAL_NWB))
     return;
   size_t len;
   unsigned char *bytes = slurp(REAL_NWB, &len);
   size_t cuts[] = {0, 7, 100, 2048, len / 2, len - 1000, len - 1};
-  for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++) {
-    spill(bytes, cuts[i]);
-    units_bad(path, 1, 0, 0);
-  }
+  assert_cuts_rejected(path, bytes, len, cuts, sizeof cuts / sizeof *cuts, reject_units);
   free(bytes);
 }
 END_TEST
 
 START_TEST(real_header_flipped) {
-  if (!have_real_data())
+  if (!shared_file(REAL_NWB))
     return;
   size_t len;
   unsigned char *bytes = slurp(REAL_NWB, &len);
   /* The signature, versions, sizes, base and end addresses, root group header. */
   size_t spots[] = {0, 3, 8, 13, 26, 41, 64, 72};
-  for (size_t i = 0; i < sizeof spots / sizeof *spots; i++) {
-    bytes[spots[i]] ^= 0x5a;
-    spill(bytes, len);
-    units_bad(path, 1, 0, 0);
-    bytes[spots[i]] ^= 0x5a;
-  }
+  assert_flips_rejected(path, bytes, len, spots, sizeof spots / sizeof *spots, reject_units);
   free(bytes);
 }
 END_TEST
@@ -444,7 +400,7 @@ END_TEST
 int main(void) {
   Suite *s = suite_create("data_nwb");
   TCase *tc = tcase_create("nwb");
-  tcase_add_checked_fixture(tc, make_tmpdir, remove_tmpdir);
+  tcase_add_checked_fixture(tc, make_tmpdir, tmpdir_remove);
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, real_units_default_range);
   tcase_add_test(tc, real_units_window_splits_counts);
