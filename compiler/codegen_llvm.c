@@ -1274,17 +1274,17 @@ static void desc_types(Desc *d) {
   Cg *cg = d->cg;
   LLVMTypeRef i = cg->i32, p = cg->ptr, f = cg->f64;
   LLVMTypeRef param[] = {p, i, i, i, f};
-  LLVMTypeRef region[] = {p, p};
+  LLVMTypeRef region[] = {p, p, p, p, p, p, i, p, i, p};
   LLVMTypeRef edge[] = {i, i, f, i, f, f, f};
   LLVMTypeRef source[] = {p, i, i, i, p, f, f, i, p, i, f, p, p, p, i, p,
                           p, p, p, p, p, p, i, p, i, p, i, p, p,
-                          p, p, i, p, i, p, i, i};
+                          p, p, i, p, i, p, i, i, i, p};
   LLVMTypeRef model[] = {i, p, p, i, p, i, p, i, p, i, p, i, p, i, p, p, i, p,
                          i, i, f, f, f, f, cg->i64, i};
   d->param_t = named_struct(cg, "lobe_param", param, 5);
-  d->region_t = named_struct(cg, "lobe_region", region, 2);
+  d->region_t = named_struct(cg, "lobe_region", region, 10);
   d->edge_t = named_struct(cg, "lobe_edge", edge, 7);
-  d->source_t = named_struct(cg, "lobe_source", source, 37);
+  d->source_t = named_struct(cg, "lobe_source", source, 39);
   d->model_t = named_struct(cg, "lobe_model", model, 26);
 }
 
@@ -1337,15 +1337,6 @@ static LLVMValueRef param_row(Desc *d, const void *params, int i) {
   return LLVMConstNamedStruct(d->param_t, f, 5);
 }
 
-static LLVMValueRef region_row(Desc *d, const void *model, int i) {
-  const Model *m = model;
-  const Region *r = &m->regions[i];
-  bool has_aunn = r->aunn >= 0 && r->aunn < m->naunns;
-  LLVMValueRef f[] = {desc_string(d, r->name),
-                      desc_string(d, has_aunn ? m->aunns[r->aunn].name : NULL)};
-  return LLVMConstNamedStruct(d->region_t, f, 2);
-}
-
 static LLVMValueRef edge_row(Desc *d, const void *model, int i) {
   const Edge *e = &((const Model *)model)->edges[i];
   LLVMValueRef f[] = {di32(d, e->from),   di32(d, e->to),         df64(d, e->delay),
@@ -1384,6 +1375,27 @@ static LLVMValueRef desc_entry(Desc *d, int func, const char *prec) {
   LLVMValueRef fn = LLVMGetNamedFunction(d->cg->mod, sym);
   return fn ? fn : LLVMAddFunction(d->cg->mod, sym,
                                    LLVMFunctionType(d->cg->void_, &d->cg->ptr, 1, 0));
+}
+
+/* The region's name, its AUNN's and the AUNN's spec (null without one). */
+static LLVMValueRef region_row(Desc *d, const void *model, int i) {
+  const Model *m = model;
+  const Region *r = &m->regions[i];
+  bool has_aunn = r->aunn >= 0 && r->aunn < m->naunns;
+  const IrAunnSpec none = {.spec = -1, .spec_vjp = -1};
+  const IrAunnSpec *as = has_aunn && d->mod->aunn_spec ? &d->mod->aunn_spec[r->aunn] : &none;
+  bool spec = as->spec >= 0;
+  LLVMValueRef f[] = {desc_string(d, r->name),
+                      desc_string(d, has_aunn ? m->aunns[r->aunn].name : NULL),
+                      desc_entry(d, as->spec, "f32"),
+                      desc_entry(d, as->spec_vjp, "f32"),
+                      desc_entry(d, as->spec, "f64"),
+                      desc_entry(d, as->spec_vjp, "f64"),
+                      di32(d, spec ? as->nfolded : 0),
+                      desc_ids(d, as->folded, spec ? as->nfolded : 0),
+                      di32(d, spec ? as->nvjp : 0),
+                      desc_ids(d, as->vjp_params, spec ? as->nvjp : 0)};
+  return LLVMConstNamedStruct(d->region_t, f, 10);
 }
 
 /* Loss weight: the sum over the loss terms naming the source. */
@@ -1473,9 +1485,11 @@ static LLVMValueRef source_row(Desc *d, const void *model, int s) {
       desc_ids(d, fns->folded, fns->nfolded), di32(d, fns->nspec_grad),
       desc_ids(d, fns->spec_grad_params, fns->nspec_grad), di32(d, fns->nvjp),
       desc_ids(d, fns->vjp_params, fns->nvjp), desc_entry(d, fns->loss_held, "f64"),
-      NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+      NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+      di32(d, fns->nfolded > 0 ? fns->nspec_regions : 0),
+      desc_ids(d, fns->spec_regions, fns->nfolded > 0 ? fns->nspec_regions : 0)};
   export_fields(d, fns, f + 29);
-  return LLVMConstNamedStruct(d->source_t, f, 37);
+  return LLVMConstNamedStruct(d->source_t, f, 39);
 }
 
 /* The spec's file name without folder and extension. */
@@ -1538,6 +1552,21 @@ static int check_graph(Cg *cg, const IrModule *mod) {
   return check_ids(cg, "edge gates", mod->gate_params, mod->model->nedges, mod->nparams);
 }
 
+/* Per AUNN with a spec: its functions exist and its lists name params. */
+static int check_aunn_specs(Cg *cg, const IrModule *mod) {
+  for (int a = 0; mod->aunn_spec && a < mod->model->naunns; a++) {
+    const IrAunnSpec *as = &mod->aunn_spec[a];
+    if (as->spec < 0)
+      continue;
+    if (check_function(cg, "aunn spec", as->spec, mod->nfuncs) != 0 ||
+        check_function(cg, "aunn spec", as->spec_vjp, mod->nfuncs) != 0 ||
+        check_ids(cg, "aunn spec", as->folded, as->nfolded, mod->nparams) != 0 ||
+        check_ids(cg, "aunn spec", as->vjp_params, as->nvjp, mod->nparams) != 0)
+      return -1;
+  }
+  return 0;
+}
+
 /* Every function a source names must exist, and its tables must match. */
 static int check_sources(Cg *cg, const IrModule *mod) {
   if (!mod->model || !mod->source_fns)
@@ -1561,10 +1590,12 @@ static int check_sources(Cg *cg, const IrModule *mod) {
     if (check_ids(cg, what, fns->grad_params, fns->ngrad, mod->nparams) != 0 ||
         check_ids(cg, what, fns->folded, fns->nfolded, mod->nparams) != 0 ||
         check_ids(cg, what, fns->spec_grad_params, fns->nspec_grad, mod->nparams) != 0 ||
-        check_ids(cg, what, fns->vjp_params, fns->nvjp, mod->nparams) != 0)
+        check_ids(cg, what, fns->vjp_params, fns->nvjp, mod->nparams) != 0 ||
+        check_ids(cg, what, fns->spec_regions, fns->nfolded > 0 ? fns->nspec_regions : 0,
+                  mod->model->nregions) != 0)
       return -1;
   }
-  return check_graph(cg, mod);
+  return check_aunn_specs(cg, mod) != 0 ? -1 : check_graph(cg, mod);
 }
 
 /* ---- driver --------------------------------------------------------------------- */
@@ -1658,6 +1689,9 @@ static bool *f64_wanted(const IrModule *mod, bool descriptor) {
       if (ids[k] >= 0)
         want[ids[k]] = true;
   }
+  for (int a = 0; descriptor && mod->aunn_spec && a < mod->model->naunns; a++)
+    if (mod->aunn_spec[a].spec >= 0)
+      want[mod->aunn_spec[a].spec] = want[mod->aunn_spec[a].spec_vjp] = true;
   return want;
 }
 

@@ -123,6 +123,11 @@ void ir_module_free(IrModule *mod) {
       ir_func_free(mod->source_fns[s].export_fn);
     }
   free(mod->source_fns);
+  for (int a = 0; mod->aunn_spec && a < mod->model->naunns; a++) {
+    free(mod->aunn_spec[a].folded);
+    free(mod->aunn_spec[a].vjp_params);
+  }
+  free(mod->aunn_spec);
   free(mod->funcs);
   free(mod->params);
   free(mod);

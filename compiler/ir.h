@@ -113,16 +113,17 @@ typedef struct IrParam {
  *   loss_held: (params..., held params..., t[B], module[B], subject[B], y[B,W*C]) -> loss[]
  * the same loss with that state computed from the held params: what
  * loss_grad differentiates, for finite differences (-1 otherwise).
- * Specialised to the source's (region, subject) (docs/specialisation.md),
- * only when its window reads no other region (else the spec ids are -1);
- * theta' has one tensor per folded[k], of that parameter's shape:
- *   spec:           (params..., module[1], subject[1]) -> theta'...
- *   loss_grad_spec: (params'..., t[B], y[B,W*C])
- *                     -> loss[], d loss / d params'[spec_grad_params[i]]...
- *   spec_vjp:       (params..., module[1], subject[1], d theta'...)
- *                     -> sum_k <d theta'_k, theta'_k>[], d / d params[vjp_params[i]]...
- * where params' is params with theta'_k in place of params[folded[k]].
- * nfolded is 0 (the spec ids -1) when lowered without specialisation.
+ * Specialised (docs/specialisation.md; the spec ids -1 and nfolded 0 when
+ * lowered without specialisation): every region v of the window
+ * (spec_regions, the source's own included) is evaluated with its
+ * (v, subject) folded into theta'_v, one tensor per folded[k] of v's AUNN
+ * (IrModule.aunn_spec), of that parameter's shape:
+ *   loss_grad_spec: (params..., t[B], y[B,W*C], theta'_{v,k}... for v in
+ *                    spec_regions, k < nfolded(v))
+ *                     -> loss[], d loss / d params[spec_grad_params[i]]...,
+ *                        d loss / d theta'_{v,k}... (in the same order)
+ * the folded slots of params being unread. spec, spec_vjp, folded and
+ * vjp_params here are those of the source's own region's AUNN.
  * For `brain export` (docs/specialisation.md), when lowered with
  * specialisation and the folding is exact for the source's region (no
  * in-edges, or concat conditioning) and its AUNN has a spec function:
@@ -132,7 +133,7 @@ typedef struct IrParam {
  * with spec's theta' (export_spec, the AUNN's spec function) in place of
  * export_folded; printed as C (codegen_c.c), never compiled by LLVM, so
  * kept out of funcs and owned here (NULL: no export).
- * All five lists share one allocation, owned through grad_params. */
+ * All six lists share one allocation, owned through grad_params. */
 typedef struct IrSourceFns {
   LossKind loss;
   int forward, loss_grad, loss_held;
@@ -145,7 +146,21 @@ typedef struct IrSourceFns {
   int export_spec;
   int *export_folded;
   int nexport_folded;
+  int *spec_regions;
+  int nspec_regions;
 } IrSourceFns;
+
+/* Per AUNN, when some window evaluates one of its regions specialised
+ * (else spec is -1): theta' = spec(params, module, subject) replaces
+ * params[folded[k]], and with the ids as inputs the regions share them:
+ *   spec:     (params..., module[1], subject[1]) -> theta'...
+ *   spec_vjp: (params..., module[1], subject[1], d theta'...)
+ *               -> sum_k <d theta'_k, theta'_k>[], d / d params[vjp_params[i]]... */
+typedef struct IrAunnSpec {
+  int spec, spec_vjp;
+  int *folded, *vjp_params;
+  int nfolded, nvjp;
+} IrAunnSpec;
 
 /* The prior, when the model has a regulariser (else prior is -1):
  *   prior: (params...) -> loss[], d loss / d params[prior_params[i]]...
@@ -157,6 +172,7 @@ typedef struct IrModule {
   int nparams;
   const Model *model;      /* names, sources, train config for the descriptor */
   IrSourceFns *source_fns; /* one per model source */
+  IrAunnSpec *aunn_spec;   /* one per model AUNN; NULL without specialisation */
   int *gate_params;        /* one per model edge: its gate's parameter */
   int prior;               /* function id, or -1 */
   int *prior_params;

@@ -6,10 +6,11 @@
  * through the source's readout head, and the source's loss with its gradient
  * (autodiff of the loss with respect to the parameters it reaches), and
  * when the window reads the state before it, loss_held for gradcheck
- * (ir.h); unless lowered without specialisation, the sources whose window
- * reads no other region also get spec, loss_grad_spec and spec_vjp, which
- * fold the source's constant (region, subject) into the weights once per
- * step (docs/specialisation.md). One more function, the prior, holds the
+ * (ir.h); unless lowered without specialisation, every source also gets
+ * loss_grad_spec, which evaluates each region of its window with that
+ * region's (region, subject) folded into the weights, and the AUNNs of those
+ * regions spec and spec_vjp, which fold and unfold them once per step
+ * (docs/specialisation.md). One more function, the prior, holds the
  * edge priors and l2 terms. Every entry point takes all parameters, in
  * IrModule.params order, so the runtime passes one argument vector to all.
  *
@@ -51,7 +52,6 @@ typedef struct AunnParams {
   int film_w[MODEL_MAX_LAYERS], film_b[MODEL_MAX_LAYERS];  /* film only */
   int w_module, w_subject;         /* concat only: fc0's embedding rows */
   int w_input;                     /* fc0's input rows, or -1 */
-  int spec_fn, vjp_fn;             /* spec and spec_vjp, shared by its sources */
   int latent_w, latent_b;          /* -1 without a latent layer */
   int embed_w, embed_b;            /* -1 without an embedding */
   int width;                       /* features the readout heads see */
@@ -138,7 +138,6 @@ static int declare_hidden_params(IrModule *mod, const AunnDef *a, AunnParams *p)
   int cond = a->module_dim + a->subject_dim;
   bool film = a->condition == COND_FILM;
   int in = encoding_width(a);
-  p->spec_fn = p->vjp_fn = -1;
   for (int l = 0; l < a->nhidden; l++) {
     char layer[16];
     snprintf(layer, sizeof layer, "fc%d", l);
@@ -542,6 +541,8 @@ typedef struct Builder {
   int t, module, subject;          /* batch inputs (-1 where absent) */
   int batch;
   bool specialised;                /* conditioning folded into the params */
+  int **view;                      /* loss_spec: per region read, the param values
+                                      with its theta' in the folded slots */
   RegionValues *rv;                /* per region */
   int (*rows)[2];                  /* per AUNN, concat: E_m W0m, E_s W0s */
   int *gate;                       /* per edge: its gate as a scalar */
@@ -649,6 +650,9 @@ static IrFunc *finish(Builder *b) {
     free(b->rv[v].h_step);
     free(b->rv[v].z_step);
   }
+  for (int v = 0; b->view && v < b->L->model->nregions; v++)
+    free(b->view[v]);
+  free(b->view);
   free(b->rv);
   free(b->rows);
   free(b->gate);
@@ -795,10 +799,24 @@ static int lower_encoding(Builder *b, int ai, int k0, int k1) {
 
 /* ---- one region's network ----------------------------------------------------- */
 
-static int lower_dense(Builder *b, int x, int w, int bias) {
-  int y = ir_matmul(b->f, x, b->param[w], false, false);
-  int bb = ir_bcast(b->f, b->param[bias], 0, b->f->ins[y].shape);
+/* Param k's value as region v reads it: its own theta' when specialised. */
+static int region_param(const Builder *b, int v, int k) {
+  return b->view && b->view[v] ? b->view[v][k] : b->param[k];
+}
+
+static int dense_values(Builder *b, int x, int w, int bias) {
+  int y = ir_matmul(b->f, x, w, false, false);
+  int bb = ir_bcast(b->f, bias, 0, b->f->ins[y].shape);
   return ir_binary(b->f, IR_ADD, y, bb);
+}
+
+static int lower_dense(Builder *b, int x, int w, int bias) {
+  return dense_values(b, x, b->param[w], b->param[bias]);
+}
+
+/* A layer of region v's AUNN that spec may fold. */
+static int region_dense(Builder *b, int v, int x, int w, int bias) {
+  return dense_values(b, x, region_param(b, v, w), region_param(b, v, bias));
 }
 
 /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), the tanh approximation,
@@ -915,9 +933,10 @@ static int first_layer(Builder *b, int v, int k0, int k1) {
   int x = lower_encoding(b, ai, k0, k1);
   if (film && !b->specialised)
     film_conditioning(b, v);
-  int z = cached(b, CACHE_LAYER0, ai, k0, k1);
+  int key = b->view ? b->L->model->naunns + v : ai;   /* folded: b0' is the region's */
+  int z = cached(b, CACHE_LAYER0, key, k0, k1);
   if (z < 0)
-    z = remember(b, CACHE_LAYER0, ai, k0, k1, lower_dense(b, x, p->w[0], p->b[0]));
+    z = remember(b, CACHE_LAYER0, key, k0, k1, region_dense(b, v, x, p->w[0], p->b[0]));
   int tables[2] = {p->emb_module, p->emb_subject};
   for (int k = 0; k < 2 && !film && !b->specialised; k++)
     if (tables[k] >= 0)
@@ -927,7 +946,7 @@ static int first_layer(Builder *b, int v, int k0, int k1) {
 
 /* u W_in: the region input u's rows of layer 0 */
 static int input_term(Builder *b, int v, int u) {
-  return ir_matmul(b->f, u, b->param[region_params(b, v)->w_input], false, false);
+  return ir_matmul(b->f, u, region_param(b, v, region_params(b, v)->w_input), false, false);
 }
 
 /* From layer 0's pre-activation z over n steps: film (unless specialised),
@@ -939,7 +958,7 @@ static int hidden_layers(Builder *b, int v, int z, int n) {
   int x = z;
   for (int l = 0; l < a->nhidden; l++) {
     if (l > 0)
-      z = lower_dense(b, x, p->w[l], p->b[l]);
+      z = region_dense(b, v, x, p->w[l], p->b[l]);
     if (film)
       z = lower_film(b, v, l, z, n);
     x = lower_activation(b, a->activation, z);
@@ -1196,6 +1215,27 @@ static IrFunc *lower_forward(const Lowering *L, const Graph *g, int s) {
  * finite differences, which then see what loss_grad differentiates. */
 typedef enum { LOSS_PLAIN, LOSS_SPECIALISED, LOSS_HELD } LossForm;
 
+/* loss_spec's theta'_{v,k} inputs, for every region v of the window in
+ * index order (ir.h), and v's view of the params with them in place. */
+static void add_theta_inputs(Builder *b) {
+  const Lowering *L = b->L;
+  int nregions = L->model->nregions;
+  b->view = xcalloc(nregions, sizeof *b->view);
+  for (int v = 0; v < nregions; v++) {
+    if (!b->g->reads[v])
+      continue;
+    const IrAunnSpec *as = &L->mod->aunn_spec[aunn_of(L, v)];
+    b->view[v] = xcalloc(L->mod->nparams, sizeof *b->view[v]);
+    memcpy(b->view[v], b->param, L->mod->nparams * sizeof *b->param);
+    for (int k = 0; k < as->nfolded; k++) {
+      const IrParam *p = &L->mod->params[as->folded[k]];
+      char *name = fmt_name("%s:%s", L->model->regions[v].name, p->name);
+      b->view[v][as->folded[k]] = ir_input(b->f, name, TY_REAL, param_shape(p));
+      free(name);
+    }
+  }
+}
+
 static IrFunc *lower_loss(const Lowering *L, const Graph *g, int s, LossForm form) {
   static const char *const kinds[] = {"loss", "loss_spec", "loss_held"};
   const Source *src = &L->model->sources[s];
@@ -1208,6 +1248,8 @@ static IrFunc *lower_loss(const Lowering *L, const Graph *g, int s, LossForm for
     b.state = &state;
   }
   int y = ir_input(b.f, "y", TY_REAL, IR_MAT(b.batch, g->steps * src->channels));
+  if (form == LOSS_SPECIALISED)
+    add_theta_inputs(&b);
   int out = lower_readout(&b, s);
   y = steps_to_rows(&b, y, src->channels);
   bool poisson = source_loss(L->model, s) == LOSS_POISSON;
@@ -1261,10 +1303,11 @@ static const AunnParams *source_aunn(const Lowering *L, int s, const AunnDef **a
   return &L->aunn[ai];
 }
 
-/* What spec replaces by theta': concat fc0.b; film every hidden layer's w, b. */
-static int folded_params(const Lowering *L, int s, int *out) {
-  const AunnDef *a;
-  const AunnParams *p = source_aunn(L, s, &a);
+/* What spec replaces by theta': concat fc0.b; film every hidden layer's w,
+ * b and layer 0's input rows (film scales them too). */
+static int folded_params(const Lowering *L, int ai, int *out) {
+  const AunnDef *a = &L->model->aunns[ai];
+  const AunnParams *p = &L->aunn[ai];
   if (a->condition != COND_FILM) {
     out[0] = p->b[0];
     return 1;
@@ -1273,6 +1316,8 @@ static int folded_params(const Lowering *L, int s, int *out) {
   for (int l = 0; l < a->nhidden; l++) {
     out[n++] = p->w[l];
     out[n++] = p->b[l];
+    if (l == 0 && p->w_input >= 0)
+      out[n++] = p->w_input;
   }
   return n;
 }
@@ -1297,48 +1342,56 @@ static void spec_concat(Builder *b, const AunnParams *p, int *theta) {
   theta[0] = bias;
 }
 
-/* (1 + g) * (h W + b) + beta = h (W diag(1 + g)) + ((1 + g) * b + beta), with
- * [g, beta] constant for one (region, subject): W' scales W's columns. */
-static void spec_film_layer(Builder *b, const AunnParams *p, int l, int c, int *theta) {
+/* W diag(scale): W's columns scaled. */
+static int scale_columns(Builder *b, int param, int scale) {
+  IrShape shape = b->f->ins[b->param[param]].shape;
+  return ir_binary(b->f, IR_MUL, b->param[param], ir_bcast(b->f, scale, 0, shape));
+}
+
+/* (1 + g) * (h W + u W_in + b) + beta = h W' + u W_in' + b' with
+ * [g, beta] constant for one (region, subject): W' and W_in' scale the
+ * columns by 1 + g, b' = (1 + g) * b + beta. Returns the tensors made. */
+static int spec_film_layer(Builder *b, const AunnParams *p, int l, int c, int *theta) {
   IrFunc *f = b->f;
-  IrShape w_shape = f->ins[b->param[p->w[l]]].shape;
-  int width = w_shape.dim[1];
+  int width = f->ins[b->param[p->b[l]]].shape.dim[0];
   int gamma_beta = lower_dense(b, c, p->film_w[l], p->film_b[l]);
   int gamma = row_vector(f, ir_slice(f, gamma_beta, 0, width));
   int beta = row_vector(f, ir_slice(f, gamma_beta, width, width));
   int scale = ir_binary(f, IR_ADD, ir_const(f, 1.0, IR_VEC(width)), gamma);
-  theta[0] = ir_binary(f, IR_MUL, b->param[p->w[l]], ir_bcast(f, scale, 0, w_shape));
+  theta[0] = scale_columns(b, p->w[l], scale);
   theta[1] = ir_binary(f, IR_ADD, ir_binary(f, IR_MUL, scale, b->param[p->b[l]]), beta);
+  if (l > 0 || p->w_input < 0)
+    return 2;
+  theta[2] = scale_columns(b, p->w_input, scale);
+  return 3;
 }
 
-/* theta' of source s (in folded_params order) from the params and the ids. */
-static int spec_body(const Lowering *L, Builder *b, int s, int *theta) {
-  const AunnDef *a;
-  const AunnParams *p = source_aunn(L, s, &a);
+/* theta' of AUNN ai (in folded_params order) from the params and the ids. */
+static int spec_body(const Lowering *L, Builder *b, int ai, int *theta) {
+  const AunnDef *a = &L->model->aunns[ai];
+  const AunnParams *p = &L->aunn[ai];
   if (a->condition != COND_FILM) {
     spec_concat(b, p, theta);
     return 1;
   }
-  int c = lower_embeddings(b, p, b->module);
+  int c = lower_embeddings(b, p, b->module), n = 0;
   for (int l = 0; l < a->nhidden; l++)
-    spec_film_layer(b, p, l, c, theta + 2 * l);
-  return 2 * a->nhidden;
+    n += spec_film_layer(b, p, l, c, theta + n);
+  return n;
 }
 
 /* A function kind.A of the parameters and the ids of one (region, subject). */
-static Builder begin_spec(const Lowering *L, const char *kind, int s) {
-  const AunnDef *a;
-  source_aunn(L, s, &a);
-  char *name = fmt_name("%s.%s", kind, a->name);
+static Builder begin_spec(const Lowering *L, const char *kind, int ai) {
+  char *name = fmt_name("%s.%s", kind, L->model->aunns[ai].name);
   Builder b = begin_params(L, name);
   free(name);
   add_ids(&b, 1);
   return b;
 }
 
-static IrFunc *lower_spec(const Lowering *L, int s, int *theta) {
-  Builder b = begin_spec(L, "spec", s);
-  int n = spec_body(L, &b, s, theta);
+static IrFunc *lower_spec(const Lowering *L, int ai, int *theta) {
+  Builder b = begin_spec(L, "spec", ai);
+  int n = spec_body(L, &b, ai, theta);
   for (int k = 0; k < n; k++)
     ir_output(b.f, theta[k]);
   return finish(&b);
@@ -1346,61 +1399,75 @@ static IrFunc *lower_spec(const Lowering *L, int s, int *theta) {
 
 /* sum_k <d theta'_k, theta'_k>: its gradient with respect to the params is
  * the vector-Jacobian product of spec with d theta'. */
-static IrFunc *lower_spec_pairing(const Lowering *L, int s, const int *folded,
-                                  int nfolded, int *theta) {
-  Builder b = begin_spec(L, "spec_pairing", s);
-  int *d = xcalloc(nfolded, sizeof *d);
-  for (int k = 0; k < nfolded; k++) {
-    const IrParam *p = &L->mod->params[folded[k]];
+static IrFunc *lower_spec_pairing(const Lowering *L, int ai, const IrAunnSpec *as,
+                                  int *theta) {
+  Builder b = begin_spec(L, "spec_pairing", ai);
+  int *d = xcalloc(as->nfolded, sizeof *d);
+  for (int k = 0; k < as->nfolded; k++) {
+    const IrParam *p = &L->mod->params[as->folded[k]];
     char *name = fmt_name("%s.%s", "d", p->name);
     d[k] = ir_input(b.f, name, TY_REAL, param_shape(p));
     free(name);
   }
-  spec_body(L, &b, s, theta);
+  spec_body(L, &b, ai, theta);
   int total = -1;
-  for (int k = 0; k < nfolded; k++)
+  for (int k = 0; k < as->nfolded; k++)
     total = add_term(&b, total, ir_sum(b.f, ir_binary(b.f, IR_MUL, d[k], theta[k]), -1));
   free(d);
   ir_output(b.f, total);
   return finish(&b);
 }
 
-/* spec and spec_vjp depend on the AUNN only (the ids are their inputs), so
- * the sources of one AUNN share them, and the list of what spec_vjp
- * differentiates. */
-typedef struct AunnSpec {
-  int *vjp_params;
-  int nvjp;
-} AunnSpec;
-
-static void lower_aunn_spec(Lowering *L, AunnSpec *spec, int s, IrSourceFns *fns) {
-  AunnParams *p = &L->aunn[aunn_of(L, L->model->sources[s].region)];
-  const AunnDef *a;
-  source_aunn(L, s, &a);
+/* spec and spec_vjp of AUNN ai, once: they depend on the AUNN only (the
+ * ids are their inputs), so all its regions share them. */
+static void lower_aunn_spec(Lowering *L, int ai) {
+  IrAunnSpec *as = &L->mod->aunn_spec[ai];
+  if (as->spec >= 0)
+    return;
   int np = L->mod->nparams;
-  if (p->spec_fn < 0) {
-    int *theta = xcalloc(np, sizeof *theta);
-    p->spec_fn = ir_module_add(L->mod, lower_spec(L, s, theta));
-    IrFunc *pairing = lower_spec_pairing(L, s, fns->folded, fns->nfolded, theta);
-    spec->vjp_params = xcalloc(np, sizeof *spec->vjp_params);
-    spec->nvjp = reached_params(pairing, np, spec->vjp_params);
-    p->vjp_fn = add_grad(L, pairing, spec->vjp_params, spec->nvjp, "spec_vjp", a->name);
-    free(theta);
-  }
-  fns->spec = p->spec_fn;
-  fns->spec_vjp = p->vjp_fn;
-  fns->nvjp = spec->nvjp;
-  memcpy(fns->vjp_params, spec->vjp_params, spec->nvjp * sizeof *fns->vjp_params);
+  int *theta = xcalloc(np, sizeof *theta);
+  as->folded = xcalloc(np, sizeof *as->folded);
+  as->nfolded = folded_params(L, ai, as->folded);
+  as->spec = ir_module_add(L->mod, lower_spec(L, ai, theta));
+  IrFunc *pairing = lower_spec_pairing(L, ai, as, theta);
+  as->vjp_params = xcalloc(np, sizeof *as->vjp_params);
+  as->nvjp = reached_params(pairing, np, as->vjp_params);
+  as->spec_vjp = add_grad(L, pairing, as->vjp_params, as->nvjp, "spec_vjp",
+                          L->model->aunns[ai].name);
+  free(theta);
 }
 
-static void lower_source_spec(Lowering *L, AunnSpec *spec, const Graph *g, int s) {
+/* The source's own AUNN's spec in its row (ir.h). */
+static void copy_aunn_spec(IrSourceFns *fns, const IrAunnSpec *as) {
+  fns->spec = as->spec;
+  fns->spec_vjp = as->spec_vjp;
+  fns->nfolded = as->nfolded;
+  memcpy(fns->folded, as->folded, as->nfolded * sizeof *fns->folded);
+  fns->nvjp = as->nvjp;
+  memcpy(fns->vjp_params, as->vjp_params, as->nvjp * sizeof *fns->vjp_params);
+}
+
+/* loss_grad_spec: d loss / d the params it reads, then / d theta'_{v,k}
+ * (its inputs after params, t and y). */
+static void lower_source_spec(Lowering *L, const Graph *g, int s) {
   IrSourceFns *fns = &L->mod->source_fns[s];
-  fns->nfolded = folded_params(L, s, fns->folded);
+  int np = L->mod->nparams, nwrt = 0;
+  for (int v = 0; v < L->model->nregions; v++)
+    if (g->reads[v]) {
+      lower_aunn_spec(L, aunn_of(L, v));
+      fns->spec_regions[fns->nspec_regions++] = v;
+      nwrt += L->mod->aunn_spec[aunn_of(L, v)].nfolded;
+    }
+  copy_aunn_spec(fns, &L->mod->aunn_spec[aunn_of(L, g->region)]);
   IrFunc *loss = lower_loss(L, g, s, LOSS_SPECIALISED);
-  fns->nspec_grad = reached_params(loss, L->mod->nparams, fns->spec_grad_params);
-  lower_aunn_spec(L, &spec[aunn_of(L, g->region)], s, fns);
-  fns->loss_grad_spec = add_grad(L, loss, fns->spec_grad_params, fns->nspec_grad,
-                                 "loss_grad_spec", L->model->sources[s].name);
+  fns->nspec_grad = reached_params(loss, np, fns->spec_grad_params);
+  int *wrt = xcalloc(fns->nspec_grad + nwrt, sizeof *wrt);
+  memcpy(wrt, fns->spec_grad_params, fns->nspec_grad * sizeof *wrt);
+  for (int k = 0; k < nwrt; k++)
+    wrt[fns->nspec_grad + k] = np + 2 + k;
+  fns->loss_grad_spec = add_grad(L, loss, wrt, fns->nspec_grad + nwrt, "loss_grad_spec",
+                                 L->model->sources[s].name);
+  free(wrt);
 }
 
 /* ---- export: one step of a region, for `brain export` ------------------- */
@@ -1437,15 +1504,17 @@ static IrFunc *lower_export(const Lowering *L, const Graph *g, int s) {
 static void lower_source_export(Lowering *L, int s) {
   IrSourceFns *fns = &L->mod->source_fns[s];
   const AunnDef *a;
-  const AunnParams *p = source_aunn(L, s, &a);
+  source_aunn(L, s, &a);
   int region = L->model->sources[s].region;
-  if (p->spec_fn < 0 || (a->condition == COND_FILM && has_input(L, region)))
+  const IrAunnSpec *as = &L->mod->aunn_spec[aunn_of(L, region)];
+  if (as->spec < 0 || (a->condition == COND_FILM && has_input(L, region)))
     return;
   Graph g = graph_new(L, s);
   fns->export_fn = lower_export(L, &g, s);
   graph_free(&g);
-  fns->export_spec = p->spec_fn;
-  fns->nexport_folded = folded_params(L, s, fns->export_folded);
+  fns->export_spec = as->spec;
+  fns->nexport_folded = as->nfolded;
+  memcpy(fns->export_folded, as->folded, as->nfolded * sizeof *fns->export_folded);
 }
 
 /* ---- the prior -------------------------------------------------------------- */
@@ -1521,19 +1590,19 @@ static void lower_model_prior(Lowering *L) {
 
 /* ---- the module ------------------------------------------------------------- */
 
-/* One block holds the five parameter lists (ir.h). */
-static void alloc_lists(IrSourceFns *fns, int nparams) {
-  fns->grad_params = xcalloc(5 * (size_t)nparams, sizeof *fns->grad_params);
+/* One block holds the six lists (ir.h). */
+static void alloc_lists(IrSourceFns *fns, int nparams, int nregions) {
+  fns->grad_params = xcalloc(5 * (size_t)nparams + nregions, sizeof *fns->grad_params);
   fns->folded = fns->grad_params + nparams;
   fns->spec_grad_params = fns->folded + nparams;
   fns->vjp_params = fns->spec_grad_params + nparams;
   fns->export_folded = fns->vjp_params + nparams;
+  fns->spec_regions = fns->export_folded + nparams;
 }
 
-/* Specialised when asked and the window reads no other region. */
-static void lower_source(Lowering *L, AunnSpec *spec, int s, bool specialise) {
+static void lower_source(Lowering *L, int s, bool specialise) {
   IrSourceFns *fns = &L->mod->source_fns[s];
-  alloc_lists(fns, L->mod->nparams);
+  alloc_lists(fns, L->mod->nparams, L->model->nregions);
   fns->loss = source_loss(L->model, s);
   Graph g = graph_new(L, s);
   fns->forward = ir_module_add(L->mod, lower_forward(L, &g, s));
@@ -1543,8 +1612,8 @@ static void lower_source(Lowering *L, AunnSpec *spec, int s, bool specialise) {
                             L->model->sources[s].name);
   fns->loss_held = g.npre > 0 ? ir_module_add(L->mod, lower_loss(L, &g, s, LOSS_HELD)) : -1;
   fns->spec = fns->loss_grad_spec = fns->spec_vjp = fns->export_spec = -1;
-  if (specialise && !has_input(L, g.region))
-    lower_source_spec(L, spec, &g, s);
+  if (specialise)
+    lower_source_spec(L, &g, s);
   graph_free(&g);
 }
 
@@ -1562,17 +1631,18 @@ IrModule *lower_model_with(const Model *m, bool specialise) {
   L.aunn = xcalloc(m->naunns, sizeof *L.aunn);
   L.head_w = xcalloc(m->nsources, sizeof *L.head_w);
   L.head_b = xcalloc(m->nsources, sizeof *L.head_b);
-  AunnSpec *spec = xcalloc(m->naunns, sizeof *spec);
   declare_params(&L);
   L.mod->source_fns = xcalloc(m->nsources, sizeof *L.mod->source_fns);
+  if (specialise) {
+    L.mod->aunn_spec = xcalloc(m->naunns, sizeof *L.mod->aunn_spec);
+    for (int ai = 0; ai < m->naunns; ai++)
+      L.mod->aunn_spec[ai].spec = L.mod->aunn_spec[ai].spec_vjp = -1;
+  }
   for (int s = 0; s < m->nsources; s++)
-    lower_source(&L, spec, s, specialise);
+    lower_source(&L, s, specialise);
   for (int s = 0; s < m->nsources && specialise; s++)
     lower_source_export(&L, s);
   lower_model_prior(&L);
-  for (int ai = 0; ai < m->naunns; ai++)
-    free(spec[ai].vjp_params);
-  free(spec);
   free(L.aunn);
   free(L.head_w);
   free(L.head_b);

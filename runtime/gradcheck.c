@@ -11,8 +11,9 @@
  * A source whose window reads the state before it (detached: no gradient
  * flows there) is differentiated by its loss_held_f64, which computes that
  * state from a held copy of the parameters that the differences leave alone.
- * A specialised source also has its merged specialised gradient (spec,
- * loss_grad_spec, spec_vjp in f64) compared with the checked one.
+ * A specialised source also has its merged specialised gradient (spec and
+ * spec_vjp of every region of its window, loss_grad_spec, in f64) compared
+ * with the checked one.
  */
 #include <math.h>
 #include <stdbool.h>
@@ -100,18 +101,21 @@ static void free_buffers(Checker *c) {
 
 /* ---- the specialised path ---------------------------------------------- */
 
+/* theta'_{v,k} and d theta'_{v,k} for v in spec_regions (lobe_model.h),
+ * the gradients of loss_grad_spec and of one spec_vjp, and the merge. */
 typedef struct SpecBuffers {
-  double **theta, **lg, **vjp;        /* per folded, spec_grad and vjp entry */
+  double **theta, **dtheta, **lg, **merged;
+  double **vjp;                       /* one spec_vjp's, while it runs */
+  int ntheta, nvjp;
   double loss, pairing;
-  void **spec_args, **lg_args, **vjp_args;
+  void **args;                        /* room for the longest call */
 } SpecBuffers;
 
-static double **alloc_list(const Checker *c, const int32_t *ids, int n) {
-  double **b = calloc((size_t)n + 1, sizeof *b);
-  for (int k = 0; b && k < n; k++)
-    if (!(b[k] = alloc_doubles(c->st.params.numel[ids[k]])))
-      return b;   /* the NULL entry is found by spec_alloc */
-  return b;
+static bool alloc_into(double **list, const Checker *c, const int32_t *ids, int n) {
+  for (int k = 0; k < n; k++)
+    if (!(list[k] = alloc_doubles(c->st.params.numel[ids[k]])))
+      return false;
+  return true;
 }
 
 static void free_list(double **b, int n) {
@@ -120,95 +124,147 @@ static void free_list(double **b, int n) {
   free(b);
 }
 
-static int index_of(const int32_t *ids, int n, int v) {
-  for (int k = 0; k < n; k++)
-    if (ids[k] == v)
-      return k;
-  return -1;
-}
-
-/* params (with theta' in the folded slots when theta is given), ids or t, y. */
-static void **spec_args(Checker *c, const lobe_source *s, double **theta, size_t extra) {
-  size_t np = (size_t)c->m->nparams;
-  void **a = calloc(np + 3 + extra, sizeof *a);
-  for (size_t k = 0; a && k < np; k++)
-    a[k] = c->p64[k];
-  for (int k = 0; a && theta && k < s->nfolded; k++)
-    a[s->folded[k]] = theta[k];
-  if (a && theta) {
-    a[np] = c->t64;
-    a[np + 1] = c->y64;
-  } else if (a) {
-    a[np] = c->batch.module;
-    a[np + 1] = c->batch.subject;
-  }
-  return a;
+static int max_vjp(const lobe_model *m, const lobe_source *s) {
+  int n = 0;
+  for (int i = 0; i < s->nspec_regions; i++)
+    if (m->regions[s->spec_regions[i]].nvjp > n)
+      n = m->regions[s->spec_regions[i]].nvjp;
+  return n;
 }
 
 static bool spec_alloc(Checker *c, const lobe_source *s, SpecBuffers *b) {
-  size_t np = (size_t)c->m->nparams;
-  b->theta = alloc_list(c, s->folded, s->nfolded);
-  b->lg = alloc_list(c, s->spec_grad_params, s->nspec_grad);
-  b->vjp = alloc_list(c, s->vjp_params, s->nvjp);
-  b->spec_args = spec_args(c, s, NULL, (size_t)s->nfolded);
-  b->lg_args = spec_args(c, s, b->theta, (size_t)s->nspec_grad);
-  b->vjp_args = spec_args(c, s, NULL, (size_t)(s->nfolded + s->nvjp));
-  if (!b->theta || !b->lg || !b->vjp || !b->spec_args || !b->lg_args || !b->vjp_args ||
-      (s->nfolded && !b->theta[s->nfolded - 1]) || (s->nspec_grad && !b->lg[s->nspec_grad - 1]) ||
-      (s->nvjp && !b->vjp[s->nvjp - 1]))
+  const lobe_model *m = c->m;
+  int np = m->nparams, nv = max_vjp(m, s);
+  for (int i = 0; i < s->nspec_regions; i++)
+    b->ntheta += m->regions[s->spec_regions[i]].nfolded;
+  b->theta = calloc((size_t)b->ntheta + 1, sizeof *b->theta);
+  b->dtheta = calloc((size_t)b->ntheta + 1, sizeof *b->dtheta);
+  b->lg = calloc((size_t)s->nspec_grad + 1, sizeof *b->lg);
+  b->vjp = calloc((size_t)nv + 1, sizeof *b->vjp);
+  b->merged = calloc((size_t)np + 1, sizeof *b->merged);
+  b->args = calloc((size_t)np + 4 + 2 * (size_t)b->ntheta + (size_t)(s->nspec_grad + nv),
+                   sizeof *b->args);
+  if (!b->theta || !b->dtheta || !b->lg || !b->vjp || !b->merged || !b->args)
     return false;
-  for (int k = 0; k < s->nfolded; k++) {
-    b->spec_args[np + 2 + k] = b->theta[k];
-    b->vjp_args[np + 2 + k] = b->lg[index_of(s->spec_grad_params, s->nspec_grad, s->folded[k])];
+  for (int i = 0, at = 0; i < s->nspec_regions; i++) {
+    const lobe_region *r = &m->regions[s->spec_regions[i]];
+    if (!alloc_into(b->theta + at, c, r->folded, r->nfolded) ||
+        !alloc_into(b->dtheta + at, c, r->folded, r->nfolded))
+      return false;
+    at += r->nfolded;
   }
-  b->lg_args[np + 2] = &b->loss;
+  for (int k = 0; k < np; k++)
+    if (!(b->merged[k] = alloc_doubles(c->st.params.numel[k])))
+      return false;
+  b->nvjp = nv;
+  return alloc_into(b->lg, c, s->spec_grad_params, s->nspec_grad);
+}
+
+static void spec_free(const Checker *c, const lobe_source *s, SpecBuffers *b) {
+  free_list(b->theta, b->ntheta);
+  free_list(b->dtheta, b->ntheta);
+  free_list(b->lg, s->nspec_grad);
+  free_list(b->vjp, b->nvjp);
+  free_list(b->merged, c->m->nparams);
+  free(b->args);
+}
+
+static void add_into(double *y, const double *x, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    y[i] += x[i];
+}
+
+/* params..., module[1], subject[1]: the head of spec's and spec_vjp's args. */
+static void **ids_args(Checker *c, SpecBuffers *b, int32_t *ids) {
+  size_t np = (size_t)c->m->nparams;
+  for (size_t k = 0; k < np; k++)
+    b->args[k] = c->p64[k];
+  b->args[np] = ids;
+  b->args[np + 1] = ids + 1;
+  return b->args + np + 2;
+}
+
+/* theta' of every region of s's window, at (v, s's subject). */
+static void run_specs(Checker *c, const lobe_source *s, SpecBuffers *b) {
+  for (int i = 0, at = 0; i < s->nspec_regions; i++) {
+    const lobe_region *r = &c->m->regions[s->spec_regions[i]];
+    int32_t ids[2] = {s->spec_regions[i], s->subject};
+    void **a = ids_args(c, b, ids);
+    for (int k = 0; k < r->nfolded; k++)
+      a[k] = b->theta[at + k];
+    r->spec_f64(b->args);
+    at += r->nfolded;
+  }
+}
+
+static void run_loss_grad(Checker *c, const lobe_source *s, SpecBuffers *b) {
+  size_t np = (size_t)c->m->nparams, at = np + 2;
+  for (size_t k = 0; k < np; k++)
+    b->args[k] = c->p64[k];
+  b->args[np] = c->t64;
+  b->args[np + 1] = c->y64;
+  for (int k = 0; k < b->ntheta; k++)
+    b->args[at++] = b->theta[k];
+  b->args[at++] = &b->loss;
   for (int k = 0; k < s->nspec_grad; k++)
-    b->lg_args[np + 3 + k] = b->lg[k];
-  b->vjp_args[np + 2 + s->nfolded] = &b->pairing;
-  for (int k = 0; k < s->nvjp; k++)
-    b->vjp_args[np + 3 + s->nfolded + k] = b->vjp[k];
+    b->args[at++] = b->lg[k];
+  for (int k = 0; k < b->ntheta; k++)
+    b->args[at++] = b->dtheta[k];
+  s->loss_grad_spec_f64(b->args);
+  for (int k = 0; k < s->nspec_grad; k++)
+    add_into(b->merged[s->spec_grad_params[k]], b->lg[k],
+             c->st.params.numel[s->spec_grad_params[k]]);
+}
+
+/* spec_vjp of region i's d theta', added to the merge. */
+static bool run_vjp(Checker *c, const lobe_source *s, SpecBuffers *b, int i, int at) {
+  const lobe_region *r = &c->m->regions[s->spec_regions[i]];
+  int32_t ids[2] = {s->spec_regions[i], s->subject};
+  void **a = ids_args(c, b, ids);
+  for (int k = 0; k < r->nfolded; k++)
+    a[k] = b->dtheta[at + k];
+  a[r->nfolded] = &b->pairing;
+  for (int k = 0; k < r->nvjp; k++)
+    if (!(a[r->nfolded + 1 + k] = b->vjp[k] =
+              alloc_doubles(c->st.params.numel[r->vjp_params[k]])))
+      return false;
+  r->spec_vjp_f64(b->args);
+  for (int k = 0; k < r->nvjp; k++) {
+    add_into(b->merged[r->vjp_params[k]], b->vjp[k], c->st.params.numel[r->vjp_params[k]]);
+    free(b->vjp[k]);
+    b->vjp[k] = NULL;
+  }
   return true;
 }
 
-static void spec_free(const lobe_source *s, SpecBuffers *b) {
-  free_list(b->theta, s->nfolded);
-  free_list(b->lg, s->nspec_grad);
-  free_list(b->vjp, s->nvjp);
-  free(b->spec_args);
-  free(b->lg_args);
-  free(b->vjp_args);
-}
-
-/* Entry i of param k's gradient as the runtime merges it (spec.c). */
-static double merged(const lobe_source *s, const SpecBuffers *b, int k, size_t i) {
-  double g = 0;
-  int at = index_of(s->spec_grad_params, s->nspec_grad, k);
-  if (at >= 0 && index_of(s->folded, s->nfolded, k) < 0)
-    g += b->lg[at][i];
-  at = index_of(s->vjp_params, s->nvjp, k);
-  return at >= 0 ? g + b->vjp[at][i] : g;
+static bool run_spec(Checker *c, const lobe_source *s, SpecBuffers *b) {
+  run_specs(c, s, b);
+  run_loss_grad(c, s, b);
+  for (int i = 0, at = 0; i < s->nspec_regions; i++) {
+    if (!run_vjp(c, s, b, i, at))
+      return false;
+    at += c->m->regions[s->spec_regions[i]].nfolded;
+  }
+  return true;
 }
 
 /* Every entry of the merged gradient against g64, just computed for s. */
 static int check_spec(Checker *c, const lobe_source *s) {
   SpecBuffers b = {0};
-  if (!spec_alloc(c, s, &b)) {
-    spec_free(s, &b);
+  if (!spec_alloc(c, s, &b) || !run_spec(c, s, &b)) {
+    spec_free(c, s, &b);
     return RT_FAIL;
   }
-  s->spec_f64(b.spec_args);
-  s->loss_grad_spec_f64(b.lg_args);
-  s->spec_vjp_f64(b.vjp_args);
   double err = fabs(b.loss - c->loss64) / fmax(fabs(c->loss64), 1e-300);
   for (int g = 0; g < s->ngrad; g++) {
     int k = s->grad_params[g];
     for (size_t i = 0; i < c->st.params.numel[k]; i++) {
-      double want = c->g64[k][i], d = fabs(merged(s, &b, k, i) - want);
+      double want = c->g64[k][i], d = fabs(b.merged[k][i] - want);
       err = fmax(err, isnan(d) ? INFINITY : d / fmax(fabs(want), 1e-6));
     }
   }
   c->spec_err = fmax(c->spec_err, err);
-  spec_free(s, &b);
+  spec_free(c, s, &b);
   return RT_OK;
 }
 
@@ -302,8 +358,7 @@ static int check_source(Checker *c, int s) {
   else
     fill_args(c, src, c->fd_args, c->scratch64);
   src->loss_grad_f64(c->args);
-  if (src->spec_f64 && src->loss_grad_spec_f64 && src->spec_vjp_f64 &&
-      check_spec(c, src) != RT_OK) {
+  if (src->loss_grad_spec_f64 && check_spec(c, src) != RT_OK) {
     rt_error("out of memory");
     return RT_FAIL;
   }

@@ -20,18 +20,23 @@
  * The loss is the mean over the batch of the source's loss kind: mse on
  * standardised values, or poisson on raw counts (out is the log rate).
  *
- * Specialised to the source's own (region, subject) (docs/specialisation.md),
- * when spec_f32 is not NULL. theta' holds one tensor per folded[k], shaped
- * like params[folded[k]]; params' is the param vector with theta'_k in place
- * of params[folded[k]]:
+ * Specialised (docs/specialisation.md), when loss_grad_spec_f32 is not NULL.
+ * A region's AUNN folds one (region, subject) into theta'_{r,s}: one tensor
+ * per folded[k] of the region's row, shaped like params[folded[k]]:
  *   spec:           params[0..P), module[1], subject[1] -> theta'[k] for k < nfolded
- *   loss_grad_spec: params'[0..P), t[B], y[B,W*C]
- *                     -> loss[1], grad[k] for k < nspec_grad (d params'[spec_grad_params[k]])
  *   spec_vjp:       params[0..P), module[1], subject[1], dtheta'[k] for k < nfolded
  *                     -> pairing[1], grad[k] for k < nvjp (d params[vjp_params[k]])
- * so d loss / d params = loss_grad_spec's gradients of the params not folded
- * plus spec_vjp's gradients, given loss_grad_spec's d theta' as dtheta'.
- * Sources whose window reads other regions have no specialised form yet.
+ * A source's window evaluates each region v of spec_regions (its own
+ * included) at theta'_{v,subject}:
+ *   loss_grad_spec: params[0..P), t[B], y[B,W*C], theta'_{v,k} for v in
+ *                   spec_regions, k < nfolded(v)
+ *                     -> loss[1], grad[k] for k < nspec_grad (d params[spec_grad_params[k]]),
+ *                        dtheta'_{v,k} in the same order
+ * (the folded slots of params are not read). d loss / d params is
+ * loss_grad_spec's gradients plus, per region v, spec_vjp of v's dtheta'
+ * (vjp being linear, the dtheta' of all sources of a step that share
+ * (v, subject) may be summed first). The source's own spec_* / folded /
+ * vjp_params repeat those of its region's row.
  *
  * A window that reads the state before it (a delayed edge reaching back past
  * its first step) passes no gradient through that state; for gradcheck's
@@ -51,7 +56,7 @@
 
 #include <stdint.h>
 
-#define LOBE_ABI_VERSION 3
+#define LOBE_ABI_VERSION 4
 
 typedef void (*lobe_fn)(void *const *args);
 
@@ -75,6 +80,13 @@ typedef struct lobe_param {
 typedef struct lobe_region {
   const char *name;
   const char *aunn;
+  /* its AUNN's specialisation (above); all NULL / 0 with --no-specialize */
+  lobe_fn spec_f32, spec_vjp_f32;
+  lobe_fn spec_f64, spec_vjp_f64;   /* for gradcheck */
+  int32_t nfolded;
+  const int32_t *folded;
+  int32_t nvjp;
+  const int32_t *vjp_params;
 } lobe_region;
 
 /* An edge of the region graph: to receives gate * z_from(t - delay). */
@@ -127,6 +139,9 @@ typedef struct lobe_source {
   const int32_t *export_params;
   int32_t export_batch;     /* EB */
   int32_t export_inputs;
+  /* v4: the regions whose theta' loss_grad_spec takes, in order */
+  int32_t nspec_regions;
+  const int32_t *spec_regions;
 } lobe_source;
 
 typedef struct lobe_model {

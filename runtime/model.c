@@ -60,25 +60,48 @@ static bool lists_has(const int32_t *ids, int32_t n, int32_t v) {
   return false;
 }
 
-/* The specialised entry points come all together or not at all. */
-static int check_spec(const lobe_model *m, const lobe_source *s, int k) {
-  bool any = s->spec_f32 || s->loss_grad_spec_f32 || s->spec_vjp_f32;
-  bool all = s->spec_f32 && s->loss_grad_spec_f32 && s->spec_vjp_f32;
-  if (any != all || (all && s->nfolded < 1))
-    return bad("source", k, "incomplete specialised entry points");
-  if (!all)
-    return RT_OK;
-  const int32_t *lists[3] = {s->folded, s->spec_grad_params, s->vjp_params};
-  int32_t counts[3] = {s->nfolded, s->nspec_grad, s->nvjp};
-  for (int i = 0; i < 3; i++) {
-    const char *problem = id_list_problem(m, lists[i], counts[i]);
-    if (problem)
-      return bad("source", k, problem);
+/* A region's spec and spec_vjp come together, with what they fold; the
+ * f64 pair (for gradcheck) only with the f32 one. */
+static int check_region_spec(const lobe_model *m, const lobe_region *r, int k) {
+  bool f32 = r->spec_f32 && r->spec_vjp_f32, f64 = r->spec_f64 && r->spec_vjp_f64;
+  bool any = r->spec_f32 || r->spec_vjp_f32 || r->spec_f64 || r->spec_vjp_f64;
+  bool paired = f64 == (r->spec_f64 || r->spec_vjp_f64);
+  if (any != f32 || !paired || (f32 && r->nfolded < 1) || (!f32 && (r->nfolded || r->nvjp)))
+    return bad("region", k, "incomplete specialised entry points");
+  const char *problem = id_list_problem(m, r->folded, r->nfolded);
+  if (!problem)
+    problem = id_list_problem(m, r->vjp_params, r->nvjp);
+  return problem ? bad("region", k, problem) : RT_OK;
+}
+
+/* Distinct regions, each with a spec (in f64 too when the source has
+ * loss_grad_spec_f64), the source's own among them. */
+static const char *spec_regions_problem(const lobe_model *m, const lobe_source *s) {
+  if (s->nspec_regions < 1 || s->nspec_regions > m->nregions || !s->spec_regions)
+    return "specialised regions out of range";
+  for (int i = 0; i < s->nspec_regions; i++) {
+    int32_t v = s->spec_regions[i];
+    if (v < 0 || v >= m->nregions || lists_has(s->spec_regions, i, v))
+      return "specialised regions out of range";
+    if (!m->regions[v].spec_f32 || (s->loss_grad_spec_f64 && !m->regions[v].spec_f64))
+      return "a specialised region without spec";
   }
-  for (int i = 0; i < s->nfolded; i++)   /* spec_vjp needs every d theta' */
-    if (!lists_has(s->spec_grad_params, s->nspec_grad, s->folded[i]))
-      return bad("source", k, "no gradient for a folded parameter");
-  return RT_OK;
+  if (!lists_has(s->spec_regions, s->nspec_regions, s->region))
+    return "its own region is not specialised";
+  return NULL;
+}
+
+/* loss_grad_spec comes with its regions (and in f64 only with f32). */
+static int check_spec(const lobe_model *m, const lobe_source *s, int k) {
+  bool any = s->loss_grad_spec_f32 || s->loss_grad_spec_f64 || s->nspec_regions;
+  if (any != (s->loss_grad_spec_f32 != NULL))
+    return bad("source", k, "incomplete specialised entry points");
+  if (!any)
+    return RT_OK;
+  const char *problem = spec_regions_problem(m, s);
+  if (!problem)
+    problem = id_list_problem(m, s->spec_grad_params, s->nspec_grad);
+  return problem ? bad("source", k, problem) : RT_OK;
 }
 
 static int check_grads(const lobe_model *m, const lobe_source *s, int k) {
@@ -104,9 +127,12 @@ static int check_source(const lobe_model *m, const lobe_source *s, int k) {
 }
 
 static int check_names(const lobe_model *m) {
-  for (int r = 0; r < m->nregions; r++)
+  for (int r = 0; r < m->nregions; r++) {
     if (!m->regions[r].name)
       return bad("region", r, "no name");
+    if (check_region_spec(m, &m->regions[r], r) != RT_OK)
+      return RT_FAIL;
+  }
   for (int s = 0; s < m->nsubjects; s++)
     if (!m->subjects[s])
       return bad("subject", s, "no name");

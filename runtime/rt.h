@@ -182,25 +182,47 @@ void **rt_forward_args(const lobe_model *m, RtParams *p, RtBatch *b);
 void **rt_loss_grad_args(const lobe_model *m, const lobe_source *s, RtParams *p, RtBatch *b);
 
 /* ----------------------------------------------------------------- spec.c */
-/* One source's specialised training (lobe_model.h): its theta', the
- * gradients spec_vjp returns, and the three argument vectors. */
-typedef struct RtSpec {
-  const lobe_source *src;
+/* One (region, subject) that a step specialises (lobe_model.h). */
+typedef struct RtGroup {
+  const lobe_region *reg;    /* its spec entry points and lists */
   int32_t module[1], subject[1];
   float **theta;             /* [nfolded], shaped like params[folded[k]] */
+  float **dtheta;            /* [nfolded]: the step's d theta', summed over sources */
   float **vjp_grad;          /* [nvjp], shaped like params[vjp_params[k]] */
   float pairing;             /* spec_vjp's scalar output, unused */
-  void **spec_args, **loss_args, **vjp_args;
+  float weight;              /* on spec_vjp's gradients: the one reader's loss
+                                weight, or 1 when dtheta holds weighted sums */
+  int users;                 /* sources whose window reads it */
+  void **spec_args, **vjp_args;
+} RtGroup;
+
+/* An active source trained through loss_grad_spec; .src NULL: it is not. */
+typedef struct RtSpecSource {
+  const lobe_source *src;
+  int *groups;               /* per spec_regions[i] */
+  float **dtheta;            /* per theta' slot: its own d theta' (NULL: direct) */
+  void **loss_args;
+} RtSpecSource;
+
+typedef struct RtSpec {
+  const lobe_model *m;
+  RtGroup *group;
+  int ngroups;
+  RtSpecSource *source;      /* per active source */
+  int nsources;
 } RtSpec;
 
-/* For a source with spec_f32; free with rt_spec_free either way. */
-int rt_spec_alloc(RtSpec *sp, const lobe_model *m, const lobe_source *s, RtParams *p,
-                  RtBatch *b);
+/* The groups of the active sources with loss_grad_spec_f32; free with
+ * rt_spec_free either way. */
+int rt_spec_alloc(RtSpec *sp, const lobe_model *m, const int *active, int nactive,
+                  RtParams *p, RtBatch *b);
 void rt_spec_free(RtSpec *sp);
-/* spec, loss_grad_spec on the batch, spec_vjp: b->loss and the gradients. */
-void rt_spec_loss_grad(RtSpec *sp);
-/* grad += w * d loss / d params, merged from loss_grad_spec and spec_vjp. */
-void rt_spec_accumulate(const RtSpec *sp, RtParams *p, float w);
+/* A step: spec per group; per specialised source, after drawing its batch,
+ * rt_spec_source (b->loss, grad += w * its direct gradients); then spec_vjp
+ * per group (grad += the merged rest). */
+void rt_spec_begin(RtSpec *sp);
+void rt_spec_source(RtSpec *sp, int a, RtParams *p, float w);
+void rt_spec_end(RtSpec *sp, RtParams *p);
 
 /* ----------------------------------------------------------- checkpoint.c */
 /* DIR/checkpoint.bin; see docs/cli.md for the format and guarantees. */

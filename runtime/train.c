@@ -2,7 +2,8 @@
  * train.c — `brain train`: Adam over random windows of every source with a
  * non-zero loss weight plus the model's prior once per step; checkpoints at
  * the end, every checkpoint_every steps and on SIGINT/SIGTERM. A source with
- * specialised entry points trains through them (spec.c), one without through
+ * specialised entry points trains through them (spec.c: each (region,
+ * subject) its windows read folded once per step), one without through
  * loss_grad; a model may mix both. The batch of step k is drawn from a stream
  * keyed by (seed, k, source), so a resumed run repeats an uninterrupted one
  * exactly.
@@ -24,7 +25,7 @@ typedef struct Trainer {
   int *active;               /* sources with a non-zero loss weight */
   int nactive;
   void ***args;              /* loss_grad arguments per active source */
-  RtSpec *spec;              /* per active source; .src NULL: not specialised */
+  RtSpec spec;               /* the specialised sources and their groups */
   void **prior_args;         /* NULL: the model has no prior */
   float prior_loss;
   double *src_loss;          /* per active source, then the prior */
@@ -76,8 +77,8 @@ static int start_state(Trainer *tr) {
 
 static int prepare_source(Trainer *tr, const lobe_source *src, int a) {
   RtParams *p = &tr->st.params;
-  if (src->spec_f32)
-    return rt_spec_alloc(&tr->spec[a], tr->m, src, p, &tr->batch);
+  if (src->loss_grad_spec_f32)
+    return RT_OK;
   tr->args[a] = rt_loss_grad_args(tr->m, src, p, &tr->batch);
   return tr->args[a] ? RT_OK : RT_FAIL;
 }
@@ -87,8 +88,7 @@ static int find_active(Trainer *tr) {
   tr->active = calloc((size_t)m->nsources + 1, sizeof *tr->active);
   tr->src_loss = calloc((size_t)m->nsources + 2, sizeof *tr->src_loss);
   tr->args = calloc((size_t)m->nsources + 1, sizeof *tr->args);
-  tr->spec = calloc((size_t)m->nsources + 1, sizeof *tr->spec);
-  if (!tr->active || !tr->src_loss || !tr->args || !tr->spec ||
+  if (!tr->active || !tr->src_loss || !tr->args ||
       rt_batch_alloc(&tr->batch, m) != RT_OK)
     return RT_FAIL;
   if (m->prior_f32 && !(tr->prior_args = rt_prior_args(m, &tr->st.params, &tr->prior_loss)))
@@ -100,7 +100,7 @@ static int find_active(Trainer *tr) {
       if (prepare_source(tr, &m->sources[s], a) != RT_OK)
         return RT_FAIL;
     }
-  return RT_OK;
+  return rt_spec_alloc(&tr->spec, m, tr->active, tr->nactive, &tr->st.params, &tr->batch);
 }
 
 static int setup(Trainer *tr) {
@@ -133,10 +133,8 @@ static int setup(Trainer *tr) {
 static void teardown(Trainer *tr) {
   for (int a = 0; tr->args && a < tr->nactive; a++)
     free(tr->args[a]);
-  for (int a = 0; tr->spec && a < tr->nactive; a++)
-    rt_spec_free(&tr->spec[a]);
+  rt_spec_free(&tr->spec);
   free(tr->args);
-  free(tr->spec);
   free(tr->prior_args);
   free(tr->active);
   free(tr->src_loss);
@@ -150,14 +148,14 @@ static void teardown(Trainer *tr) {
 static double sources_step(Trainer *tr, int64_t step) {
   RtParams *p = &tr->st.params;
   double loss = 0;
+  rt_spec_begin(&tr->spec);
   for (int a = 0; a < tr->nactive; a++) {
     int s = tr->active[a];
     const lobe_source *src = &tr->m->sources[s];
     uint64_t stream = rt_rng_stream(tr->st.seed, RT_RNG_BATCH, (uint64_t)step, (uint64_t)s);
     rt_batch_draw(&tr->batch, src, &tr->tables[s], stream);
-    if (tr->spec[a].src) {
-      rt_spec_loss_grad(&tr->spec[a]);
-      rt_spec_accumulate(&tr->spec[a], p, (float)src->loss_weight);
+    if (src->loss_grad_spec_f32) {
+      rt_spec_source(&tr->spec, a, p, (float)src->loss_weight);
     } else {
       src->loss_grad_f32(tr->args[a]);
       rt_params_accumulate(p, src->grad_params, src->ngrad, (float)src->loss_weight);
@@ -165,6 +163,7 @@ static double sources_step(Trainer *tr, int64_t step) {
     tr->src_loss[a] = tr->batch.loss;
     loss += src->loss_weight * tr->batch.loss;
   }
+  rt_spec_end(&tr->spec, p);
   return loss;
 }
 

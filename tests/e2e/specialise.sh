@@ -1,10 +1,13 @@
 # Specialised training equals unspecialised training: the single_region
-# model, with concat and with film conditioning, is built with and without
+# model, with concat and with film conditioning, and the visual_pathway graph
+# (windows of several regions, a delayed feedback), as it is and with film
+# cortex (whose input rows spec folds too), are built with and without
 # --no-specialize and trained 500 steps from the same seed. Every logged loss
 # must agree to relative 1e-4 and the final parameters closely (float sums
 # run in another order, so bit equality is not expected).
 . "$(dirname "$0")/common.sh"
 "$bin/single_region_data" "$work/data"
+"$bin/visual_pathway_data" "$work/data" > /dev/null
 
 # The parameter values of DIR/checkpoint.bin (docs/cli.md), one per line.
 ckpt_values() {
@@ -71,7 +74,17 @@ sed 's/mlp       128 x 3/mlp       64 x 2/' "$src/examples/single_region/single_
 sed 's/condition concat/condition film/' concat.lobe > film.lobe
 run concat concat.lobe
 run film film.lobe
+cp "$src/examples/visual_pathway/visual_pathway.lobe" graph.lobe
+sed 's/condition concat(module: 4, subject: 0)/condition film(module: 4, subject: 0)/' \
+  graph.lobe > graph_film.lobe
+grep -q 'condition film(module: 4, subject: 0)' graph_film.lobe || fail "graph_film: no film cortex"
+run graph graph.lobe
+run graph_film graph_film.lobe
 # gradcheck compares the merged f64 specialised gradient too
-./film.spec.brain gradcheck > gradcheck.txt || fail "gradcheck: $(tail -3 gradcheck.txt)"
-grep -q '^specialised: max_rel_err=' gradcheck.txt || fail "gradcheck skipped the specialised path"
+for name in film graph_film; do
+  ./$name.spec.brain gradcheck > $name.gradcheck.txt ||
+    fail "gradcheck $name: $(tail -3 $name.gradcheck.txt)"
+  grep -q '^specialised: max_rel_err=' $name.gradcheck.txt ||
+    fail "gradcheck $name skipped the specialised path"
+done
 echo "specialise: ok"

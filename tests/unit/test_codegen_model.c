@@ -222,11 +222,13 @@ static int index_of(const int *list, int n, int v) {
   return -1;
 }
 
-/* d loss / d param p merged from loss_grad_spec's and spec_vjp's outputs. */
+/* d loss / d param p merged from loss_grad_spec's and spec_vjp's outputs
+ * (loss_grad_spec does not read the folded slots). */
 static double merged(const IrSourceFns *fns, double **lg, double **vjp, int p, long i) {
   double g = 0;
   int k = index_of(fns->spec_grad_params, fns->nspec_grad, p);
-  if (k >= 0 && index_of(fns->folded, fns->nfolded, p) < 0)
+  ck_assert(k < 0 || index_of(fns->folded, fns->nfolded, p) < 0);
+  if (k >= 0)
     g += lg[1 + k][i];
   k = index_of(fns->vjp_params, fns->nvjp, p);
   if (k >= 0)
@@ -234,16 +236,15 @@ static double merged(const IrSourceFns *fns, double **lg, double **vjp, int p, l
   return g;
 }
 
-/* spec_vjp's inputs: spec's, then loss_grad_spec's d theta'. */
+/* spec_vjp's inputs: spec's, then loss_grad_spec's d theta' (its outputs
+ * after the gradients of the params). */
 static double **vjp_inputs(const IrSourceFns *fns, const IrFunc *vjp, double **spec_in,
                            int nspec_in, double **lg) {
   double **in = calloc(vjp->ninputs, sizeof *in);
   for (int k = 0; k < vjp->ninputs; k++) {
     long n = ir_numel(vjp->ins[ir_input_value(vjp, k)].shape);
     in[k] = malloc(n * sizeof **in);
-    const double *from = k < nspec_in ? spec_in[k]
-        : lg[1 + index_of(fns->spec_grad_params, fns->nspec_grad,
-                          fns->folded[k - nspec_in])];
+    const double *from = k < nspec_in ? spec_in[k] : lg[1 + fns->nspec_grad + k - nspec_in];
     memcpy(in[k], from, n * sizeof **in);
   }
   return in;
@@ -261,8 +262,10 @@ static void check_specialised(const Fixture *fx, int s) {
   double **spec_in = spec_inputs(fn[fns->spec], np, params, batch, src);
   double **theta = run_interp(fn[fns->spec], spec_in);
   double **lg_in = spec_inputs(fn[fns->loss_grad_spec], np, params, batch, src);
-  for (int k = 0; k < fns->nfolded; k++)
-    memcpy(lg_in[fns->folded[k]], theta[k],
+  ck_assert_int_eq(fns->nspec_regions, 1);   /* no edges: the window is its region */
+  ck_assert_int_eq(fn[fns->loss_grad_spec]->ninputs, np + 2 + fns->nfolded);
+  for (int k = 0; k < fns->nfolded; k++)   /* theta' after t and y */
+    memcpy(lg_in[np + 2 + k], theta[k],
            ir_numel(fn[fns->spec]->ins[fn[fns->spec]->outputs[k]].shape) * sizeof **theta);
   double **lg = run_interp(fn[fns->loss_grad_spec], lg_in);
   ck_assert_msg(fabs(lg[0][0] - full[0][0]) <= 1e-12 * fabs(full[0][0]),

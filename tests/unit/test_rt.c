@@ -165,27 +165,28 @@ static void lg32_b(void *const *a) { run_f32(a, &head_b, 3, 1); }
 static void lg64_a(void *const *a) { run_f64(a, &head_a, 1); }
 static void lg64_b(void *const *a) { run_f64(a, &head_b, 3); }
 
-/* Source a specialised: theta' = {gain * W_a} in W_a's slot, so that the
- * specialised readout is linear with gain 1 (spec.c's merging). */
+/* Source a specialised (region V1's spec): theta' = {gain * W_a}, W_a's
+ * folded form, so that the specialised readout is linear with gain 1
+ * (spec.c's merging). */
 static void spec_a(void *const *a) {
   float gain = *(const float *)a[0];
   for (int i = 0; i < F * 2; i++)
     ((float *)a[P + 2])[i] = gain * ((const float *)a[1])[i];
 }
 
-/* params', t, y -> loss, d W_a', d b_a, d gate */
+/* params (W_a unread), t, y, W_a' -> loss, d b_a, d gate, d W_a' */
 static void loss_grad_spec_a(void *const *a) {
   double W[F * 2], b[2], t[B], y[MAXN], out[MAXN];
   Grads g;
-  to_double(a[1], W, F * 2);
+  to_double(a[P + 2], W, F * 2);
   to_double(a[2], b, 2);
   to_double(a[P], t, B);
   to_double(a[P + 1], y, B * WIN * 2);
   double loss = toy(&head_a, 1, *(const float *)a[5], W, b, t, y, out, &g);
-  *(float *)a[P + 2] = (float)loss;
-  to_float(g.W, a[P + 3], F * 2);
+  *(float *)a[P + 3] = (float)loss;
   to_float(g.b, a[P + 4], 2);
   *(float *)a[P + 5] = (float)g.gate;
+  to_float(g.W, a[P + 6], F * 2);
 }
 
 /* d gain = <dW', W_a>, d W_a = gain dW'. */
@@ -230,7 +231,8 @@ static void prior64(void *const *a) {
   *(double *)a[P + 1] = edge_weight() * (gate < 0 ? -1 : 1) * (break_prior ? 1.01 : 1);
 }
 
-static const int32_t folded_a[] = {1}, spec_grads_a[] = {1, 2, 5}, vjp_a[] = {0, 1};
+static const int32_t folded_a[] = {1}, spec_grads_a[] = {2, 5}, vjp_a[] = {0, 1};
+static const int32_t spec_regions_a[] = {1};
 static const int32_t prior_ids[] = {5, 3};
 
 static const lobe_param params[] = {
@@ -241,7 +243,7 @@ static const lobe_param params[] = {
   {"b_b", 1, 3, LOBE_INIT_ZEROS, 0},
   {"gate", 1, 1, LOBE_INIT_CONSTANT, 1.0},
 };
-static const lobe_region regions[] = {{"LGN", "cortex"}, {"V1", "cortex"}};
+static lobe_region regions[2];
 static const char *const subjects[] = {"m1", "m2", "m3"};
 static const char *const names_a[] = {"x", "y"};
 static const char *const names_b[] = {"ch0", "ch1", "ch2"};
@@ -254,6 +256,8 @@ static lobe_source sources[3];
 static lobe_model model;
 
 static void make_model(void) {
+  regions[0] = (lobe_region){.name = "LGN", .aunn = "cortex"};
+  regions[1] = (lobe_region){.name = "V1", .aunn = "cortex"};
   sources[0] = (lobe_source){"V1.m1", 1, 0, LOBE_SRC_CSV, path_a, 20, 0.5, 2, names_a,
                              LOBE_LOSS_MSE, 1.0, fwd_a, lg32_a, lg64_a, 4, grads_a,
                              .spec_f32 = NULL};
@@ -275,16 +279,19 @@ static void make_model(void) {
 }
 
 static void specialise_a(void) {
+  lobe_region *r = &regions[1];
+  r->spec_f32 = spec_a;
+  r->spec_vjp_f32 = spec_vjp_a;
+  r->nfolded = 1;
+  r->folded = folded_a;
+  r->nvjp = 2;
+  r->vjp_params = vjp_a;
   lobe_source *s = &sources[0];
-  s->spec_f32 = spec_a;
   s->loss_grad_spec_f32 = loss_grad_spec_a;
-  s->spec_vjp_f32 = spec_vjp_a;
-  s->nfolded = 1;
-  s->folded = folded_a;
-  s->nspec_grad = 3;
+  s->nspec_grad = 2;
   s->spec_grad_params = spec_grads_a;
-  s->nvjp = 2;
-  s->vjp_params = vjp_a;
+  s->nspec_regions = 1;
+  s->spec_regions = spec_regions_a;
 }
 
 /* ---- files -------------------------------------------------------------- */
@@ -1013,9 +1020,15 @@ START_TEST(broken_descriptor) {
   ck_assert_int_eq(run("train", NULL), RT_FAIL);
   ck_assert_has(err_text, "list names an unknown parameter");
   make_model();
-  sources[0].spec_f32 = fwd_a;   /* the other three specialised entries missing */
+  regions[1].spec_f32 = fwd_a;   /* spec_vjp missing */
   ck_assert_int_eq(run("train", NULL), RT_FAIL);
-  ck_assert_has(err_text, "incomplete specialised entry points");
+  ck_assert_has(err_text, "region 1: incomplete specialised entry points");
+  make_model();
+  specialise_a();
+  static const int32_t lgn_only[] = {0};
+  sources[0].spec_regions = lgn_only;   /* LGN has no spec, V1 is not listed */
+  ck_assert_int_eq(run("train", NULL), RT_FAIL);
+  ck_assert_has(err_text, "source 0: a specialised region without spec");
   make_model();
   sources[1].loss_kind = 7;
   ck_assert_int_eq(run("info", NULL), RT_FAIL);
