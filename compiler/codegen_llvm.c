@@ -1278,13 +1278,13 @@ static void desc_types(Desc *d) {
   LLVMTypeRef edge[] = {i, i, f, i, f, f, f};
   LLVMTypeRef source[] = {p, i, i, i, p, f, f, i, p, i, f, p, p, p, i, p,
                           p, p, p, p, p, p, i, p, i, p, i, p, p,
-                          p, p, i, p, i, p, i, i, i, p};
+                          p, p, i, p, i, p, i, i, i, p, i, p, p, i, f, p, p};
   LLVMTypeRef model[] = {i, p, p, i, p, i, p, i, p, i, p, i, p, i, p, p, i, p,
                          i, i, f, f, f, f, cg->i64, i};
   d->param_t = named_struct(cg, "lobe_param", param, 5);
   d->region_t = named_struct(cg, "lobe_region", region, 10);
   d->edge_t = named_struct(cg, "lobe_edge", edge, 7);
-  d->source_t = named_struct(cg, "lobe_source", source, 39);
+  d->source_t = named_struct(cg, "lobe_source", source, 46);
   d->model_t = named_struct(cg, "lobe_model", model, 26);
 }
 
@@ -1355,6 +1355,26 @@ static LLVMValueRef channel_row(Desc *d, const void *source, int c) {
   char buf[24];
   snprintf(buf, sizeof buf, "ch%d", c);
   return desc_string(d, s->channel_names ? s->channel_names[c] : buf);
+}
+
+static LLVMValueRef select_row(Desc *d, const void *source, int c) {
+  return desc_string(d, ((const Source *)source)->select[c]);
+}
+
+/* A string field that may be absent: a null pointer then. */
+static LLVMValueRef desc_maybe_string(Desc *d, const char *text) {
+  return text ? desc_string(d, text) : LLVMConstNull(d->cg->ptr);
+}
+
+/* The format's options (lobe_model.h v5), from f[0]. */
+static void option_fields(Desc *d, const Source *src, LLVMValueRef *f) {
+  f[0] = di32(d, src->nselect);
+  f[1] = desc_table(d, d->cg->ptr, src->nselect, select_row, src);
+  f[2] = desc_maybe_string(d, src->var);
+  f[3] = di32(d, src->transposed);
+  f[4] = df64(d, src->bin);
+  f[5] = desc_maybe_string(d, src->series);
+  f[6] = desc_maybe_string(d, src->atlas);
 }
 
 static LLVMValueRef id_row(Desc *d, const void *ids, int g) {
@@ -1468,10 +1488,9 @@ static LLVMValueRef source_row(Desc *d, const void *model, int s) {
   const Model *m = model;
   const Source *src = &m->sources[s];
   const IrSourceFns *fns = &d->mod->source_fns[s];
-  int kind = src->kind == SRC_NPY ? LOBE_SRC_NPY : LOBE_SRC_CSV;
   LLVMValueRef f[] = {
       desc_string(d, src->name), di32(d, src->region), di32(d, src->subject),
-      di32(d, kind), desc_string(d, src->path), df64(d, src->rate), df64(d, src->t0),
+      di32(d, (int)src->kind),   /* SourceKind is in the order of LOBE_SRC_* */ desc_string(d, src->path), df64(d, src->rate), df64(d, src->t0),
       di32(d, src->channels), desc_table(d, d->cg->ptr, src->channels, channel_row, src),
       di32(d, fns->loss == LOSS_POISSON ? LOBE_LOSS_POISSON : LOBE_LOSS_MSE),
       df64(d, loss_weight(m, s)), desc_entry(d, fns->forward, "f32"),
@@ -1487,9 +1506,11 @@ static LLVMValueRef source_row(Desc *d, const void *model, int s) {
       desc_ids(d, fns->vjp_params, fns->nvjp), desc_entry(d, fns->loss_held, "f64"),
       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
       di32(d, fns->nfolded > 0 ? fns->nspec_regions : 0),
-      desc_ids(d, fns->spec_regions, fns->nfolded > 0 ? fns->nspec_regions : 0)};
+      desc_ids(d, fns->spec_regions, fns->nfolded > 0 ? fns->nspec_regions : 0),
+      NULL, NULL, NULL, NULL, NULL, NULL, NULL};
   export_fields(d, fns, f + 29);
-  return LLVMConstNamedStruct(d->source_t, f, 39);
+  option_fields(d, src, f + 39);
+  return LLVMConstNamedStruct(d->source_t, f, 46);
 }
 
 /* The spec's file name without folder and extension. */

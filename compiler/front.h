@@ -124,7 +124,10 @@ typedef struct Subject {
   SrcPos pos;
 } Subject;
 
-typedef enum { SRC_CSV, SRC_NPY } SourceKind;
+/* In the order of LOBE_SRC_* (runtime/lobe_model.h). */
+typedef enum {
+  SRC_CSV, SRC_NPY, SRC_EDF, SRC_MAT, SRC_NWB_UNITS, SRC_NWB_SERIES, SRC_NIFTI
+} SourceKind;
 
 typedef struct Source {
   char *name;              /* "REGION.SUBJECT": what --data NAME=PATH rebinds */
@@ -133,13 +136,22 @@ typedef struct Source {
   int region, subject;
   SourceKind kind;
   char *path;              /* resolved against the spec file's folder */
-  double rate;             /* Hz */
+  double rate;             /* Hz; 0 until bound when the file gives it */
   double t0;               /* seconds: time of sample 0 */
+  bool rate_given;         /* `rate:` written: the file's rate must agree */
   int channels;            /* from `channels: N`, else 0 until bound to the file */
   char **channel_names;    /* NULL until bound; then `channels` names */
   char *probe;             /* `probe: NAME`: sources of one region naming the same
                               probe share a readout head; NULL: a head of its own */
   SrcPos probe_pos;
+  /* the format's options (docs/data.md) */
+  char **select;           /* edf `channels: [O1, O2]`: labels to read */
+  int nselect;
+  char *var;               /* mat `var:` */
+  bool transposed;         /* mat `layout: channels_x_time` */
+  double bin;              /* nwb_units `bin:`, seconds */
+  char *series;            /* nwb_series `series:` */
+  char *atlas;             /* nifti `atlas:`, resolved */
 } Source;
 
 /* A directed edge u -> r of the region graph (docs/semantics.md): r receives
@@ -408,6 +420,7 @@ Model *sema_check(Diag *d, const Program *p);
 /* Sources sharing a probe must agree on their channel count: checked by
  * sema for declared counts, and again by the driver once files are bound. */
 void sema_check_probes(Diag *d, const Model *m);
+void sema_source_free(Source *src);  /* its strings, not src itself */
 void sema_free(Model *m);
 
 /* --------------------------------------------------------------- graph.c */

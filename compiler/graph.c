@@ -60,7 +60,9 @@ static double mm(double metres) {
 }
 
 static const char *format_name(SourceKind kind) {
-  return kind == SRC_NPY ? "npy" : "csv";
+  static const char *const names[] = {"csv", "npy", "edf", "mat", "nwb_units", "nwb_series",
+                                      "nifti"};
+  return names[kind];
 }
 
 /* "npy 100 Hz, 12 ch"; the channel count only once known (declared, or

@@ -1,7 +1,8 @@
 /*
  * link.c — an object to an executable (or a shared object, for tests) by
- * running the system C compiler: `cc obj liblobe_rt.a -lopenblas -lm
- * -lpthread -o out`. The compiler is $LOBE_CC or `cc`, started with
+ * running the system C compiler: `cc obj liblobe_rt.a DATA-LIBS -lopenblas
+ * -lm -lpthread -o out`, DATA-LIBS being the data readers' libraries (EDFlib,
+ * matio, HDF5, NIfTI, libzip) as found at build time. The compiler is $LOBE_CC or `cc`, started with
  * posix_spawnp and an argument vector (no shell, so any path works); its
  * output is captured for the error message.
  */
@@ -20,7 +21,7 @@
 
 extern char **environ;
 
-enum { MAX_ARGS = 16 };
+enum { MAX_ARGS = 64, MAX_DATA_LIBS = 40 };
 
 /* A lobec built with the sanitizers (LOBE_SANITIZE) finds the runtime of its
  * own build tree, which is instrumented too, so executables need the
@@ -151,9 +152,18 @@ static bool openblas_dir(char *buf, int buflen) {
   return true;
 }
 
+/* Splits LOBE_DATA_LIBS ('|'-separated, as CMake gives it) into argv. The
+ * copy in buf must live as long as argv. */
+static int data_libs(char *buf, size_t buflen, const char **argv, int n) {
+  snprintf(buf, buflen, "%s", LOBE_DATA_LIBS);
+  for (char *lib = strtok(buf, "|"); lib && n < MAX_DATA_LIBS; lib = strtok(NULL, "|"))
+    argv[n++] = lib;
+  return n;
+}
+
 int link_executable(const char *obj_path, const char *out_path, bool shared,
                     char *err, int errlen) {
-  char runtime[PATH_MAX], blas_dir[PATH_MAX];
+  char runtime[PATH_MAX], blas_dir[PATH_MAX], libs[4096];
   if (!shared && find_runtime(runtime, sizeof runtime, err, errlen) != 0)
     return -1;
   const char *cc = getenv("LOBE_CC");
@@ -163,8 +173,10 @@ int link_executable(const char *obj_path, const char *out_path, bool shared,
   argv[n++] = obj_path;
   if (shared)
     argv[n++] = "-shared";
-  else
+  else {
     argv[n++] = runtime;
+    n = data_libs(libs, sizeof libs, argv, n);
+  }
 #ifdef SANITIZE_FLAGS
   if (!shared)
     argv[n++] = SANITIZE_FLAGS;

@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <libgen.h>
+#include <math.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -153,23 +154,57 @@ static Model *check_spec(Diag *d, const char *path, Program **prog) {
   return sema_check(d, *prog);
 }
 
+/* SourceKind is in the order of LOBE_SRC_*. */
 static int source_kind(SourceKind k) {
-  return k == SRC_NPY ? LOBE_SRC_NPY : LOBE_SRC_CSV;
+  return (int)k;
 }
 
-/* Learns each source's channels from its file. A source that declares
- * `channels: N` compiles without the file (it is bound at train time with
- * --data), but when the file is there it must agree. */
+static DataOptions source_options(const Source *src) {
+  return (DataOptions){.select = (const char *const *)src->select, .nselect = src->nselect,
+                       .var = src->var, .transposed = src->transposed, .bin = src->bin,
+                       .series = src->series, .atlas = src->atlas};
+}
+
+static int probe_source(const Source *src, DataTable *t, DataClock *clk, char *err,
+                        size_t errlen) {
+  DataOptions opt = source_options(src);
+  return data_probe_with(source_kind(src->kind), src->path, &opt, t, clk, err, errlen);
+}
+
+/* The file's rate (and t0) where it has one; a rate given must agree. */
+static void bind_rate(Diag *d, Source *src, const DataClock *t) {
+  if (t->rate > 0 && src->rate_given && fabs(src->rate - t->rate) > 1e-6 * t->rate)
+    diag_error(d, DIAG_DATA_RATE, src->path_pos,
+               "'%s' gives a rate of %g Hz but its data has %g Hz", src->name, src->rate,
+               t->rate);
+  else if (t->rate > 0)
+    src->rate = t->rate;
+  else if (!(src->rate > 0))
+    diag_error(d, DIAG_MISSING_OPTION, src->path_pos,
+               "'%s' needs 'rate': its file gives none", src->name);
+  if (src->t0 == 0)
+    src->t0 = t->t0;
+}
+
+/* Learns each source's channels (and rate, where the file has it) from its
+ * file. A source that declares `channels: N` compiles without the file (it
+ * is bound at train time with --data), but when the file is there it must
+ * agree. */
 static void bind_source(Diag *d, Source *src) {
   DataTable t = {0};
+  DataClock clk;
   char err[512];
-  if (data_probe(source_kind(src->kind), src->path, &t, err, sizeof err) != 0) {
+  if (probe_source(src, &t, &clk, err, sizeof err) != 0) {
     if (src->channels == 0)
       diag_error(d, DIAG_CANNOT_READ_DATA, src->path_pos,
                  "cannot read data for '%s': %s (give `channels: N` to compile "
                  "without the file)", src->name, err);
+    else if (!(src->rate > 0))
+      diag_error(d, DIAG_MISSING_OPTION, src->path_pos,
+                 "'%s' needs 'rate' to compile without its file", src->name);
     return;
   }
+  bind_rate(d, src, &clk);
   if (src->channels != 0 && src->channels != t.cols)
     diag_error(d, DIAG_CHANNEL_MISMATCH, src->path_pos,
                "'%s' declares %d channels but the file has %d", src->name,
@@ -323,8 +358,7 @@ static void probe_channels(Model *m) {
     Source *src = &m->sources[s];
     DataTable t = {0};
     char err[512];
-    if (src->channels == 0 &&
-        data_probe(source_kind(src->kind), src->path, &t, err, sizeof err) == 0)
+    if (src->channels == 0 && probe_source(src, &t, NULL, err, sizeof err) == 0)
       src->channels = t.cols;
     data_free(&t);
   }

@@ -1287,8 +1287,38 @@ static void check_positions(Sema *s) {
 
 /* ---- data sources --------------------------------------------------------------- */
 
-static const char *const formats[] = {"csv", "npy"};
-static const char *const source_options[] = {"path", "rate", "t0", "channels", "probe"};
+/* In the order of SourceKind. */
+static const char *const formats[] = {"csv", "npy", "edf", "mat", "nwb_units", "nwb_series",
+                                      "nifti"};
+enum { NFORMATS = 7, NCOMMON = 5, NSOURCE_OPTIONS = 7 };
+/* Every format takes the NCOMMON options first, then its own (NULL ends). */
+static const char *const source_options[NFORMATS][NSOURCE_OPTIONS] = {
+    {"path", "rate", "t0", "channels", "probe"},
+    {"path", "rate", "t0", "channels", "probe"},
+    {"path", "rate", "t0", "channels", "probe"},
+    {"path", "rate", "t0", "channels", "probe", "var", "layout"},
+    {"path", "rate", "t0", "channels", "probe", "bin"},
+    {"path", "rate", "t0", "channels", "probe", "series"},
+    {"path", "rate", "t0", "channels", "probe", "atlas"},
+};
+static const char *const source_examples[NFORMATS] = {
+    "csv(\"v1.csv\", rate: 100Hz)",
+    "npy(\"v1.npy\", rate: 100Hz)",
+    "edf(\"s1.edf\", channels: [O1, O2])",
+    "mat(\"tc.mat\", var: tc, rate: 1.4Hz)",
+    "nwb_units(\"m2.nwb\", bin: 10ms)",
+    "nwb_series(\"m3.nwb\", series: \"acquisition/lfp\")",
+    "nifti(\"bold.nii\", atlas: \"atlas.nii\")",
+};
+/* In the order of the transposed flag. */
+static const char *const layouts[] = {"samples_x_channels", "channels_x_time"};
+
+static int count_options(int format) {
+  int n = 0;
+  while (n < NSOURCE_OPTIONS && source_options[format][n])
+    n++;
+  return n;
+}
 
 /* The folder of the spec, absolute, to resolve data paths against. The
  * folder exists unless the spec was given as text (tests). */
@@ -1347,33 +1377,135 @@ static void set_probe(Sema *s, const Expr *e, Source *src) {
   src->probe_pos = e->pos;
 }
 
+/* A string option (mat var may also be a plain name); NULL after reporting. */
+static char *string_option(Sema *s, const Expr *e, bool name_ok, const char *expected) {
+  const Expr *v = name_ok && e->kind == EXPR_NAME ? e : value(s, e);
+  if (!v)
+    return NULL;
+  if (v->kind == EXPR_STRING && v->string[0])
+    return strdup(v->string);
+  if (name_ok && v->kind == EXPR_NAME)
+    return name_dup(v->name);
+  if (v->kind == EXPR_STRING)
+    diag_error(s->d, DIAG_WRONG_KIND, e->pos, "expected %s, found an empty string", expected);
+  else
+    report_expected(s, e, v, expected);
+  return NULL;
+}
+
+/* edf `channels: [O1, O2]` names the signals to read; other formats (and edf)
+ * take `channels: N`. */
+static void set_channels(Sema *s, const Expr *e, Source *src) {
+  const Expr *v = value(s, e);
+  if (!v || src->kind != SRC_EDF || v->kind != EXPR_LIST) {
+    if (v)
+      set_int(s, e, "channels", 1, MAX_SIZE, &src->channels);
+    return;
+  }
+  src->select = calloc((size_t)v->args.n + 1, sizeof *src->select);
+  for (int i = 0; i < v->args.n; i++) {
+    const Expr *label = v->args.v[i].value;
+    if (label->kind != EXPR_NAME && label->kind != EXPR_STRING) {
+      report_expected(s, label, label, "a channel label, as in [O1, O2]");
+      continue;
+    }
+    src->select[src->nselect++] =
+        label->kind == EXPR_NAME ? name_dup(label->name) : strdup(label->string);
+  }
+}
+
+static void set_layout(Sema *s, const Expr *e, Source *src) {
+  if (e->kind != EXPR_NAME) {
+    report_expected(s, e, e, "a layout, samples_x_channels or channels_x_time");
+    return;
+  }
+  int k = lookup_word(s, DIAG_UNKNOWN_LAYOUT, e->name, "layout", layouts, 2);
+  src->transposed = k == 1;
+}
+
+/* nwb_units counts in bins: its rate is 1 / bin, and a rate given must agree. */
+static void set_bin(Sema *s, const Expr *e, Source *src) {
+  if (!want_positive(s, e, DIM_TIME, "bin", &src->bin))
+    return;
+  if (src->rate_given && fabs(src->rate * src->bin - 1) > 1e-9)
+    diag_error(s->d, DIAG_DATA_RATE, e->pos,
+               "a bin of %g s counts at %g Hz, but 'rate' says %g Hz", src->bin,
+               1 / src->bin, src->rate);
+  src->rate = 1 / src->bin;
+}
+
+/* The options only some formats take; a missing required one is reported. */
+static void format_options(Sema *s, Name callee, const Arg *const *opt, bool known,
+                           Source *src) {
+  const char *example = source_examples[src->kind];
+  const Expr *own = opt[NCOMMON] ? opt[NCOMMON]->value : NULL;
+  if (src->kind == SRC_MAT && own)
+    src->var = string_option(s, own, true, "a variable name, as in var: tc");
+  else if (src->kind == SRC_NWB_UNITS && own)
+    set_bin(s, own, src);
+  else if (src->kind == SRC_NWB_SERIES && own)
+    src->series = string_option(s, own, false, "a series path in double quotes");
+  else if (src->kind == SRC_NIFTI && own) {
+    char *atlas = string_option(s, own, false, "an atlas image path in double quotes");
+    src->atlas = atlas ? resolve_path(s, atlas) : NULL;
+    free(atlas);
+  } else if (src->kind >= SRC_MAT && known) {
+    char option[32];
+    snprintf(option, sizeof option, "'%s'", source_options[src->kind][NCOMMON]);
+    report_missing(s, callee, option, example);
+  }
+  if (src->kind == SRC_MAT && opt[NCOMMON + 1])
+    set_layout(s, opt[NCOMMON + 1]->value, src);
+}
+
+/* csv, npy and mat files carry no rate: those need `rate:`. */
+static bool needs_rate(SourceKind k) {
+  return k == SRC_CSV || k == SRC_NPY || k == SRC_MAT;
+}
+
 static void check_source_call(Sema *s, const Expr *e, Source *src) {
-  static const char *const example = "csv(\"v1.csv\", rate: 100Hz)";
   Name callee;
   Args args;
-  const Arg *opt[5];
+  const Arg *opt[NSOURCE_OPTIONS] = {0};   /* bind_options fills only the format's */
   if (!call_value(s, e, "a data source, as in csv(\"v1.csv\", rate: 100Hz)", &callee,
                   &args))
     return;
-  int k = lookup_word(s, DIAG_UNKNOWN_FORMAT, callee, "data format", formats, 2);
+  int k = lookup_word(s, DIAG_UNKNOWN_FORMAT, callee, "data format", formats, NFORMATS);
   if (k < 0)
     return;
-  src->kind = k == 0 ? SRC_CSV : SRC_NPY;
-  bool known = bind_options(s, callee, args, source_options, 5, 1, opt);
+  src->kind = (SourceKind)k;
+  const char *example = source_examples[k];
+  bool known = bind_options(s, callee, args, source_options[k], count_options(k), 1, opt);
   if (opt[0])
     set_path(s, opt[0]->value, src);
   else if (known)
     report_missing(s, callee, "a file path", example);
   if (opt[1])
-    want_positive(s, opt[1]->value, DIM_RATE, "rate", &src->rate);
-  else if (known)
+    src->rate_given = want_positive(s, opt[1]->value, DIM_RATE, "rate", &src->rate);
+  else if (known && needs_rate(src->kind))
     report_missing(s, callee, "'rate'", example);
   if (opt[2])
     want_quantity(s, opt[2]->value, DIM_TIME, "t0", &src->t0);
   if (opt[3])
-    set_int(s, opt[3]->value, "channels", 1, MAX_SIZE, &src->channels);
+    set_channels(s, opt[3]->value, src);
   if (opt[4])
     set_probe(s, opt[4]->value, src);
+  format_options(s, callee, opt, known, src);
+}
+
+void sema_source_free(Source *src) {
+  free(src->name);
+  free(src->path);
+  free(src->probe);
+  for (int c = 0; src->channel_names && c < src->channels; c++)
+    free(src->channel_names[c]);
+  free(src->channel_names);
+  for (int c = 0; c < src->nselect; c++)
+    free(src->select[c]);
+  free(src->select);
+  free(src->var);
+  free(src->series);
+  free(src->atlas);
 }
 
 /* Sources of one region naming the same probe share its head; the probe of
@@ -1427,8 +1559,7 @@ static void check_data(Sema *s, const Decl *d) {
     src.name = source_name(s, d, region, subject);
   check_source_call(s, d->value, &src);
   if (!src.name) {
-    free(src.path);
-    free(src.probe);
+    sema_source_free(&src);
     return;
   }
   m->sources = grow(m->sources, m->nsources, sizeof *m->sources);
@@ -2036,6 +2167,8 @@ static void check_rate(Sema *s, const Graph *into, double rate, int stamp, int *
                        int *queue, bool *warned) {
   const Model *m = s->m;
   int tail = 0;
+  if (!(rate > 0))
+    return;                          /* taken from the file later, when it is read */
   for (int i = 0; i < m->nsources; i++)
     if (m->sources[i].rate == rate && seen[m->sources[i].region] != stamp) {
       seen[m->sources[i].region] = stamp;
@@ -2426,13 +2559,7 @@ void sema_free(Model *m) {
   for (int i = 0; i < m->nsubjects; i++)
     free(m->subjects[i].name);
   for (int i = 0; i < m->nsources; i++) {
-    Source *src = &m->sources[i];
-    free(src->name);
-    free(src->path);
-    free(src->probe);
-    for (int c = 0; src->channel_names && c < src->channels; c++)
-      free(src->channel_names[c]);
-    free(src->channel_names);
+    sema_source_free(&m->sources[i]);
   }
   free(m->aunns);
   free(m->regions);

@@ -9,6 +9,13 @@
 
 #include "rt.h"
 
+/* kind is checked by rt_model_check. */
+static const char *kind_name(int kind) {
+  static const char *const names[] = {"csv", "npy", "edf", "mat", "nwb_units", "nwb_series",
+                                      "nifti"};
+  return names[kind];
+}
+
 static int max_width(int w, const char *s) {
   int n = (int)strlen(s);
   return n > w ? n : w;
@@ -59,7 +66,7 @@ static void print_sources(const lobe_model *m) {
   for (int s = 0; s < m->nsources; s++) {
     const lobe_source *src = &m->sources[s];
     printf("  %-*s %4s %8d %10g %10g %7s %8g  %s\n", w, src->name,
-           src->kind == LOBE_SRC_NPY ? "npy" : "csv", src->channels, src->rate, src->t0,
+           kind_name(src->kind), src->channels, src->rate, src->t0,
            src->loss_kind == LOBE_LOSS_POISSON ? "poisson" : "mse", src->loss_weight,
            src->path ? src->path : "(none: pass --data)");
   }

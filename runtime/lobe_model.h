@@ -56,7 +56,7 @@
 
 #include <stdint.h>
 
-#define LOBE_ABI_VERSION 4
+#define LOBE_ABI_VERSION 5
 
 typedef void (*lobe_fn)(void *const *args);
 
@@ -67,7 +67,10 @@ enum {
   LOBE_INIT_CONSTANT = 3, /* every element = scale */
 };
 
-enum { LOBE_SRC_CSV = 0, LOBE_SRC_NPY = 1 };
+enum {
+  LOBE_SRC_CSV = 0, LOBE_SRC_NPY = 1, LOBE_SRC_EDF = 2, LOBE_SRC_MAT = 3,
+  LOBE_SRC_NWB_UNITS = 4, LOBE_SRC_NWB_SERIES = 5, LOBE_SRC_NIFTI = 6,
+};
 enum { LOBE_LOSS_MSE = 0, LOBE_LOSS_POISSON = 1 };
 
 typedef struct lobe_param {
@@ -142,6 +145,14 @@ typedef struct lobe_source {
   /* v4: the regions whose theta' loss_grad_spec takes, in order */
   int32_t nspec_regions;
   const int32_t *spec_regions;
+  /* v5: the format's options (docs/data.md); NULL / 0 where it takes none */
+  int32_t nselect;          /* edf: the channel labels to read, in order */
+  const char *const *select;
+  const char *var;          /* mat: the variable */
+  int32_t transposed;       /* mat: the file holds channels x samples */
+  double bin;               /* nwb_units: seconds per count */
+  const char *series;       /* nwb_series: the TimeSeries group */
+  const char *atlas;        /* nifti: the label image, absolute */
 } lobe_source;
 
 typedef struct lobe_model {

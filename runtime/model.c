@@ -121,6 +121,10 @@ static int check_source(const lobe_model *m, const lobe_source *s, int k) {
     return bad("source", k, "rate, t0 or loss weight out of range");
   if (s->loss_kind != LOBE_LOSS_MSE && s->loss_kind != LOBE_LOSS_POISSON)
     return bad("source", k, "unknown loss kind");
+  if (s->kind < LOBE_SRC_CSV || s->kind > LOBE_SRC_NIFTI)
+    return bad("source", k, "unknown data format");
+  if (s->nselect < 0 || (s->nselect > 0 && !s->select))
+    return bad("source", k, "channel selection out of range");
   if (!s->forward_f32 || !s->loss_grad_f32)
     return bad("source", k, "missing entry points");
   return check_grads(m, s, k);

@@ -17,8 +17,11 @@ static const char *source_path(const lobe_source *s, const RtOptions *o) {
   return s->path;
 }
 
-/* A rebound file may change format: trust its extension over the compiled kind. */
+/* A rebound csv or npy file may change format: trust its extension over the
+ * compiled kind. The other formats keep theirs: their options name what to read. */
 static int source_kind(const lobe_source *s, const char *path) {
+  if (s->kind != LOBE_SRC_CSV && s->kind != LOBE_SRC_NPY)
+    return s->kind;
   const char *dot = strrchr(path, '.');
   if (dot && strcasecmp(dot, ".npy") == 0)
     return LOBE_SRC_NPY;
@@ -49,7 +52,7 @@ static int check_counts(const lobe_source *s, const char *path, const DataTable 
 }
 
 static int check_table(const lobe_model *m, const lobe_source *s, const char *path,
-                       const DataTable *t) {
+                       const DataTable *t, const DataClock *clk) {
   if (t->cols != s->channels) {
     rt_error("%s: expected %d channel%s for source '%s', found %d", path, s->channels,
              s->channels == 1 ? "" : "s", s->name, t->cols);
@@ -60,7 +63,18 @@ static int check_table(const lobe_model *m, const lobe_source *s, const char *pa
              "%d }), found %d", path, m->window, s->name, m->window, t->rows);
     return RT_EDATA;
   }
+  if (clk->rate > 0 && fabs(clk->rate - s->rate) > 1e-6 * s->rate) {
+    rt_error("%s: expected a rate of %g Hz for source '%s', found %g Hz", path, s->rate,
+             s->name, clk->rate);
+    return RT_EDATA;
+  }
   return s->loss_kind == LOBE_LOSS_POISSON ? check_counts(s, path, t) : RT_OK;
+}
+
+static DataOptions source_options(const lobe_source *s) {
+  return (DataOptions){.select = s->select, .nselect = s->nselect, .var = s->var,
+                       .transposed = s->transposed, .bin = s->bin, .series = s->series,
+                       .atlas = s->atlas};
 }
 
 int rt_source_load(const lobe_model *m, const lobe_source *s, const char *path, DataTable *t) {
@@ -69,11 +83,13 @@ int rt_source_load(const lobe_model *m, const lobe_source *s, const char *path, 
     rt_error("source '%s' has no data file; pass --data %s=PATH", s->name, s->name);
     return RT_EDATA;
   }
-  if (data_load(source_kind(s, path), path, t, err, sizeof err) != 0) {
+  DataOptions opt = source_options(s);
+  DataClock clk;
+  if (data_load_with(source_kind(s, path), path, &opt, t, &clk, err, sizeof err) != 0) {
     rt_error("%s", err);
     return RT_EDATA;
   }
-  return check_table(m, s, path, t);
+  return check_table(m, s, path, t, &clk);
 }
 
 int rt_tables_load(const lobe_model *m, const RtOptions *o, DataTable *tables) {

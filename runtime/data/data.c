@@ -11,9 +11,75 @@
 #include "lobe_model.h"
 #include "rt.h"
 
-static int read_table(int kind, const char *path, int header_only,
-                      DataTable *out, char *err, size_t errlen) {
+/* A required option the caller left out: a bug of the caller, not of the
+ * file, but still an error rather than a crash. */
+static int missing(const char *path, const char *what, char *err, size_t errlen) {
+  snprintf(err, errlen, "%s: no %s given to read it by", path, what);
+  return -1;
+}
+
+static int read_edf(const char *path, const DataOptions *o, int header_only,
+                    DataTable *out, DataClock *clk, char *err, size_t errlen) {
+  DataEdf e;
+  if (data_read_edf(path, o->select, o->nselect, header_only, &e, err, errlen) != 0)
+    return -1;
+  *out = e.table;
+  clk->rate = e.rate;
+  e.table.values = NULL;             /* taken over; cols stays, to free the units */
+  e.table.names = NULL;
+  data_edf_free(&e);
+  return 0;
+}
+
+static int read_nwb_units(const char *path, const DataOptions *o, DataTable *out,
+                          DataClock *clk, char *err, size_t errlen) {
+  if (!(o->bin > 0))
+    return missing(path, "bin width", err, errlen);
+  if (data_read_nwb_units(path, o->bin, 0, 0, out, err, errlen) != 0)
+    return -1;
+  clk->rate = 1 / o->bin;
+  return 0;
+}
+
+static int read_nwb_series(const char *path, const DataOptions *o, DataTable *out,
+                           DataClock *clk, char *err, size_t errlen) {
+  if (!o->series)
+    return missing(path, "series", err, errlen);
+  return data_read_nwb_series(path, o->series, out, &clk->t0, &clk->rate, err, errlen);
+}
+
+static int read_nifti(const char *path, const DataOptions *o, DataTable *out,
+                      DataClock *clk, char *err, size_t errlen) {
+  if (!o->atlas)
+    return missing(path, "atlas image", err, errlen);
+  return data_read_nifti_regions(path, o->atlas, NULL, 0, out, &clk->rate, err, errlen);
+}
+
+/* The formats that take options; o is never NULL here. */
+static int read_other(int kind, const char *path, const DataOptions *o, int header_only,
+                      DataTable *out, DataClock *clk, char *err, size_t errlen) {
+  if (kind == LOBE_SRC_EDF)
+    return read_edf(path, o, header_only, out, clk, err, errlen);
+  if (kind == LOBE_SRC_MAT)
+    return o->var ? data_read_mat(path, o->var, o->transposed, header_only, out, err, errlen)
+                  : missing(path, "variable", err, errlen);
+  if (kind == LOBE_SRC_NWB_UNITS)
+    return read_nwb_units(path, o, out, clk, err, errlen);
+  if (kind == LOBE_SRC_NWB_SERIES)
+    return read_nwb_series(path, o, out, clk, err, errlen);
+  if (kind == LOBE_SRC_NIFTI)
+    return read_nifti(path, o, out, clk, err, errlen);
+  snprintf(err, errlen, "%s: unknown data kind %d", path, kind);
+  return -1;
+}
+
+static int read_table(int kind, const char *path, const DataOptions *opt, int header_only,
+                      DataTable *out, DataClock *clock, char *err, size_t errlen) {
+  static const DataOptions none = {0};
+  DataClock unused;
+  DataClock *clk = clock ? clock : &unused;
   memset(out, 0, sizeof *out);
+  *clk = (DataClock){0};
   if (!path || !*path) {
     snprintf(err, errlen, "no data file given");
     return -1;
@@ -22,16 +88,28 @@ static int read_table(int kind, const char *path, int header_only,
     return data_read_csv(path, header_only, out, err, errlen);
   if (kind == LOBE_SRC_NPY)
     return data_read_npy(path, header_only, out, err, errlen);
-  snprintf(err, errlen, "%s: unknown data kind %d (expected csv or npy)", path, kind);
-  return -1;
+  int rc = read_other(kind, path, opt ? opt : &none, header_only, out, clk, err, errlen);
+  if (rc != 0)
+    data_free(out);
+  return rc;
 }
 
 int data_load(int kind, const char *path, DataTable *out, char *err, size_t errlen) {
-  return read_table(kind, path, 0, out, err, errlen);
+  return read_table(kind, path, NULL, 0, out, NULL, err, errlen);
 }
 
 int data_probe(int kind, const char *path, DataTable *out, char *err, size_t errlen) {
-  return read_table(kind, path, 1, out, err, errlen);
+  return read_table(kind, path, NULL, 1, out, NULL, err, errlen);
+}
+
+int data_load_with(int kind, const char *path, const DataOptions *opt, DataTable *out,
+                   DataClock *clock, char *err, size_t errlen) {
+  return read_table(kind, path, opt, 0, out, clock, err, errlen);
+}
+
+int data_probe_with(int kind, const char *path, const DataOptions *opt, DataTable *out,
+                    DataClock *clock, char *err, size_t errlen) {
+  return read_table(kind, path, opt, 1, out, clock, err, errlen);
 }
 
 void data_free(DataTable *t) {

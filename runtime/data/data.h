@@ -16,10 +16,34 @@ typedef struct DataTable {
   char **names;             /* cols channel names ("ch0".. when the format has none) */
 } DataTable;
 
-/* kind is LOBE_SRC_* from lobe_model.h. */
+/* When a file's samples are, where it says: rate 0 when it does not. */
+typedef struct DataClock {
+  double rate;              /* Hz */
+  double t0;                /* seconds: time of sample 0 */
+} DataClock;
+
+/* What a format needs besides the path (the spec's options, docs/data.md). */
+typedef struct DataOptions {
+  const char *const *select; /* edf: labels to read (nselect 0: every signal) */
+  int nselect;
+  const char *var;           /* mat: the variable (required) */
+  int transposed;            /* mat: DATA_MAT_TRANSPOSED or DATA_MAT_AS_STORED */
+  double bin;                /* nwb_units: seconds per count (required) */
+  const char *series;        /* nwb_series: the TimeSeries group (required) */
+  const char *atlas;         /* nifti: the label image (required) */
+} DataOptions;
+
+/* kind is LOBE_SRC_* from lobe_model.h; csv and npy take no options. */
 int data_load(int kind, const char *path, DataTable *out, char *err, size_t errlen);
-/* Reads only what gives rows, cols and names. */
+/* Reads only what gives rows, cols and names (some formats must read
+ * everything for that). */
 int data_probe(int kind, const char *path, DataTable *out, char *err, size_t errlen);
+/* The same for any kind, with its options (opt may be NULL for csv and npy);
+ * *clock (if not NULL) gets the file's rate and t0. */
+int data_load_with(int kind, const char *path, const DataOptions *opt, DataTable *out,
+                   DataClock *clock, char *err, size_t errlen);
+int data_probe_with(int kind, const char *path, const DataOptions *opt, DataTable *out,
+                    DataClock *clock, char *err, size_t errlen);
 void data_free(DataTable *t);
 
 /* Format-specific readers behind data_load (csv.c, npy.c). */

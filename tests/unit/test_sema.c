@@ -1042,12 +1042,68 @@ START_TEST(broken_module) {
 }
 END_TEST
 
+/* The real-data formats: their options land in the Source; rates the file
+ * knows stay 0 until bound. */
+START_TEST(real_data_sources) {
+  Checked *c = check_text(
+      "subjects m1, m2, m3, m4, m5\n"
+      "aunn a {\n  index fourier(bands: 2, max_period: 1s)\n  mlp 8\n}\n"
+      "region V1, CA1 : a\n"
+      "data V1 of m1 = edf(\"e.edf\", channels: [O1, \"EEG Pz\"])\n"
+      "data V1 of m2 = mat(\"tc.mat\", var: tc, layout: channels_x_time, rate: 2Hz)\n"
+      "data CA1 of m3 = nwb_units(\"u.nwb\", bin: 10ms)\n"
+      "data V1 of m4 = nwb_series(\"s.nwb\", series: \"acquisition/lfp\")\n"
+      "data V1 of m5 = nifti(\"bold.nii\", atlas: \"atlas/aal.nii\", rate: 1.4Hz)\n");
+  const Model *m = c->model;
+  ck_assert_msg(m != NULL, "%s", messages(c));
+  const Source *s = &m->sources[0];
+  ck_assert_int_eq(s->kind, SRC_EDF);
+  ck_assert_int_eq(s->nselect, 2);
+  ck_assert_str_eq(s->select[0], "O1");
+  ck_assert_str_eq(s->select[1], "EEG Pz");
+  ck_assert_double_eq(s->rate, 0);
+  ck_assert(!s->rate_given);
+  s = &m->sources[1];
+  ck_assert_int_eq(s->kind, SRC_MAT);
+  ck_assert_str_eq(s->var, "tc");
+  ck_assert(s->transposed);
+  ck_assert(s->rate_given);
+  s = &m->sources[2];
+  ck_assert_int_eq(s->kind, SRC_NWB_UNITS);
+  ck_assert_double_eq_tol(s->bin, 0.01, 1e-12);
+  ck_assert_double_eq_tol(s->rate, 100, 1e-9);
+  ck_assert_str_eq(m->sources[3].series, "acquisition/lfp");
+  ck_assert_str_eq(m->sources[4].atlas, "/specs/atlas/aal.nii");
+  ck_assert_double_eq_tol(m->sources[4].rate, 1.4, 1e-12);
+  checked_free(c);
+}
+END_TEST
+
+START_TEST(real_data_errors) {
+  /* minimal has one subject: m2 is unknown too, a second error each */
+  expect_errors("data V1 of m2 = nwb_unit(\"u.nwb\", bin: 1s)\n", 2,
+                "unknown data format 'nwb_unit'; did you mean 'nwb_units'?");
+  expect_errors("data V1 of m2 = mat(\"t.mat\", var: tc, rate: 1Hz, layout: rows)\n", 2,
+                "unknown layout 'rows'");
+  expect_errors("data V1 of m2 = mat(\"t.mat\", var: tc)\n", 2, "'mat' needs 'rate'");
+  expect_errors("data V1 of m2 = nwb_units(\"u.nwb\", rate: 2Hz, bin: 1s)\n", 2,
+                "a bin of 1 s counts at 1 Hz, but 'rate' says 2 Hz");
+  expect_errors("data V1 of m2 = nifti(\"b.nii\")\n", 2, "'nifti' needs 'atlas'");
+  expect_errors("data V1 of m2 = csv(\"v.csv\", rate: 1Hz, bin: 1s)\n", 2,
+                "'csv' has no option 'bin'");
+  expect_errors("data V1 of m2 = csv(\"v.csv\", rate: 1Hz, channels: [O1])\n", 2,
+                "expected");
+}
+END_TEST
+
 Suite *sema_suite(void) {
   Suite *s = suite_create("sema");
   TCase *tm = tcase_create("model");
   tcase_add_test(tm, example_aunns);
   tcase_add_test(tm, example_regions_and_subjects);
   tcase_add_test(tm, example_sources);
+  tcase_add_test(tm, real_data_sources);
+  tcase_add_test(tm, real_data_errors);
   tcase_add_test(tm, example_loss_and_train);
   tcase_add_test(tm, defaults);
   tcase_add_test(tm, film_and_gelu);
