@@ -26,6 +26,7 @@ typedef struct MatReader {
   const char *path;
   const char *var;
   mat_t *mat;
+  long long file_size;
   char *err;
   size_t errlen;
 } MatReader;
@@ -190,15 +191,44 @@ static int read_values(MatReader *r, const matvar_t *v, int orientation, DataTab
   return store_all(r, v, orientation, t);
 }
 
+/* matio allocates what a variable's header declares before reading it, so
+ * a corrupt header could ask for gigabytes. Every value takes at least one
+ * stored byte, and zlib expands at most 1032-fold: check against those. */
+static int check_fits(MatReader *r, const matvar_t *v) {
+  long long room = r->file_size;
+  if (v->compression != MAT_COMPRESSION_NONE || Mat_GetVersion(r->mat) == MAT_FT_MAT73)
+    room *= 1032;
+  if ((long long)(v->dims[0] * v->dims[1]) <= room)
+    return 0;
+  return mat_fail(r, "variable '%s': expected at most %lld values in a file of %lld bytes, "
+                  "found %zu x %zu (corrupt header?)", r->var, room, r->file_size,
+                  v->dims[0], v->dims[1]);
+}
+
+/* The data, once the header (`info`) has passed every check. */
+static int read_data(MatReader *r, const matvar_t *info, int orientation, DataTable *t) {
+  matvar_t *v = Mat_VarRead(r->mat, r->var);
+  int rc = complained(r);
+  if (rc == 0 && (!v || v->rank != 2 || v->dims[0] != info->dims[0] ||
+                  v->dims[1] != info->dims[1]))
+    rc = mat_fail(r, "variable '%s': corrupt data (its shape changed on reading)", r->var);
+  if (rc == 0)
+    rc = read_values(r, v, orientation, t);
+  Mat_VarFree(v);
+  return rc;
+}
+
 static int read_var(MatReader *r, int orientation, int header_only, DataTable *t) {
-  matvar_t *v = header_only ? Mat_VarReadInfo(r->mat, r->var) : Mat_VarRead(r->mat, r->var);
+  matvar_t *v = Mat_VarReadInfo(r->mat, r->var);
   if (!v)
     return complained(r) ? -1 : missing_var(r);
   int rc = complained(r);
   if (rc == 0)
     rc = table_shape(r, v, orientation, t);
+  if (rc == 0)
+    rc = check_fits(r, v);
   if (rc == 0 && !header_only)
-    rc = read_values(r, v, orientation, t);
+    rc = read_data(r, v, orientation, t);
   Mat_VarFree(v);
   return rc;
 }
@@ -208,6 +238,20 @@ static int read_var(MatReader *r, int orientation, int header_only, DataTable *t
 static uint32_t u32(const unsigned char *b, int swap) {
   return swap ? (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3]
               : b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+/* matio allocates an array's dimensions by the byte count of their tag,
+ * which follows the array's 8-byte tag and its 16 bytes of flags: a corrupt
+ * count must not exceed the array. (Compressed arrays are not inflated here.) */
+static int check_v5_dims(MatReader *r, FILE *f, long at, uint32_t bytes, int swap) {
+  unsigned char b[8];
+  if (bytes < 24 || fseek(f, at + 24, SEEK_SET) != 0 || fread(b, 1, 8, f) != 8)
+    return 0;   /* too short to hold dimensions: matio reports that itself */
+  uint32_t type = u32(b, swap), count = u32(b + 4, swap);
+  if (type >> 16 == 0 && count > bytes - 24)
+    return mat_fail(r, "corrupt: the array at byte %ld declares %u bytes of dimensions, "
+                    "more than its own %u bytes", at, count, bytes);
+  return 0;
 }
 
 /* matio inflates a compressed variable without checking that its element is
@@ -229,20 +273,63 @@ static int check_v5_frames(MatReader *r, FILE *f, long size) {
     if ((long long)at + 8 + bytes > size)
       return mat_fail(r, "truncated: the element at byte %ld needs %lld bytes, found %ld",
                       at, 8LL + bytes, size - at);
+    if (type == MAT_T_MATRIX && check_v5_dims(r, f, at, bytes, swap) != 0)
+      return -1;
     at += 8 + (long)bytes;
   }
   return 0;
 }
 
-static int check_frames(MatReader *r) {
-  if (Mat_GetVersion(r->mat) != MAT_FT_MAT5)
-    return 0;
+/* ---- v4 framing --------------------------------------------------------- */
+
+/* A v4 file is a list of variables, each a 20-byte header (type MOPT, rows,
+ * columns, imaginary flag, name length) then the name and the values. matio
+ * allocates the name and values as declared, so each must fit in the file. */
+static int check_v4_frames(MatReader *r, FILE *f, long size) {
+  static const int precision_size[6] = {8, 4, 4, 2, 2, 1};
+  unsigned char b[20];
+  for (long at = 0; at + 20 <= size;) {
+    if (fseek(f, at, SEEK_SET) != 0 || fread(b, 1, 20, f) != 20)
+      return mat_fail(r, "cannot read at byte %ld: %s", at, strerror(errno));
+    int swap = u32(b, 0) > 9999;   /* a big-endian MOPT reads as a huge number */
+    uint32_t type = u32(b, swap), rows = u32(b + 4, swap), cols = u32(b + 8, swap);
+    uint32_t imaginary = u32(b + 12, swap), name = u32(b + 16, swap);
+    unsigned precision = type / 10 % 10;
+    if (type > 4052 || type / 100 % 10 != 0 || precision > 5 || type % 10 > 2)
+      return 0;   /* not a v4 header: matio names the problem */
+    unsigned long long values = (unsigned long long)rows * cols;
+    if (values > (unsigned long long)size || name > (unsigned long long)size)
+      return mat_fail(r, "truncated: the variable at byte %ld declares %u x %u values "
+                      "and a %u-byte name, in a file of %ld bytes", at, rows, cols, name, size);
+    long long need = 20 + (long long)name +
+                     (long long)values * precision_size[precision] * (imaginary ? 2 : 1);
+    if (at + need > size)
+      return mat_fail(r, "truncated: the variable at byte %ld needs %lld bytes, found %ld",
+                      at, need, size - at);
+    at += (long)need;
+  }
+  return 0;
+}
+
+static int is_v5(FILE *f) {
+  unsigned char b[128];
+  return fread(b, 1, 128, f) == 128 &&
+         ((b[126] == 'I' && b[127] == 'M') || (b[126] == 'M' && b[127] == 'I'));
+}
+
+/* matio tries a file without the v5 marker as v4, and Mat_Open already
+ * allocates its first variable's name: check such files before opening. */
+static int check_v4_unless_v5(MatReader *r, FILE *f, long size) {
+  return is_v5(f) ? 0 : check_v4_frames(r, f, size);
+}
+
+static int check_file(MatReader *r, int (*check)(MatReader *, FILE *, long)) {
   FILE *f = fopen(r->path, "rb");
   if (!f)
     return mat_fail(r, "cannot open: %s", strerror(errno));
   struct stat st;
   int rc = fstat(fileno(f), &st) != 0 ? mat_fail(r, "cannot stat: %s", strerror(errno))
-                                      : check_v5_frames(r, f, (long)st.st_size);
+                                      : check(r, f, (long)st.st_size);
   fclose(f);
   return rc;
 }
@@ -253,12 +340,15 @@ static int open_mat(MatReader *r) {
     return mat_fail(r, "cannot open: %s", strerror(errno));
   if (!S_ISREG(st.st_mode))
     return mat_fail(r, "expected a regular file, found something else");
+  r->file_size = (long long)st.st_size;
+  if (check_file(r, check_v4_unless_v5) != 0)
+    return -1;
   r->mat = Mat_Open(r->path, MAT_ACC_RDONLY);
   if (!r->mat)
     return mat_fail(r, "expected a MATLAB .mat file (v4, v5 or v7.3), found something "
                     "matio cannot open%s%s%s", mat_complaint[0] ? " (matio: " : "",
                     mat_complaint, mat_complaint[0] ? ")" : "");
-  return check_frames(r);
+  return Mat_GetVersion(r->mat) == MAT_FT_MAT5 ? check_file(r, check_v5_frames) : 0;
 }
 
 int data_read_mat(const char *path, const char *var, int orientation,
