@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "../runtime/c_literal.h"
 
 typedef struct CPrinter {
   FILE *out;
@@ -22,19 +23,6 @@ static const IrInstr *instr(const CPrinter *p, int v) { return &p->f->ins[v]; }
 static IrShape shape(const CPrinter *p, int v) { return p->f->ins[v].shape; }
 static int cols(IrShape s) { return s.rank == 2 ? s.dim[1] : 1; }
 static const char *ctype(IrType t) { return t == TY_I32 ? "int32_t" : "float"; }
-
-/* A float literal; infinities and NaN through math.h. */
-static void print_real(FILE *o, double x) {
-  if (isnan(x))
-    fputs("NAN", o);
-  else if (isinf(x))
-    fputs(x > 0 ? "HUGE_VALF" : "-HUGE_VALF", o);
-  else {
-    char text[32];   /* %.9g reads back exactly; a float literal needs a . or e */
-    snprintf(text, sizeof text, "%.9g", x);
-    fprintf(o, strpbrk(text, ".e") ? "%sf" : "%s.0f", text);
-  }
-}
 
 /* The expression of unary op applied to x (an element's text). */
 static void print_unary(FILE *o, IrOp op, const char *x) {
@@ -80,13 +68,13 @@ static void print_leaf(CPrinter *p, int v) {
     if (in->type == TY_I32)
       fprintf(o, "%d", (int)in->value);
     else
-      print_real(o, in->value);
+      c_float_literal(o, in->value);
     fputs(";\n", o);
   } else {   /* TENSOR */
     fprintf(o, "  static const float v%d[%ld] = {", v, n);
     for (long i = 0; i < n; i++) {
       fputs(i == 0 ? "\n    " : i % 8 ? ", " : ",\n    ", o);
-      print_real(o, in->data[i]);
+      c_float_literal(o, in->data[i]);
     }
     fputs("};\n", o);
   }

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "rt.h"
+#include "c_literal.h"
 
 extern char **environ;
 
@@ -172,24 +173,11 @@ static const float *kernel_value(const Export *e, const RtParams *p, int i) {
 
 /* ---- the C file ---------------------------------------------------------- */
 
-/* A float that reads back exactly; infinities and NaN through math.h. */
-static void write_float(FILE *f, double x) {
-  if (isnan(x))
-    fputs("NAN", f);
-  else if (isinf(x))
-    fputs(x > 0 ? "HUGE_VALF" : "-HUGE_VALF", f);
-  else {
-    char text[32];   /* %.9g reads back exactly; a float literal needs a . or e */
-    snprintf(text, sizeof text, "%.9g", x);
-    fprintf(f, strpbrk(text, ".e") ? "%sf" : "%s.0f", text);
-  }
-}
-
 static void write_array(FILE *f, const char *decl, const float *x, size_t n) {
   fprintf(f, "%s[%zu] = {", decl, n);
   for (size_t i = 0; i < n; i++) {
     fputs(i == 0 ? "\n  " : i % 6 ? ", " : ",\n  ", f);
-    write_float(f, x[i]);
+    c_float_literal(f, x[i]);
   }
   fputs("};\n", f);
 }

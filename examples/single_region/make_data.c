@@ -10,13 +10,12 @@
  *                          for rebinding with `brain train --data V1.m1=...`
  * Usage: make_data OUTDIR
  */
-#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
+
+#include "../make_data_io.h"
 
 enum { CHANNELS = 6, LATENTS = 4, RATE = 100, SECONDS = 20, SAMPLES = RATE * SECONDS };
 
@@ -58,52 +57,11 @@ static float *make_session(uint64_t seed) {
   return x;
 }
 
-static FILE *create(const char *dir, const char *name) {
-  char path[4096];
+/* OUTDIR/name */
+static const char *in_dir(const char *dir, const char *name) {
+  static char path[4096];
   snprintf(path, sizeof path, "%s/%s", dir, name);
-  FILE *f = fopen(path, "wb");
-  if (!f) {
-    fprintf(stderr, "make_data: %s: %s\n", path, strerror(errno));
-    exit(1);
-  }
-  return f;
-}
-
-static void finish(FILE *f, const char *name) {
-  if (ferror(f) | fclose(f)) {
-    fprintf(stderr, "make_data: writing %s failed\n", name);
-    exit(1);
-  }
-}
-
-static void write_csv(const char *dir, const char *name, const float *x) {
-  FILE *f = create(dir, name);
-  for (int c = 0; c < CHANNELS; c++)
-    fprintf(f, "%sch%d", c ? "," : "", c + 1);
-  fputc('\n', f);
-  for (int k = 0; k < SAMPLES; k++)
-    for (int c = 0; c < CHANNELS; c++)
-      fprintf(f, "%.6g%c", x[k * CHANNELS + c], c + 1 < CHANNELS ? ',' : '\n');
-  finish(f, name);
-}
-
-/* NPY v1.0: magic, header length, a Python dict padded to 64 bytes. */
-static void write_npy(const char *dir, const char *name, const float *x) {
-  FILE *f = create(dir, name);
-  char header[128];
-  int n = snprintf(header, sizeof header,
-                   "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }",
-                   SAMPLES, CHANNELS);
-  int total = (10 + n + 1 + 63) / 64 * 64;
-  memset(header + n, ' ', total - 10 - n - 1);
-  header[total - 10 - 1] = '\n';
-  uint16_t len = (uint16_t)(total - 10);
-  fwrite("\x93NUMPY\x01\x00", 1, 8, f);
-  fputc(len & 0xff, f);
-  fputc(len >> 8, f);
-  fwrite(header, 1, len, f);
-  fwrite(x, sizeof(float), (size_t)SAMPLES * CHANNELS, f);
-  finish(f, name);
+  return path;
 }
 
 int main(int argc, char **argv) {
@@ -111,14 +69,11 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: make_data OUTDIR\n");
     return 2;
   }
-  if (mkdir(argv[1], 0777) != 0 && errno != EEXIST) {
-    fprintf(stderr, "make_data: %s: %s\n", argv[1], strerror(errno));
-    return 1;
-  }
+  make_dir(argv[1]);
   float *m1 = make_session(1), *m2 = make_session(2), *alt = make_session(3);
-  write_csv(argv[1], "v1_m1.csv", m1);
-  write_npy(argv[1], "v1_m2.npy", m2);
-  write_csv(argv[1], "v1_m1_alt.csv", alt);
+  write_csv(in_dir(argv[1], "v1_m1.csv"), m1, SAMPLES, CHANNELS);
+  write_npy(in_dir(argv[1], "v1_m2.npy"), m2, SAMPLES, CHANNELS);
+  write_csv(in_dir(argv[1], "v1_m1_alt.csv"), alt, SAMPLES, CHANNELS);
   free(m1);
   free(m2);
   free(alt);

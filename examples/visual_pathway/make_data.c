@@ -22,13 +22,13 @@
  *   m3    csv   heldout   csv
  * Usage: make_data OUTDIR
  */
-#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+
+#include "../make_data_io.h"
 
 enum { RATE = 100, SECONDS = 40, SAMPLES = RATE * SECONDS, LATENT = 2, SUBJECTS = 3 };
 enum { LGN, V1, V2, REGIONS };
@@ -105,59 +105,6 @@ static float *record(int region, int subject, const double *latent) {
   return x;
 }
 
-static FILE *create(const char *path) {
-  FILE *f = fopen(path, "wb");
-  if (!f) {
-    fprintf(stderr, "make_data: %s: %s\n", path, strerror(errno));
-    exit(1);
-  }
-  return f;
-}
-
-static void finish(FILE *f, const char *path) {
-  if (ferror(f) | fclose(f)) {
-    fprintf(stderr, "make_data: writing %s failed\n", path);
-    exit(1);
-  }
-}
-
-static void write_csv(const char *path, const float *x, int cols) {
-  FILE *f = create(path);
-  for (int c = 0; c < cols; c++)
-    fprintf(f, "%sch%d", c ? "," : "", c + 1);
-  fputc('\n', f);
-  for (int k = 0; k < SAMPLES; k++)
-    for (int c = 0; c < cols; c++)
-      fprintf(f, "%.6g%c", x[k * cols + c], c + 1 < cols ? ',' : '\n');
-  finish(f, path);
-}
-
-/* NPY v1.0: magic, header length, a Python dict padded to 64 bytes. */
-static void write_npy(const char *path, const float *x, int cols) {
-  FILE *f = create(path);
-  char header[128];
-  int n = snprintf(header, sizeof header,
-                   "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }",
-                   SAMPLES, cols);
-  int total = (10 + n + 1 + 63) / 64 * 64;
-  memset(header + n, ' ', total - 10 - n - 1);
-  header[total - 10 - 1] = '\n';
-  uint16_t len = (uint16_t)(total - 10);
-  fwrite("\x93NUMPY\x01\x00", 1, 8, f);
-  fputc(len & 0xff, f);
-  fputc(len >> 8, f);
-  fwrite(header, 1, len, f);
-  fwrite(x, sizeof(float), (size_t)SAMPLES * cols, f);
-  finish(f, path);
-}
-
-static void make_dir(const char *path) {
-  if (mkdir(path, 0777) != 0 && errno != EEXIST) {
-    fprintf(stderr, "make_data: %s: %s\n", path, strerror(errno));
-    exit(1);
-  }
-}
-
 /* Which cells are recorded (the table at the top): 0 held out, 1 npy, 2 csv. */
 static const int coverage[SUBJECTS][REGIONS] = {{1, 1, 1}, {2, 2, 0}, {2, 0, 2}};
 
@@ -167,9 +114,9 @@ static void write_cell(const char *dir, int region, int subject, const float *x)
   snprintf(path, sizeof path, "%s/%s%s_m%d.%s", dir, kind ? "" : "heldout/",
            region_names[region], subject + 1, kind == 2 ? "csv" : "npy");
   if (kind == 2)
-    write_csv(path, x, channels[region]);
+    write_csv(path, x, SAMPLES, channels[region]);
   else
-    write_npy(path, x, channels[region]);
+    write_npy(path, x, SAMPLES, channels[region]);
 }
 
 int main(int argc, char **argv) {

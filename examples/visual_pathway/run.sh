@@ -13,8 +13,8 @@ mkdir -p "$out"
 "$build/bin/lobec" build "$here/visual_pathway.lobe" -o "$out/brain"
 "$out/brain" info
 "$out/brain" train --checkpoint "$out/brain.ckpt"
-"$out/brain" eval --checkpoint "$out/brain.ckpt"
-echo "visual_pathway: cells never recorded, predicted through the head of a recorded one:"
+echo "visual_pathway: the recorded cells, then (heldout lines) the cells never recorded,"
+echo "predicted through the head of a recorded source on the same region:"
 "$out/brain" eval --checkpoint "$out/brain.ckpt" \
   --heldout V2.m2="$here/data/heldout/v2_m2.npy" --head V2.m1 \
   --heldout V1.m3="$here/data/heldout/v1_m3.npy" --head V1.m1

@@ -94,55 +94,28 @@ static const char *const plain_spec =
     "loss mse(V1) + poisson(V2)\n"
     "train { batch: 3, window: %d }\n";
 
-typedef struct Fixture {
-  Diag *diag;
-  Program *prog;
-  Model *model;
-  IrModule *mod;
-} Fixture;
-
-static Fixture build(const char *text) {
-  Fixture fx = {.diag = diag_new(stderr, false)};
-  SrcFile *file = diag_add_source(fx.diag, "graph.lobe", text);
-  fx.prog = parse_file(fx.diag, file);
-  ck_assert_ptr_nonnull(fx.prog);
-  fx.model = sema_check(fx.diag, fx.prog);
-  diag_flush(fx.diag);
-  ck_assert_ptr_nonnull(fx.model);
-  fx.mod = lower_model(fx.model);
-  ck_assert_ptr_nonnull(fx.mod);
+static Lowered build(const char *text) {
+  Lowered fx = lowered_build("graph.lobe", text);
   for (int i = 0; i < fx.mod->nfuncs; i++)
     pass_run_all(fx.mod->funcs[i], NULL, NULL);
   return fx;
 }
 
-static void release(Fixture *fx) {
-  ir_module_free(fx->mod);
-  sema_free(fx->model);
-  ast_free(fx->prog);
-  diag_free(fx->diag);
-}
-
 /* ---- buffers ------------------------------------------------------------------ */
-
-static double uniform(unsigned *state) {
-  *state = *state * 1103515245u + 12345u;
-  return ((*state >> 8) & 0xffff) / 65536.0 * 2 - 1;
-}
 
 static long numel_of(const IrFunc *f, int v) { return ir_numel(f->ins[v].shape); }
 
 /* Inputs of a function of source s (or of the prior, s < 0): params in
  * [-1, 1), gates away from 0, t in [0, 6) s, the source's ids, targets y
  * in [0, 2) (counts for poisson). */
-static double **make_inputs(const Fixture *fx, const IrFunc *f, int s, unsigned seed) {
+static double **make_inputs(const Lowered *fx, const IrFunc *f, int s, unsigned seed) {
   double **in = calloc(f->ninputs, sizeof *in);
   for (int k = 0; k < f->ninputs; k++) {
     const IrInstr *x = &f->ins[ir_input_value(f, k)];
     long n = numel_of(f, ir_input_value(f, k));
     in[k] = malloc(n * sizeof **in);
     for (long i = 0; i < n; i++) {
-      double u = uniform(&seed);
+      double u = test_uniform(&seed);
       in[k][i] = u;
       if (strncmp(x->name, "gate.", 5) == 0)
         in[k][i] = u < 0 ? u - 0.5 : u + 0.5;
@@ -157,12 +130,6 @@ static double **make_inputs(const Fixture *fx, const IrFunc *f, int s, unsigned 
     }
   }
   return in;
-}
-
-static void free_buffers(double **b, int n) {
-  for (int i = 0; i < n; i++)
-    free(b[i]);
-  free(b);
 }
 
 static double **run_interp(const IrFunc *f, double **in) {
@@ -188,7 +155,7 @@ static int param_index(const IrModule *mod, const char *name) {
 enum { MAXW = 16 };
 
 typedef struct Ref {
-  const Fixture *fx;
+  const Lowered *fx;
   double **params;
   double t;                /* the window's first step */
   double rate;
@@ -329,7 +296,7 @@ static const double *step_embedding(Ref *r, int v, int j, double *scratch) {
 }
 
 /* Source s's readout of window b: out[j * C + c]. */
-static void reference_window(const Fixture *fx, double **params, int s, double t, double *out) {
+static void reference_window(const Lowered *fx, double **params, int s, double t, double *out) {
   const Model *m = fx->model;
   const Source *src = &m->sources[s];
   Ref r = {.fx = fx, .params = params, .t = t, .rate = src->rate, .subject = src->subject};
@@ -355,7 +322,7 @@ static void reference_window(const Fixture *fx, double **params, int s, double t
 
 /* The lowered forward of every source against the direct evaluation. */
 START_TEST(forward_follows_the_semantics) {
-  Fixture fx = build(_i ? odd_spec : graph_spec);
+  Lowered fx = build(_i ? odd_spec : graph_spec);
   int w = fx.model->train.window;
   for (int s = 0; s < fx.model->nsources; s++) {
     const IrFunc *f = fx.mod->funcs[fx.mod->source_fns[s].forward];
@@ -374,14 +341,14 @@ START_TEST(forward_follows_the_semantics) {
     free_buffers(out, f->noutputs);
     free_buffers(in, f->ninputs);
   }
-  release(&fx);
+  lowered_free(&fx);
 }
 END_TEST
 
 /* loss_grad's loss is the source's kind over forward's output: mse, or
  * poisson on log rates. */
 START_TEST(losses_follow_their_formulas) {
-  Fixture fx = build(graph_spec);
+  Lowered fx = build(graph_spec);
   for (int s = 0; s < fx.model->nsources; s++) {
     const IrSourceFns *fns = &fx.mod->source_fns[s];
     const IrFunc *fwd = fx.mod->funcs[fns->forward], *lg = fx.mod->funcs[fns->loss_grad];
@@ -402,14 +369,14 @@ START_TEST(losses_follow_their_formulas) {
     free_buffers(out, fwd->noutputs);
     free_buffers(in, lg->ninputs);
   }
-  release(&fx);
+  lowered_free(&fx);
 }
 END_TEST
 
 /* The prior: (l1 + distance * length) |gate| for LGN -> V1, the only edge
  * with a prior, plus 0.01 times the squares of cortex's weight matrices. */
 START_TEST(prior_follows_its_formula) {
-  Fixture fx = build(graph_spec);
+  Lowered fx = build(graph_spec);
   ck_assert_int_ge(fx.mod->prior, 0);
   const IrFunc *f = fx.mod->funcs[fx.mod->prior];
   double **in = make_inputs(&fx, f, -1, 5), **out = run_interp(f, in);
@@ -432,7 +399,7 @@ START_TEST(prior_follows_its_formula) {
   ck_assert_int_eq(fx.mod->prior_params[7], fx.mod->gate_params[0]);
   free_buffers(out, f->noutputs);
   free_buffers(in, f->ninputs);
-  release(&fx);
+  lowered_free(&fx);
 }
 END_TEST
 
@@ -440,7 +407,7 @@ END_TEST
  * edge (and delay); every source specialises every region of its window
  * (LGN's reads only LGN), and film folds V1's input rows too. */
 START_TEST(gates_and_specialisation) {
-  Fixture fx = build(graph_spec);
+  Lowered fx = build(graph_spec);
   static const char *const names[] = {"gate.LGN->V1", "gate.V1->V2", "gate.V2->V1@20ms"};
   for (int e = 0; e < 3; e++) {
     const IrParam *p = &fx.mod->params[fx.mod->gate_params[e]];
@@ -463,25 +430,25 @@ START_TEST(gates_and_specialisation) {
   const IrAunnSpec *cortex = &fx.mod->aunn_spec[fx.model->regions[1].aunn];
   ck_assert_int_eq(cortex->nfolded, 5);   /* fc0.w, fc0.b, fc0.w_input, fc1.w, fc1.b */
   ck_assert_int_eq(cortex->folded[2], param_index(fx.mod, "cortex.fc0.w_input"));
-  release(&fx);
+  lowered_free(&fx);
 }
 END_TEST
 
 /* Sema's guarantees, broken by hand, are internal errors, not crashes. */
 START_TEST(broken_graphs_are_refused) {
-  Fixture fx = build(graph_spec);
+  Lowered fx = build(graph_spec);
   fx.model->edges[2].delay = 0;   /* V1 -> V2 -> V1 within the step */
   ck_assert_ptr_null(lower_model(fx.model));
   fx.model->edges[2].delay = 0.02;
   fx.model->aunns[1].embed = 3;   /* LGN sends 3, V1 reads 2 */
   ck_assert_ptr_null(lower_model(fx.model));
-  release(&fx);
+  lowered_free(&fx);
 }
 END_TEST
 
 /* ---- windows without edges ------------------------------------------------------ */
 
-static Fixture build_plain(int window) {
+static Lowered build_plain(int window) {
   char text[2048];
   snprintf(text, sizeof text, plain_spec, window);
   return build(text);
@@ -491,7 +458,7 @@ static Fixture build_plain(int window) {
  * W = 1 model at t + j / rate gives step j; no prior, every source
  * specialises. */
 START_TEST(window_without_edges_is_single_steps) {
-  Fixture wide = build_plain(W), one = build_plain(1);
+  Lowered wide = build_plain(W), one = build_plain(1);
   ck_assert_int_eq(wide.mod->prior, -1);
   for (int s = 0; s < wide.model->nsources; s++) {
     ck_assert_int_ge(wide.mod->source_fns[s].spec, 0);
@@ -514,8 +481,8 @@ START_TEST(window_without_edges_is_single_steps) {
     free_buffers(out, fw->noutputs);
     free_buffers(in, fw->ninputs);
   }
-  release(&one);
-  release(&wide);
+  lowered_free(&one);
+  lowered_free(&wide);
 }
 END_TEST
 
@@ -611,7 +578,7 @@ static unsigned name_seed(const char *name) {
 START_TEST(compiled_matches_interpreter) {
   char dir[] = "/tmp/lobe-graph-XXXXXX";
   ck_assert_ptr_nonnull(mkdtemp(dir));
-  Fixture fx = build(graph_spec);
+  Lowered fx = build(graph_spec);
   void *lib = compile(fx.mod, dir);
   for (int i = 0; i < fx.mod->nfuncs; i++) {
     const IrFunc *f = fx.mod->funcs[i];
@@ -631,7 +598,7 @@ START_TEST(compiled_matches_interpreter) {
     free_buffers(in, f->ninputs);
   }
   dlclose(lib);
-  release(&fx);
+  lowered_free(&fx);
   rmdir(dir);
 }
 END_TEST
@@ -697,7 +664,7 @@ static double gradient_error(Compiled *grad, double **grad_in, Compiled *loss,
 START_TEST(gradients_match_finite_differences) {
   char dir[] = "/tmp/lobe-graph-XXXXXX";
   ck_assert_ptr_nonnull(mkdtemp(dir));
-  Fixture fx = build(graph_spec);
+  Lowered fx = build(graph_spec);
   void *lib = compile(fx.mod, dir);
   int np = fx.mod->nparams;
   for (int s = 0; s < fx.model->nsources; s++) {
@@ -737,7 +704,7 @@ START_TEST(gradients_match_finite_differences) {
   compiled_free(&pl);
   free_buffers(pin, prior->ninputs);
   dlclose(lib);
-  release(&fx);
+  lowered_free(&fx);
   rmdir(dir);
 }
 END_TEST
@@ -745,7 +712,7 @@ END_TEST
 /* ---- specialised against unspecialised --------------------------------------- */
 
 typedef struct Merge {
-  const Fixture *fx;
+  const Lowered *fx;
   int s, np;
   double **in;                     /* loss_grad's inputs */
   double **grad;                   /* per param: the merged gradient */
@@ -838,7 +805,7 @@ static void run_vjps(Merge *mg, const IrSourceFns *fns) {
 /* Every source of both graph models: the merged specialised gradient and
  * loss against loss_grad's, in the interpreter (double), to rounding. */
 START_TEST(specialised_equals_unspecialised) {
-  Fixture fx = build(_i ? odd_spec : graph_spec);
+  Lowered fx = build(_i ? odd_spec : graph_spec);
   int np = fx.mod->nparams;
   for (int s = 0; s < fx.model->nsources; s++) {
     const IrSourceFns *fns = &fx.mod->source_fns[s];
@@ -868,7 +835,7 @@ START_TEST(specialised_equals_unspecialised) {
     free_buffers(mg.dtheta, mg.ntheta);
     free_buffers(mg.in, lg->ninputs);
   }
-  release(&fx);
+  lowered_free(&fx);
 }
 END_TEST
 

@@ -43,48 +43,22 @@ static const char *const spec =
 static const char *const fourier = "fourier(bands: 3, max_period: 4s, min_period: 50ms)";
 static const char *const binary = "binary(bits: 9)";
 
-typedef struct Fixture {
-  Diag *diag;
-  Program *prog;
-  Model *model;
-  IrModule *mod;
-} Fixture;
-
-static Fixture build_text(const char *text) {
-  Fixture fx = {.diag = diag_new(stderr, false)};
-  SrcFile *file = diag_add_source(fx.diag, "model.lobe", text);
-  fx.prog = parse_file(fx.diag, file);
-  ck_assert_ptr_nonnull(fx.prog);
-  fx.model = sema_check(fx.diag, fx.prog);
-  diag_flush(fx.diag);
-  ck_assert_ptr_nonnull(fx.model);
-  fx.mod = lower_model(fx.model);
+static Lowered build_text(const char *text) {
+  Lowered fx = lowered_build("model.lobe", text);
   /* per source forward, loss_grad, loss_grad_spec; per AUNN spec, spec_vjp */
   ck_assert_int_eq(fx.mod->nfuncs, 3 * fx.model->nsources + 2 * fx.model->naunns);
   return fx;
 }
 
-static Fixture build(const char *index, const char *condition, const char *activation,
+static Lowered build(const char *index, const char *condition, const char *activation,
                      int latent) {
   char text[2048];
   snprintf(text, sizeof text, spec, index, condition, activation, latent);
   return build_text(text);
 }
 
-static void release(Fixture *fx) {
-  ir_module_free(fx->mod);
-  sema_free(fx->model);
-  ast_free(fx->prog);
-  diag_free(fx->diag);
-}
-
-static double uniform(unsigned *state) {
-  *state = *state * 1103515245u + 12345u;
-  return ((*state >> 8) & 0xffff) / 65536.0 * 2 - 1;
-}
-
 /* Random arguments for every input of f: reals in [-1, 1), ids in range. */
-static double **make_inputs(const Fixture *fx, const IrFunc *f, unsigned seed) {
+static double **make_inputs(const Lowered *fx, const IrFunc *f, unsigned seed) {
   double **in = calloc(f->ninputs, sizeof *in);
   for (int k = 0; k < f->ninputs; k++) {
     const IrInstr *x = &f->ins[ir_input_value(f, k)];
@@ -94,19 +68,13 @@ static double **make_inputs(const Fixture *fx, const IrFunc *f, unsigned seed) {
                 : strcmp(x->name, "subject") == 0 ? fx->model->nsubjects
                                                   : 0;
     for (long i = 0; i < n; i++) {
-      double u = uniform(&seed);
+      double u = test_uniform(&seed);
       in[k][i] = bound ? floor((u + 1) / 2 * bound) : u;
       if (strcmp(x->name, "t") == 0)
         in[k][i] = 3 * (u + 1);
     }
   }
   return in;
-}
-
-static void free_buffers(double **b, int n) {
-  for (int i = 0; i < n; i++)
-    free(b[i]);
-  free(b);
 }
 
 static double **make_outputs(const IrFunc *f) {
@@ -127,7 +95,7 @@ static double run_loss(const IrFunc *grad, double **in) {
 }
 
 /* The lowered gradient against central differences of the lowered loss. */
-static void check_gradients(const Fixture *fx, int s) {
+static void check_gradients(const Lowered *fx, int s) {
   const IrSourceFns *fns = &fx->mod->source_fns[s];
   const IrFunc *grad = fx->mod->funcs[fns->loss_grad];
   /* every parameter but the other sources' heads (weight and bias) */
@@ -158,10 +126,10 @@ static void check_gradients(const Fixture *fx, int s) {
 static void check_all_gradients(const char *index, const char *condition) {
   static const char *const acts[] = {"silu", "tanh", "sigmoid", "sine", "gelu"};
   for (int a = 0; a < 5; a++) {
-    Fixture fx = build(index, condition, acts[a], a % 2 ? 0 : 3);
+    Lowered fx = build(index, condition, acts[a], a % 2 ? 0 : 3);
     for (int s = 0; s < fx.model->nsources; s++)
       check_gradients(&fx, s);
-    release(&fx);
+    lowered_free(&fx);
   }
 }
 
@@ -250,7 +218,7 @@ static double **vjp_inputs(const IrSourceFns *fns, const IrFunc *vjp, double **s
   return in;
 }
 
-static void check_specialised(const Fixture *fx, int s) {
+static void check_specialised(const Lowered *fx, int s) {
   const IrSourceFns *fns = &fx->mod->source_fns[s];
   const Source *src = &fx->model->sources[s];
   IrFunc *const *fn = fx->mod->funcs;
@@ -294,12 +262,12 @@ static void check_specialised(const Fixture *fx, int s) {
 }
 
 static void check_all_specialised(const char *index, const char *condition) {
-  Fixture fx = build(index, condition, "gelu", 3);
+  Lowered fx = build(index, condition, "gelu", 3);
   for (int s = 0; s < fx.model->nsources; s++) {
     ck_assert_int_eq(fx.mod->source_fns[s].nfolded, strncmp(condition, "film", 4) ? 1 : 4);
     check_specialised(&fx, s);
   }
-  release(&fx);
+  lowered_free(&fx);
 }
 
 START_TEST(specialised_equals_unspecialised) {
@@ -313,7 +281,7 @@ START_TEST(specialised_equals_unspecialised) {
 END_TEST
 
 START_TEST(no_specialise_leaves_them_out) {
-  Fixture fx = build(fourier, film, "silu", 0);
+  Lowered fx = build(fourier, film, "silu", 0);
   IrModule *plain = lower_model_with(fx.model, false);
   ck_assert_int_eq(plain->nfuncs, 2 * fx.model->nsources);
   for (int s = 0; s < fx.model->nsources; s++) {
@@ -321,13 +289,13 @@ START_TEST(no_specialise_leaves_them_out) {
     ck_assert_int_eq(plain->source_fns[s].spec, -1);
   }
   ir_module_free(plain);
-  release(&fx);
+  lowered_free(&fx);
 }
 END_TEST
 
 /* ---- compiled against interpreted ------------------------------------------ */
 
-static void *compile(const Fixture *fx, char *dir) {
+static void *compile(const Lowered *fx, char *dir) {
   char obj[512], so[512], err[1024];
   snprintf(obj, sizeof obj, "%s/model.o", dir);
   snprintf(so, sizeof so, "%s/model.so", dir);
@@ -391,7 +359,7 @@ static void check_compiled(const char *index, const char *condition, const char 
                            int latent) {
   char dir[] = "/tmp/lobe-test-XXXXXX";
   ck_assert_ptr_nonnull(mkdtemp(dir));
-  Fixture fx = build(index, condition, activation, latent);
+  Lowered fx = build(index, condition, activation, latent);
   void *lib = compile(&fx, dir);
   for (int i = 0; i < fx.mod->nfuncs; i++) {
     const IrFunc *f = fx.mod->funcs[i];
@@ -406,7 +374,7 @@ static void check_compiled(const char *index, const char *condition, const char 
     free_buffers(want, f->noutputs);
   }
   dlclose(lib);
-  release(&fx);
+  lowered_free(&fx);
   rmdir(dir);
 }
 
@@ -462,7 +430,7 @@ static double **pass_through_inputs(const IrFunc *f) {
 START_TEST(binary_encoding_is_exact) {
   char dir[] = "/tmp/lobe-test-XXXXXX";
   ck_assert_ptr_nonnull(mkdtemp(dir));
-  Fixture fx = build_text(bits_spec);
+  Lowered fx = build_text(bits_spec);
   const IrFunc *f = fx.mod->funcs[fx.mod->source_fns[0].forward];
   ck_assert_int_eq(ir_numel(f->ins[f->outputs[0]].shape), NSAMPLES * NBITS);
   double **in = pass_through_inputs(f), **out = run_interp(f, in);
@@ -476,7 +444,7 @@ START_TEST(binary_encoding_is_exact) {
   dlclose(lib);
   free_buffers(in, f->ninputs);
   free_buffers(out, f->noutputs);
-  release(&fx);
+  lowered_free(&fx);
   rmdir(dir);
 }
 END_TEST

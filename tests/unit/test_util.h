@@ -74,6 +74,47 @@ static inline char *print_to_string(const IrFunc *f) {
   ir_print(memtext_open(&m), f);
   return memtext_close(&m);
 }
+
+/* A spec checked and lowered, with everything it needs kept alive. */
+typedef struct Lowered {
+  Diag *diag;
+  Program *prog;
+  Model *model;
+  IrModule *mod;
+} Lowered;
+
+/* text, named `name` in messages, must check without errors. */
+static inline Lowered lowered_build(const char *name, const char *text) {
+  Lowered fx = {.diag = diag_new(stderr, false)};
+  fx.prog = parse_file(fx.diag, diag_add_source(fx.diag, name, text));
+  ck_assert_ptr_nonnull(fx.prog);
+  fx.model = sema_check(fx.diag, fx.prog);
+  diag_flush(fx.diag);
+  ck_assert_ptr_nonnull(fx.model);
+  fx.mod = lower_model(fx.model);
+  ck_assert_ptr_nonnull(fx.mod);
+  return fx;
+}
+
+static inline void lowered_free(Lowered *fx) {
+  ir_module_free(fx->mod);
+  sema_free(fx->model);
+  ast_free(fx->prog);
+  diag_free(fx->diag);
+}
+
+/* A reproducible number in [-1, 1) from a linear congruential state. */
+static inline double test_uniform(unsigned *state) {
+  *state = *state * 1103515245u + 12345u;
+  return ((*state >> 8) & 0xffff) / 65536.0 * 2 - 1;
+}
+
+/* Frees n argument or result buffers and their array. */
+static inline void free_buffers(double **b, int n) {
+  for (int i = 0; i < n; i++)
+    free(b[i]);
+  free(b);
+}
 #endif
 
 #endif
