@@ -74,10 +74,16 @@ static double voxel(const nifti_image *nim, size_t i) {
 
 /* ---- opening an image ---------------------------------------------------- */
 
+/* Entries along dimension d (1..7); niftilib leaves nx, ny, ... unset past
+ * dim[0], so everything here reads dim[] through this. */
+static int64_t extent(const nifti_image *nim, int d) {
+  return d <= nim->dim[0] ? nim->dim[d] : 1;
+}
+
 static int check_dims(Nii *r, const char *path, const nifti_image *nim, int maxdim) {
   double voxels = 1;
   for (int d = 1; d <= 7; d++) {
-    int64_t n = d <= nim->dim[0] ? nim->dim[d] : 1;
+    int64_t n = extent(nim, d);
     if (n < 1)
       return nii_fail(r, path, "expected dimension %d to be at least 1, found %lld", d,
                       (long long)n);
@@ -89,6 +95,9 @@ static int check_dims(Nii *r, const char *path, const nifti_image *nim, int maxd
   if (voxels * nim->nbyper > NII_MAX_BYTES)
     return nii_fail(r, path, "expected at most %.0f bytes of voxels, found %.0f x %d",
                     NII_MAX_BYTES, voxels, nim->nbyper);
+  if ((double)nim->nvox != voxels)
+    return nii_fail(r, path, "expected %.0f voxels from the dimensions, found a header "
+                    "giving %lld", voxels, (long long)nim->nvox);
   return 0;
 }
 
@@ -166,7 +175,7 @@ static int cmp_int64(const void *a, const void *b) {
 }
 
 static void voxel_xyz(const nifti_image *nim, size_t i, char *buf, size_t len) {
-  size_t nx = (size_t)nim->nx, ny = (size_t)nim->ny;
+  size_t nx = (size_t)extent(nim, 1), ny = (size_t)extent(nim, 2);
   snprintf(buf, len, "(%zu, %zu, %zu)", i % nx, i / nx % ny, i / (nx * ny));
 }
 
@@ -232,10 +241,12 @@ static int read_labels(Nii *r, const char *path, const nifti_image *nim, Labels 
 
 static int same_grid(Nii *r, const char *series, const nifti_image *s, const char *labels,
                      const nifti_image *l) {
-  if (s->nx != l->nx || s->ny != l->ny || s->nz != l->nz)
+  int64_t sx = extent(s, 1), sy = extent(s, 2), sz = extent(s, 3);
+  int64_t lx = extent(l, 1), ly = extent(l, 2), lz = extent(l, 3);
+  if (sx != lx || sy != ly || sz != lz)
     return nii_fail(r, series, "expected the grid of the labels %s, %lld x %lld x %lld, "
-                    "found %lld x %lld x %lld", labels, (long long)l->nx, (long long)l->ny,
-                    (long long)l->nz, (long long)s->nx, (long long)s->ny, (long long)s->nz);
+                    "found %lld x %lld x %lld", labels, (long long)lx, (long long)ly,
+                    (long long)lz, (long long)sx, (long long)sy, (long long)sz);
   for (int d = 1; d <= 3; d++) {
     double a = s->pixdim[d], b = l->pixdim[d];
     if (a > 0 && b > 0 && fabs(a - b) > 1e-3 * fmax(a, b))

@@ -148,6 +148,19 @@ START_TEST(small_rejections) {
 }
 END_TEST
 
+/* A 1-D label image: niftilib leaves ny and nz at 0 past dim[0], so the voxel
+ * named in the message comes from dim[] (the fuzzer's division by zero). */
+START_TEST(small_one_dimensional_labels) {
+  int64_t dims[8] = {1, 6, 1, 1, 1, 1, 1, 1};
+  nifti_image *nim = nifti_make_new_nim(dims, DT_FLOAT32, 1);
+  ck_assert_ptr_nonnull(nim);
+  ((float *)nim->data)[5] = 1.5f;
+  write_image(nim, labels);
+  write_small_series(2, 4);
+  ck_assert_has(reduce_bad(NULL, 0, labels), "found 1.5 at voxel (5, 0, 0)");
+}
+END_TEST
+
 /* niftilib itself turns stored NaN and Inf into 0 when it loads voxels, so
  * only scaling can make a value non-finite. */
 START_TEST(small_overflow_inside_a_label) {
@@ -267,6 +280,7 @@ int main(void) {
   tcase_add_test(tc, small_means_scaled_and_named);
   tcase_add_test(tc, small_default_names_and_float_labels);
   tcase_add_test(tc, small_rejections);
+  tcase_add_test(tc, small_one_dimensional_labels);
   tcase_add_test(tc, small_overflow_inside_a_label);
   tcase_add_test(tc, missing_and_not_nifti);
   tcase_add_test(tc, aal2_means_exact);
