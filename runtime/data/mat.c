@@ -11,6 +11,7 @@
 #include <math.h>
 #include <matio.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -240,6 +241,16 @@ static uint32_t u32(const unsigned char *b, int swap) {
               : b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
 }
 
+/* Is the array at `at` a function handle (class 16 in the low byte of its
+ * flags)? matio reads a corrupt one's sizes from memory it never set and
+ * may then ask for gigabytes (found by fuzzing). */
+static bool function_handle(FILE *f, long at, int swap) {
+  unsigned char b[8];
+  if (fseek(f, at + 16, SEEK_SET) != 0 || fread(b, 1, 8, f) != 8)
+    return false;
+  return (u32(b, swap) & 0xff) == 16;
+}
+
 /* matio allocates an array's dimensions by the byte count of their tag,
  * which follows the array's 8-byte tag and its 16 bytes of flags: a corrupt
  * count must not exceed the array. (Compressed arrays are not inflated here.) */
@@ -248,6 +259,9 @@ static int check_v5_dims(MatReader *r, FILE *f, long at, uint32_t bytes, int swa
   if (bytes < 24 || fseek(f, at + 24, SEEK_SET) != 0 || fread(b, 1, 8, f) != 8)
     return 0;   /* too short to hold dimensions: matio reports that itself */
   uint32_t type = u32(b, swap), count = u32(b + 4, swap);
+  if (function_handle(f, at, swap))
+    return mat_fail(r, "unsupported: the array at byte %ld is a function handle (matio "
+                    "misreads their sizes)", at);
   if (type >> 16 == 0 && count > bytes - 24)
     return mat_fail(r, "corrupt: the array at byte %ld declares %u bytes of dimensions, "
                     "more than its own %u bytes", at, count, bytes);

@@ -182,6 +182,30 @@ START_TEST(mat5_containers_refused) {
 }
 END_TEST
 
+/* An uncompressed matrix whose class byte says function handle: matio would
+ * read sizes from memory it never set (the fuzzer's 32 GB request). */
+START_TEST(mat5_function_handle_refused) {
+  tmpdir_make("mat");
+  const char *path = tmp_path("handle.mat");
+  mat_t *mat = Mat_CreateVer(path, NULL, MAT_FT_MAT5);
+  ck_assert_ptr_nonnull(mat);
+  size_t d11[] = {1, 1};
+  double one = 1;
+  matvar_t *v = Mat_VarCreate("m", MAT_C_DOUBLE, MAT_T_DOUBLE, 2, d11, &one, 0);
+  ck_assert_int_eq(Mat_VarWrite(mat, v, MAT_COMPRESSION_NONE), 0);
+  Mat_VarFree(v);
+  ck_assert_int_eq(Mat_Close(mat), 0);
+  size_t len;
+  unsigned char *bytes = slurp(path, &len);
+  ck_assert_int_eq(bytes[128 + 16], MAT_C_DOUBLE);   /* the flags' class byte */
+  bytes[128 + 16] = 16;
+  write_bytes_at(path, bytes, len);
+  free(bytes);
+  ck_assert_has(read_bad(path, "m"), "the array at byte 128 is a function handle");
+  tmpdir_remove();
+}
+END_TEST
+
 START_TEST(mat_not_a_file) {
   tmpdir_make("mat");
   ck_assert_has(read_bad(tmp_path("absent.mat"), "x"), "cannot open");
@@ -278,6 +302,7 @@ static Suite *mat_suite(void) {
   tcase_add_test(tc, mat5_written);
   tcase_add_test(tc, mat73_written);
   tcase_add_test(tc, mat5_containers_refused);
+  tcase_add_test(tc, mat5_function_handle_refused);
   tcase_add_test(tc, mat_not_a_file);
   tcase_add_test(tc, hcp_time_course);
   tcase_add_test(tc, hcp_connectivity);
