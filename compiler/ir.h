@@ -10,7 +10,8 @@
  * (IR_BCAST), so every op's adjoint is local.
  *
  * Sections: ir.c (builder, verifier), print.c (text form), autodiff.c,
- * interp.c, passes/ (one file per pass, order in passes/passes.c), lower.c.
+ * interp.c, observe.c, passes/ (one file per pass, order in passes/passes.c),
+ * lower.c.
  */
 #ifndef LOBE_IR_H
 #define LOBE_IR_H
@@ -243,6 +244,39 @@ IrFunc *ad_grad(const IrFunc *f, const int *wrt, int nwrt, const char *name);
  * Returns 0, or -1 with a message (e.g. an index out of range). */
 int interp_run(const IrFunc *f, const double *const *in, double *const *out,
                char *err, int errlen);
+
+/* ------------------------------------------------------------ observe.c */
+/* The observation operators of global losses (docs/observations.md), built
+ * into f from IR ops, so that autodiff differentiates them. A signal is
+ * [T, N]: T time steps as rows, oldest first, of N regions' activity. */
+
+/* act [T, N] times the lead field L (N x C, row r for region r, row-major,
+ * copied) -> [T, C] channels, average-referenced: each row minus its mean
+ * over the C channels. */
+int obs_leadfield(IrFunc *f, int act, const double *leadfield, int channels);
+
+/* Seconds of history obs_hrf reads (the canonical HRF's support). */
+double obs_hrf_span(void);
+
+/* BOLD of act [T, N] sampled every dt seconds -> [T, N]: the causal
+ * convolution with the canonical double-gamma HRF sampled at dt (rows
+ * before row 0 read as 0). */
+int obs_hrf(IrFunc *f, int act, double dt);
+
+/* BOLD of act [T, N] -> [T, N] by the Balloon-Windkessel model (Friston, Mechelli,
+ * Turner and Price 2000 parameters), each region starting at rest at row 0, its neural
+ * drive held at act's row for dt seconds, integrated by forward Euler in
+ * ceil(dt * OBS_BALLOON_SUBSTEPS_PER_SECOND) equal sub-steps; row k is the
+ * BOLD signal at the end of step k. */
+enum { OBS_BALLOON_SUBSTEPS_PER_SECOND = 10 };
+int obs_balloon(IrFunc *f, int act, double dt);
+
+/* The Pearson correlations of x's N columns over its T rows: [N, N]. */
+int obs_pearson(IrFunc *f, int x);
+
+/* The mean over i < j of (a[i][j] - b[i][j])^2 of two [N, N] values: a
+ * scalar (N >= 2). */
+int obs_upper_mse(IrFunc *f, int a, int b);
 
 /* ------------------------------------------------------------- passes/ */
 /* Runs the optimisation pipeline in its fixed order; with dump_after set to
