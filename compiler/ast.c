@@ -282,10 +282,16 @@ static void dump_connect(FILE *out, const Decl *d) {
   print_option(out, "prior", d->prior);
 }
 
+const char *ast_decl_keyword(DeclKind kind) {
+  static const char *const keywords[] = {
+      [DECL_IMPORT] = "import", [DECL_SUBJECTS] = "subjects", [DECL_AUNN] = "aunn",
+      [DECL_REGION] = "region", [DECL_DATA] = "data",         [DECL_LOSS] = "loss",
+      [DECL_TRAIN] = "train",   [DECL_CONNECT] = "connect",   [DECL_LET] = "let"};
+  return keywords[kind];
+}
+
 static void dump_decl(FILE *out, const Decl *d) {
-  static const char *const keyword[] = {"import", "subjects", "aunn", "region", "data",
-                                        "loss", "train", "connect", "let"};
-  fprintf(out, "  %d:%d %s", d->pos.line, d->pos.col, keyword[d->kind]);
+  fprintf(out, "  %d:%d %s", d->pos.line, d->pos.col, ast_decl_keyword(d->kind));
   switch (d->kind) {
   case DECL_IMPORT:
     fprintf(out, " %s", d->module);

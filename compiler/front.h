@@ -290,6 +290,8 @@ typedef struct Program {
 enum { AST_MAX_DEPTH = 1024 };
 
 void ast_dump(FILE *out, const Program *p);
+/* The keyword of a statement kind: "import", "subjects", ... */
+const char *ast_decl_keyword(DeclKind kind);
 void ast_free(Program *p);
 
 /* For the parser. */
@@ -421,6 +423,8 @@ Model *sema_check(Diag *d, const Program *p);
  * sema for declared counts, and again by the driver once files are bound. */
 void sema_check_probes(Diag *d, const Model *m);
 void sema_source_free(Source *src);  /* its strings, not src itself */
+/* How a spec names the format: "csv", "npy", ..., "nifti". */
+const char *sema_format_name(SourceKind kind);
 void sema_free(Model *m);
 
 /* --------------------------------------------------------------- graph.c */

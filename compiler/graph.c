@@ -59,16 +59,10 @@ static double mm(double metres) {
   return metres * 1e3 + 0.0;
 }
 
-static const char *format_name(SourceKind kind) {
-  static const char *const names[] = {"csv", "npy", "edf", "mat", "nwb_units", "nwb_series",
-                                      "nifti"};
-  return names[kind];
-}
-
 /* "npy 100 Hz, 12 ch"; the channel count only once known (declared, or
  * read from the file by the caller). */
 static void put_source(FILE *out, const Source *src) {
-  fprintf(out, "%s %g Hz", format_name(src->kind), src->rate);
+  fprintf(out, "%s %g Hz", sema_format_name(src->kind), src->rate);
   if (src->channels > 0)
     fprintf(out, ", %d ch", src->channels);
 }

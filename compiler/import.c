@@ -187,11 +187,6 @@ static char *find_module(Loader *L, const Decl *imp, const char *from) {
   return found;
 }
 
-static const char *const keywords[] = {
-    [DECL_IMPORT] = "import", [DECL_SUBJECTS] = "subjects", [DECL_AUNN] = "aunn",
-    [DECL_REGION] = "region", [DECL_DATA] = "data",         [DECL_LOSS] = "loss",
-    [DECL_TRAIN] = "train",   [DECL_CONNECT] = "connect",   [DECL_LET] = "let"};
-
 /* A module defines AUNNs and presets; the model itself is the spec's. */
 static void check_statements(Loader *L, const Program *p) {
   for (int i = 0; i < p->ndecls; i++) {
@@ -199,7 +194,7 @@ static void check_statements(Loader *L, const Program *p) {
     if (k != DECL_IMPORT && k != DECL_AUNN && k != DECL_LET)
       diag_error(L->d, DIAG_NOT_IN_MODULE, p->decls[i].pos,
                  "'%s' is not allowed in an imported module (only import, aunn and "
-                 "let are)", keywords[k]);
+                 "let are)", ast_decl_keyword(k));
   }
 }
 

@@ -154,11 +154,6 @@ static Model *check_spec(Diag *d, const char *path, Program **prog) {
   return sema_check(d, *prog);
 }
 
-/* SourceKind is in the order of LOBE_SRC_*. */
-static int source_kind(SourceKind k) {
-  return (int)k;
-}
-
 static DataOptions source_options(const Source *src) {
   return (DataOptions){.select = (const char *const *)src->select, .nselect = src->nselect,
                        .var = src->var, .transposed = src->transposed, .bin = src->bin,
@@ -168,7 +163,8 @@ static DataOptions source_options(const Source *src) {
 static int probe_source(const Source *src, DataTable *t, DataClock *clk, char *err,
                         size_t errlen) {
   DataOptions opt = source_options(src);
-  return data_probe_with(source_kind(src->kind), src->path, &opt, t, clk, err, errlen);
+  /* SourceKind is in the order of LOBE_SRC_*. */
+  return data_probe_with((int)src->kind, src->path, &opt, t, clk, err, errlen);
 }
 
 /* The file's rate (and t0) where it has one; a rate given must agree. */

@@ -1313,6 +1313,10 @@ static const char *const source_examples[NFORMATS] = {
 /* In the order of the transposed flag. */
 static const char *const layouts[] = {"samples_x_channels", "channels_x_time"};
 
+const char *sema_format_name(SourceKind kind) {
+  return formats[kind];
+}
+
 static int count_options(int format) {
   int n = 0;
   while (n < NSOURCE_OPTIONS && source_options[format][n])
