@@ -73,15 +73,6 @@ static int cg_fail(Cg *cg, const char *fmt, ...) {
   return -1;
 }
 
-static void *xcalloc(size_t n, size_t size) {
-  void *p = calloc(n ? n : 1, size);
-  if (!p) {
-    fprintf(stderr, "lobe: out of memory\n");
-    abort();
-  }
-  return p;
-}
-
 /* ---- analysis and memory plan ----------------------------------------------- */
 
 typedef struct Plan {
@@ -235,7 +226,7 @@ static long first_fit(Block *live, int n, long size) {
  * the values times those alive, not to the values squared. */
 static void place_buffers(Plan *p) {
   const IrFunc *f = p->f;
-  Block *live = xcalloc(f->nins, sizeof *live);
+  Block *live = ir_xcalloc(f->nins, sizeof *live);
   int n = 0;
   for (int v = 0; v < f->nins; v++) {
     if (!p->stored[v] || p->out_slot[v] >= 0)
@@ -256,19 +247,19 @@ static void place_buffers(Plan *p) {
 
 static Plan *plan_new(const IrFunc *f) {
   int n = f->nins;
-  Plan *p = xcalloc(1, sizeof *p);
+  Plan *p = ir_xcalloc(1, sizeof *p);
   p->f = f;
-  p->live = xcalloc(n, sizeof *p->live);
-  p->uses = xcalloc(n, sizeof *p->uses);
-  p->out_slot = xcalloc(n, sizeof *p->out_slot);
-  p->stored = xcalloc(n, sizeof *p->stored);
-  p->last_read = xcalloc(n, sizeof *p->last_read);
-  p->offset = xcalloc(n, sizeof *p->offset);
+  p->live = ir_xcalloc(n, sizeof *p->live);
+  p->uses = ir_xcalloc(n, sizeof *p->uses);
+  p->out_slot = ir_xcalloc(n, sizeof *p->out_slot);
+  p->stored = ir_xcalloc(n, sizeof *p->stored);
+  p->last_read = ir_xcalloc(n, sizeof *p->last_read);
+  p->offset = ir_xcalloc(n, sizeof *p->offset);
   for (int i = 0; i < n; i++)
     p->out_slot[i] = p->last_read[i] = p->offset[i] = -1;
   mark_live(p);
   mark_stored(p);
-  int *scratch = xcalloc(n, sizeof *scratch);
+  int *scratch = ir_xcalloc(n, sizeof *scratch);
   find_reads(p, scratch);
   free(scratch);
   place_buffers(p);
@@ -892,7 +883,7 @@ static void kernel_body(Kernel *K, int v) {
 static LLVMValueRef kernel_function(Cg *cg, const char *sym, int v, int nleaves) {
   char name[300];
   snprintf(name, sizeof name, "%s.k%d", sym, v);
-  LLVMTypeRef *params = xcalloc(nleaves + 1, sizeof *params);
+  LLVMTypeRef *params = ir_xcalloc(nleaves + 1, sizeof *params);
   for (int i = 0; i <= nleaves; i++)
     params[i] = cg->ptr;
   LLVMValueRef fn = LLVMAddFunction(cg->mod, name,
@@ -999,7 +990,7 @@ static unsigned long hash_text(const char *s) {
 
 static SharedKernel **kernel_bucket(Cg *cg, const char *key) {
   if (!cg->kernels)
-    cg->kernels = xcalloc(KERNEL_BUCKETS, sizeof *cg->kernels);
+    cg->kernels = ir_xcalloc(KERNEL_BUCKETS, sizeof *cg->kernels);
   return &cg->kernels[hash_text(key) % KERNEL_BUCKETS];
 }
 
@@ -1013,7 +1004,7 @@ static LLVMValueRef find_kernel(Cg *cg, const char *key) {
 /* Takes the key. */
 static void remember_kernel(Cg *cg, char *key, LLVMValueRef fn) {
   SharedKernel **bucket = kernel_bucket(cg, key);
-  SharedKernel *s = xcalloc(1, sizeof *s);
+  SharedKernel *s = ir_xcalloc(1, sizeof *s);
   *s = (SharedKernel){key, fn, *bucket};
   *bucket = s;
 }
@@ -1068,7 +1059,7 @@ static LLVMValueRef private_global(Cg *cg, LLVMTypeRef type, const char *name,
 static LLVMValueRef tensor_global(Entry *e, int v) {
   const IrInstr *in = &e->K.p->f->ins[v];
   long n = ir_numel(in->shape);
-  LLVMValueRef *vals = xcalloc(n, sizeof *vals);
+  LLVMValueRef *vals = ir_xcalloc(n, sizeof *vals);
   for (long i = 0; i < n; i++)
     vals[i] = LLVMConstReal(e->K.pr->real, in->data[i]);
   LLVMTypeRef type = LLVMArrayType2(e->K.pr->real, n);
@@ -1147,7 +1138,7 @@ static void call_kernel(Entry *e, int v, int *leaves) {
   const IrInstr *in = &e->K.p->f->ins[v];
   int n = collect_leaves(e->K.p, v, leaves, 0);
   LLVMValueRef fn = shared_kernel(&e->K, e->sym, v, leaves, n);
-  LLVMValueRef *args = xcalloc(n + 1, sizeof *args);
+  LLVMValueRef *args = ir_xcalloc(n + 1, sizeof *args);
   args[0] = home_of(e, v);
   for (int i = 0; i < n; i++)
     args[i + 1] = home_of(e, leaves[i]);
@@ -1193,8 +1184,8 @@ static LLVMValueRef segment_function(Entry *e, int index) {
 static LLVMValueRef *emit_segments(Entry *e, int *nsegments) {
   const Plan *p = e->K.p;
   int n = p->f->nins, calls = 0, nseg = 0;
-  LLVMValueRef *segs = xcalloc(n / SEGMENT_CALLS + 1, sizeof *segs);
-  int *leaves = xcalloc(n, sizeof *leaves);
+  LLVMValueRef *segs = ir_xcalloc(n / SEGMENT_CALLS + 1, sizeof *segs);
+  int *leaves = ir_xcalloc(n, sizeof *leaves);
   for (int v = 0; v < n; v++) {
     if (!p->stored[v])
       continue;
@@ -1229,10 +1220,10 @@ static int emit_entry(Cg *cg, const IrFunc *f, const Plan *p, const Prec *pr) {
   LLVMValueRef fn = LLVMAddFunction(cg->mod, sym, LLVMFunctionType(cg->void_, &cg->ptr, 1, 0));
   add_attr(cg, fn, LLVMAttributeFunctionIndex, "nounwind");
   int n = f->nins;
-  Entry e = {.K = {cg, pr, p, NULL, xcalloc(n, sizeof(LLVMValueRef)), NULL}, .sym = sym,
-             .global = xcalloc(n, sizeof(LLVMValueRef)),
-             .arg = xcalloc(f->ninputs + f->noutputs, sizeof(LLVMValueRef)),
-             .home = xcalloc(n, sizeof(LLVMValueRef))};
+  Entry e = {.K = {cg, pr, p, NULL, ir_xcalloc(n, sizeof(LLVMValueRef)), NULL}, .sym = sym,
+             .global = ir_xcalloc(n, sizeof(LLVMValueRef)),
+             .arg = ir_xcalloc(f->ninputs + f->noutputs, sizeof(LLVMValueRef)),
+             .home = ir_xcalloc(n, sizeof(LLVMValueRef))};
   e.ws = p->ws_elems > 0 ? workspace(&e) : NULL;
   for (int v = 0; v < n; v++)
     if (p->live[v] && f->ins[v].op == IR_TENSOR)
@@ -1298,6 +1289,7 @@ static LLVMValueRef desc_global(Desc *d, LLVMTypeRef type, LLVMValueRef init) {
   return g;
 }
 
+/* A constant string, or a null pointer for NULL (an absent field). */
 static LLVMValueRef desc_string(Desc *d, const char *s) {
   if (!s)
     return LLVMConstNull(d->cg->ptr);
@@ -1322,7 +1314,7 @@ typedef LLVMValueRef (*DescRow)(Desc *d, const void *ctx, int i);
 
 /* The array of rows 0..n-1 (a null pointer when empty). */
 static LLVMValueRef desc_table(Desc *d, LLVMTypeRef elem, int n, DescRow row, const void *ctx) {
-  LLVMValueRef *vals = xcalloc(n, sizeof *vals);
+  LLVMValueRef *vals = ir_xcalloc(n, sizeof *vals);
   for (int i = 0; i < n; i++)
     vals[i] = row(d, ctx, i);
   LLVMValueRef a = desc_array(d, elem, vals, n);
@@ -1361,20 +1353,15 @@ static LLVMValueRef select_row(Desc *d, const void *source, int c) {
   return desc_string(d, ((const Source *)source)->select[c]);
 }
 
-/* A string field that may be absent: a null pointer then. */
-static LLVMValueRef desc_maybe_string(Desc *d, const char *text) {
-  return text ? desc_string(d, text) : LLVMConstNull(d->cg->ptr);
-}
-
 /* The format's options (lobe_model.h v5), from f[0]. */
 static void option_fields(Desc *d, const Source *src, LLVMValueRef *f) {
   f[0] = di32(d, src->nselect);
   f[1] = desc_table(d, d->cg->ptr, src->nselect, select_row, src);
-  f[2] = desc_maybe_string(d, src->var);
+  f[2] = desc_string(d, src->var);
   f[3] = di32(d, src->transposed);
   f[4] = df64(d, src->bin);
-  f[5] = desc_maybe_string(d, src->series);
-  f[6] = desc_maybe_string(d, src->atlas);
+  f[5] = desc_string(d, src->series);
+  f[6] = desc_string(d, src->atlas);
 }
 
 static LLVMValueRef id_row(Desc *d, const void *ids, int g) {
@@ -1429,7 +1416,7 @@ static double loss_weight(const Model *m, int s) {
 
 /* The params an export kernel reads (its inputs before t that have a use). */
 static int kernel_params(const IrFunc *f, int nparams, int *out) {
-  bool *read = xcalloc(nparams, sizeof *read);
+  bool *read = ir_xcalloc(nparams, sizeof *read);
   for (int v = 0; v < f->nins; v++)
     for (int k = 0; k < f->ins[v].nargs; k++) {
       const IrInstr *a = &f->ins[f->ins[v].args[k]];
@@ -1465,7 +1452,7 @@ static void export_fields(Desc *d, const IrSourceFns *fns, LLVMValueRef *f) {
   const IrFunc *k = fns->export_fn;
   char *text = k ? kernel_text(d, k) : NULL;
   int np = d->mod->nparams;
-  int *read = xcalloc(np ? np : 1, sizeof *read);
+  int *read = ir_xcalloc(np ? np : 1, sizeof *read);
   int nread = text ? kernel_params(k, np, read) : 0;
   int t = text ? ir_input_value(k, np) : -1;
   int u = text && k->ninputs > np + 1 ? ir_input_value(k, np + 1) : -1;
@@ -1697,7 +1684,7 @@ static void cg_close(Cg *cg) {
 /* With a descriptor, f64 code is only for what gradcheck calls: a third of
  * the compile time went to f64 forward passes nobody runs. */
 static bool *f64_wanted(const IrModule *mod, bool descriptor) {
-  bool *want = xcalloc(mod->nfuncs ? mod->nfuncs : 1, sizeof *want);
+  bool *want = ir_xcalloc(mod->nfuncs ? mod->nfuncs : 1, sizeof *want);
   for (int i = 0; i < mod->nfuncs; i++)
     want[i] = !descriptor;
   if (descriptor && mod->prior >= 0)

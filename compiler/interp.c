@@ -40,10 +40,6 @@ static int cols_of(const Interp *ip, int v) {
 
 /* ---- leaves ----------------------------------------------------------------- */
 
-static int eval_input(Interp *ip, const IrInstr *in, double *dst) {
-  return 0;   /* run() points val[i] at the caller's argument */
-}
-
 static int eval_const(Interp *ip, const IrInstr *in, double *dst) {
   for (long i = 0; i < ir_numel(in->shape); i++)
     dst[i] = in->value;
@@ -217,8 +213,9 @@ static int eval_scatter_add(Interp *ip, const IrInstr *in, double *dst) {
   return 0;
 }
 
+/* No INPUT: run() points its value at the caller's argument. */
 static const EvalFn eval_fns[IR_NOPS] = {
-    [IR_INPUT] = eval_input,   [IR_CONST] = eval_const,   [IR_TENSOR] = eval_tensor,
+    [IR_CONST] = eval_const,   [IR_TENSOR] = eval_tensor,
     [IR_ADD] = eval_binary,    [IR_SUB] = eval_binary,    [IR_MUL] = eval_binary,
     [IR_DIV] = eval_binary,    [IR_NEG] = eval_unary,     [IR_EXP] = eval_unary,
     [IR_LOG] = eval_unary,     [IR_SIN] = eval_unary,     [IR_COS] = eval_unary,

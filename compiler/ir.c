@@ -62,6 +62,15 @@ static void *xrealloc(void *p, size_t n) {
   return p;
 }
 
+void *ir_xcalloc(size_t n, size_t size) {
+  void *p = calloc(n ? n : 1, size);
+  if (!p) {
+    fprintf(stderr, "lobe: out of memory\n");
+    abort();
+  }
+  return p;
+}
+
 static char *xstrdup(const char *s) {
   if (!s)
     return NULL;

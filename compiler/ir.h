@@ -184,6 +184,10 @@ typedef struct IrModule {
 /* Builder functions check shapes and types and abort on misuse: a bad
  * instruction is a compiler bug, never a user error. Each returns the id. */
 
+/* calloc that aborts on exhaustion (n may be 0): the compiler's stages
+ * share it rather than each keeping a copy. */
+void *ir_xcalloc(size_t n, size_t size);
+
 IrFunc *ir_func_new(const char *name);
 void ir_func_free(IrFunc *f);
 int ir_input(IrFunc *f, const char *name, IrType type, IrShape shape);

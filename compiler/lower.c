@@ -65,18 +65,9 @@ typedef struct Lowering {
   int *in_start, *in_edges;        /* edges into region v: in_edges[in_start[v]..in_start[v+1]) */
 } Lowering;
 
-static void *xcalloc(size_t n, size_t size) {
-  void *p = calloc(n ? n : 1, size);
-  if (!p) {
-    fprintf(stderr, "lobe: out of memory\n");
-    abort();
-  }
-  return p;
-}
-
 static char *fmt_name(const char *fmt, const char *a, const char *b) {
   int n = snprintf(NULL, 0, fmt, a, b);
-  char *s = xcalloc(n + 1, 1);
+  char *s = ir_xcalloc(n + 1, 1);
   snprintf(s, n + 1, fmt, a, b);
   return s;
 }
@@ -197,7 +188,7 @@ static char *gate_name(const Lowering *L, const Edge *e) {
     snprintf(delay, sizeof delay, "%.*gms", digits, e->delay * 1000);
     free(name);
     int n = snprintf(NULL, 0, "gate.%s->%s@%s", from, to, delay);
-    name = xcalloc(n + 1, 1);
+    name = ir_xcalloc(n + 1, 1);
     snprintf(name, n + 1, "gate.%s->%s@%s", from, to, delay);
   }
   return name;
@@ -236,7 +227,7 @@ static void declare_params(Lowering *L) {
     declare_aunn_params(L, ai);
   for (int s = 0; s < m->nsources; s++)
     declare_head(L, s);
-  L->mod->gate_params = xcalloc(m->nedges, sizeof *L->mod->gate_params);
+  L->mod->gate_params = ir_xcalloc(m->nedges, sizeof *L->mod->gate_params);
   for (int e = 0; e < m->nedges; e++)
     L->mod->gate_params[e] = add_vector_param(L->mod, gate_name(L, &m->edges[e]), 1,
                                               LOBE_INIT_CONSTANT, 1.0);
@@ -281,13 +272,13 @@ static bool model_ok(const Model *m) {
 /* in_edges lists the edges into each region, grouped by region. */
 static void index_in_edges(Lowering *L) {
   const Model *m = L->model;
-  L->in_start = xcalloc(m->nregions + 1, sizeof *L->in_start);
-  L->in_edges = xcalloc(m->nedges, sizeof *L->in_edges);
+  L->in_start = ir_xcalloc(m->nregions + 1, sizeof *L->in_start);
+  L->in_edges = ir_xcalloc(m->nedges, sizeof *L->in_edges);
   for (int e = 0; e < m->nedges; e++)
     L->in_start[m->edges[e].to + 1]++;
   for (int v = 0; v < m->nregions; v++)
     L->in_start[v + 1] += L->in_start[v];
-  int *next = xcalloc(m->nregions, sizeof *next);
+  int *next = ir_xcalloc(m->nregions, sizeof *next);
   for (int e = 0; e < m->nedges; e++) {
     int v = m->edges[e].to;
     L->in_edges[L->in_start[v] + next[v]++] = e;
@@ -303,8 +294,8 @@ static void index_in_edges(Lowering *L) {
  * none: every region gets removed unless some lie on a cycle. */
 static bool undelayed_acyclic(const Lowering *L) {
   const Model *m = L->model;
-  int *pending = xcalloc(m->nregions, sizeof *pending);
-  int *queue = xcalloc(m->nregions, sizeof *queue), n = 0;
+  int *pending = ir_xcalloc(m->nregions, sizeof *pending);
+  int *queue = ir_xcalloc(m->nregions, sizeof *queue), n = 0;
   for (int e = 0; e < m->nedges; e++)
     pending[m->edges[e].from] += m->edges[e].delay == 0;
   for (int v = 0; v < m->nregions; v++)
@@ -395,8 +386,8 @@ static void strong_connect(Tarjan *t, int v) {
 
 static void find_components(const Lowering *L, Graph *g) {
   int n = L->model->nregions;
-  Tarjan t = {L, g, xcalloc(n, sizeof(int)), xcalloc(n, sizeof(int)),
-              xcalloc(n, sizeof(int)), 0, 0, xcalloc(n, sizeof(bool))};
+  Tarjan t = {L, g, ir_xcalloc(n, sizeof(int)), ir_xcalloc(n, sizeof(int)),
+              ir_xcalloc(n, sizeof(int)), 0, 0, ir_xcalloc(n, sizeof(bool))};
   for (int v = 0; v < n; v++)
     t.index[v] = -1;
   strong_connect(&t, g->region);
@@ -430,9 +421,9 @@ static bool inputs_placed(const Lowering *L, const Graph *g, int v, const bool *
  * sweep places one at least: the undelayed edges are acyclic (model_ok). */
 static void order_component(const Lowering *L, Graph *g, int start, int end) {
   int n = end - start, done = 0;
-  int *block = xcalloc(n, sizeof *block);
+  int *block = ir_xcalloc(n, sizeof *block);
   memcpy(block, g->order + start, n * sizeof *block);
-  bool *placed = xcalloc(L->model->nregions, sizeof *placed);
+  bool *placed = ir_xcalloc(L->model->nregions, sizeof *placed);
   while (done < n)
     for (int k = 0; k < n; k++)
       if (!placed[block[k]] && inputs_placed(L, g, block[k], placed)) {
@@ -454,7 +445,7 @@ static int by_region_then_steps(const void *a, const void *b) {
  * [-d, min(0, W - d)); overlapping ranges of one region merge into blocks. */
 static void find_pre_blocks(const Lowering *L, Graph *g) {
   const Model *m = L->model;
-  g->pre = xcalloc(m->nedges, sizeof *g->pre);
+  g->pre = ir_xcalloc(m->nedges, sizeof *g->pre);
   int n = 0;
   for (int e = 0; e < m->nedges; e++) {
     int d = g->delay[e];
@@ -470,7 +461,7 @@ static void find_pre_blocks(const Lowering *L, Graph *g) {
     else
       g->pre[g->npre++] = g->pre[i];
   }
-  g->pre_start = xcalloc(m->nregions + 1, sizeof *g->pre_start);
+  g->pre_start = ir_xcalloc(m->nregions + 1, sizeof *g->pre_start);
   for (int i = 0; i < g->npre; i++)
     g->pre_start[g->pre[i].region + 1]++;
   for (int v = 0; v < m->nregions; v++)
@@ -482,11 +473,11 @@ static Graph graph_new(const Lowering *L, int s) {
   int n = m->nregions;
   Graph g = {.region = m->sources[s].region, .steps = m->train.window,
              .rate = m->sources[s].rate};
-  g.reads = xcalloc(n, sizeof *g.reads);
-  g.cyclic = xcalloc(n, sizeof *g.cyclic);
-  g.component = xcalloc(n, sizeof *g.component);
-  g.order = xcalloc(n, sizeof *g.order);
-  g.delay = xcalloc(m->nedges, sizeof *g.delay);
+  g.reads = ir_xcalloc(n, sizeof *g.reads);
+  g.cyclic = ir_xcalloc(n, sizeof *g.cyclic);
+  g.component = ir_xcalloc(n, sizeof *g.component);
+  g.order = ir_xcalloc(n, sizeof *g.order);
+  g.delay = ir_xcalloc(m->nedges, sizeof *g.delay);
   for (int e = 0; e < m->nedges; e++)
     g.delay[e] = delay_steps(m->edges[e].delay, g.rate);
   find_components(L, &g);
@@ -564,7 +555,7 @@ static Builder begin_params(const Lowering *L, const char *name) {
   Builder b = {.L = L, .t = -1, .module = -1, .subject = -1};
   b.f = ir_func_new(name);
   b.batch = L->model->train.batch;
-  b.param = xcalloc(L->mod->nparams, sizeof *b.param);
+  b.param = ir_xcalloc(L->mod->nparams, sizeof *b.param);
   for (int i = 0; i < L->mod->nparams; i++)
     b.param[i] = ir_input(b.f, L->mod->params[i].name, TY_REAL,
                           param_shape(&L->mod->params[i]));
@@ -592,15 +583,15 @@ static RegionValues no_values(void) {
 /* The caches of one evaluation of the network (they depend on its params). */
 static void begin_caches(Builder *b) {
   const Model *m = b->L->model;
-  b->rv = xcalloc(m->nregions, sizeof *b->rv);
+  b->rv = ir_xcalloc(m->nregions, sizeof *b->rv);
   for (int v = 0; v < m->nregions; v++)
     b->rv[v] = no_values();
-  b->rows = xcalloc(m->naunns, sizeof *b->rows);
+  b->rows = ir_xcalloc(m->naunns, sizeof *b->rows);
   for (int ai = 0; ai < m->naunns; ai++)
     fill(b->rows[ai], 2);
-  b->gate = xcalloc(m->nedges, sizeof *b->gate);
+  b->gate = ir_xcalloc(m->nedges, sizeof *b->gate);
   fill(b->gate, m->nedges);
-  b->pre = xcalloc(b->g->npre, sizeof *b->pre);
+  b->pre = ir_xcalloc(b->g->npre, sizeof *b->pre);
   b->cache = NULL;
   b->ncache = 0;
 }
@@ -608,7 +599,7 @@ static void begin_caches(Builder *b) {
 /* The parameters once more, as inputs "held.NAME" after the params. */
 static int *add_held_params(Builder *b) {
   const IrModule *mod = b->L->mod;
-  int *held = xcalloc(mod->nparams, sizeof *held);
+  int *held = ir_xcalloc(mod->nparams, sizeof *held);
   for (int i = 0; i < mod->nparams; i++) {
     char *name = fmt_name("%s.%s", "held", mod->params[i].name);
     held[i] = ir_input(b->f, name, TY_REAL, param_shape(&mod->params[i]));
@@ -681,7 +672,7 @@ static int remember(Builder *b, CacheKind kind, int aunn, int k0, int k1, int va
 static int tile_rows(Builder *b, int x, int n) {
   if (n == 1)
     return x;
-  int *parts = xcalloc(n, sizeof *parts);
+  int *parts = ir_xcalloc(n, sizeof *parts);
   for (int k = 0; k < n; k++)
     parts[k] = x;
   int tiled = ir_concat_rows(b->f, parts, n);
@@ -706,7 +697,7 @@ static int lower_times(Builder *b, int k0, int k1) {
   if (n == 1)
     return k0 == 0 ? b->t : ir_binary(f, IR_ADD, b->t, ir_const(f, k0 / rate, IR_VEC(rows)));
   int column = ir_bcast(f, b->t, 1, IR_MAT(rows, 1));
-  int *parts = xcalloc(n, sizeof *parts);
+  int *parts = ir_xcalloc(n, sizeof *parts);
   for (int k = k0; k < k1; k++)
     parts[k - k0] = k == 0 ? column
                            : ir_binary(f, IR_ADD, column, ir_const(f, k / rate, IR_MAT(rows, 1)));
@@ -744,7 +735,7 @@ static void fourier_frequencies(const Model *m, int ai, double *omega) {
 /* [sin(t * omega), cos(t * omega)] of times t[n]: [n, 2*bands] */
 static int lower_fourier(Builder *b, int ai, int t) {
   int bands = b->L->model->aunns[ai].bands;
-  double *omega = xcalloc(bands, sizeof *omega);
+  double *omega = ir_xcalloc(bands, sizeof *omega);
   fourier_frequencies(b->L->model, ai, omega);
   IrShape phase_shape = IR_MAT(shape_of(b, t).dim[0], bands);
   int w = ir_bcast(b->f, ir_tensor(b->f, omega, IR_VEC(bands)), 0, phase_shape);
@@ -771,7 +762,7 @@ static int lower_binary(Builder *b, int ai, int t) {
   IrFunc *f = b->f;
   int rows = shape_of(b, t).dim[0];
   IrShape vec = IR_VEC(rows), phase_shape = IR_MAT(rows, a->bits);
-  double *scale = xcalloc(a->bits, sizeof *scale);
+  double *scale = ir_xcalloc(a->bits, sizeof *scale);
   for (int k = 0; k < a->bits; k++)
     scale[k] = M_PI / ldexp(1.0, k);
   int samples = ir_binary(f, IR_MUL, t, ir_const(f, rate, vec));
@@ -975,13 +966,19 @@ static int region_hidden(Builder *b, int v, int k0, int k1, int u) {
   return hidden_layers(b, v, z, k1 - k0);
 }
 
+/* Region v's activity from its last hidden layer h: the latent layer, when
+ * there is one, else h itself. */
+static int lower_activity(Builder *b, int v, int h) {
+  const AunnParams *p = region_params(b, v);
+  return p->latent_w >= 0 ? lower_dense(b, h, p->latent_w, p->latent_b) : h;
+}
+
 /* What region v sends along its edges: a map of its activity (the latent
  * layer, when there is one), which the data of the region constrain, rather
  * than of hidden units that nothing but the targets' fit constrains. */
 static int lower_embed(Builder *b, int v, int h) {
   const AunnParams *p = region_params(b, v);
-  int activity = p->latent_w >= 0 ? lower_dense(b, h, p->latent_w, p->latent_b) : h;
-  return lower_dense(b, activity, p->embed_w, p->embed_b);
+  return lower_dense(b, lower_activity(b, v, h), p->embed_w, p->embed_b);
 }
 
 /* ---- the window: the graph over W steps ---------------------------------------- */
@@ -1121,8 +1118,8 @@ static void lower_cycle(Builder *b, int start, int end) {
     for (int k = g->pre_start[v]; k < g->pre_start[v + 1]; k++)
       lower_pre(b, k);
     b->rv[v].base = first_layer(b, v, 0, g->steps);
-    b->rv[v].h_step = xcalloc(g->steps, sizeof(int));
-    b->rv[v].z_step = xcalloc(g->steps, sizeof(int));
+    b->rv[v].h_step = ir_xcalloc(g->steps, sizeof(int));
+    b->rv[v].z_step = ir_xcalloc(g->steps, sizeof(int));
   }
   for (int j = 0; j < g->steps; j++)
     for (int i = start; i < end; i++)
@@ -1141,8 +1138,7 @@ static int lower_window(Builder *b) {
   }
   int r = g->region;
   int h = g->cyclic[r] ? stack_steps(b, b->rv[r].h_step) : b->rv[r].h_window;
-  const AunnParams *p = region_params(b, r);
-  return p->latent_w >= 0 ? lower_dense(b, h, p->latent_w, p->latent_b) : h;
+  return lower_activity(b, r, h);
 }
 
 static int lower_readout(Builder *b, int s) {
@@ -1156,7 +1152,7 @@ static int steps_to_rows(Builder *b, int y, int channels) {
   int steps = b->g->steps;
   if (steps == 1)
     return y;
-  int *parts = xcalloc(steps, sizeof *parts);
+  int *parts = ir_xcalloc(steps, sizeof *parts);
   for (int j = 0; j < steps; j++)
     parts[j] = ir_slice(b->f, y, j * channels, channels);
   int rows = ir_concat_rows(b->f, parts, steps);
@@ -1169,7 +1165,7 @@ static int rows_to_steps(Builder *b, int out) {
   int steps = b->g->steps;
   if (steps == 1)
     return out;
-  int *parts = xcalloc(steps, sizeof *parts);
+  int *parts = ir_xcalloc(steps, sizeof *parts);
   for (int j = 0; j < steps; j++)
     parts[j] = ir_slice_rows(b->f, out, j * b->batch, b->batch);
   int cols = ir_concat(b->f, parts, steps);
@@ -1220,12 +1216,12 @@ typedef enum { LOSS_PLAIN, LOSS_SPECIALISED, LOSS_HELD } LossForm;
 static void add_theta_inputs(Builder *b) {
   const Lowering *L = b->L;
   int nregions = L->model->nregions;
-  b->view = xcalloc(nregions, sizeof *b->view);
+  b->view = ir_xcalloc(nregions, sizeof *b->view);
   for (int v = 0; v < nregions; v++) {
     if (!b->g->reads[v])
       continue;
     const IrAunnSpec *as = &L->mod->aunn_spec[aunn_of(L, v)];
-    b->view[v] = xcalloc(L->mod->nparams, sizeof *b->view[v]);
+    b->view[v] = ir_xcalloc(L->mod->nparams, sizeof *b->view[v]);
     memcpy(b->view[v], b->param, L->mod->nparams * sizeof *b->param);
     for (int k = 0; k < as->nfolded; k++) {
       const IrParam *p = &L->mod->params[as->folded[k]];
@@ -1263,7 +1259,7 @@ static IrFunc *lower_loss(const Lowering *L, const Graph *g, int s, LossForm for
  * step or detach), in id order: what its gradient is taken with respect
  * to. Parameters are inputs 0..nparams-1. */
 static int reached_params(const IrFunc *f, int nparams, int *out) {
-  bool *reached = xcalloc(f->nins, sizeof *reached);
+  bool *reached = ir_xcalloc(f->nins, sizeof *reached);
   reached[f->outputs[0]] = true;
   for (int v = f->nins - 1; v >= 0; v--) {
     const IrInstr *in = &f->ins[v];
@@ -1271,7 +1267,7 @@ static int reached_params(const IrFunc *f, int nparams, int *out) {
          k++)
       reached[in->args[k]] = true;
   }
-  bool *param = xcalloc(nparams, sizeof *param);
+  bool *param = ir_xcalloc(nparams, sizeof *param);
   for (int v = 0; v < f->nins; v++)
     if (f->ins[v].op == IR_INPUT && f->ins[v].index < nparams && reached[v])
       param[f->ins[v].index] = true;
@@ -1296,12 +1292,6 @@ static int add_grad(Lowering *L, IrFunc *loss, const int *wrt, int n, const char
 }
 
 /* ---- specialisation (docs/specialisation.md) ------------------------------ */
-
-static const AunnParams *source_aunn(const Lowering *L, int s, const AunnDef **a) {
-  int ai = aunn_of(L, L->model->sources[s].region);
-  *a = &L->model->aunns[ai];
-  return &L->aunn[ai];
-}
 
 /* What spec replaces by theta': concat fc0.b; film every hidden layer's w,
  * b and layer 0's input rows (film scales them too). */
@@ -1402,7 +1392,7 @@ static IrFunc *lower_spec(const Lowering *L, int ai, int *theta) {
 static IrFunc *lower_spec_pairing(const Lowering *L, int ai, const IrAunnSpec *as,
                                   int *theta) {
   Builder b = begin_spec(L, "spec_pairing", ai);
-  int *d = xcalloc(as->nfolded, sizeof *d);
+  int *d = ir_xcalloc(as->nfolded, sizeof *d);
   for (int k = 0; k < as->nfolded; k++) {
     const IrParam *p = &L->mod->params[as->folded[k]];
     char *name = fmt_name("%s.%s", "d", p->name);
@@ -1425,12 +1415,12 @@ static void lower_aunn_spec(Lowering *L, int ai) {
   if (as->spec >= 0)
     return;
   int np = L->mod->nparams;
-  int *theta = xcalloc(np, sizeof *theta);
-  as->folded = xcalloc(np, sizeof *as->folded);
+  int *theta = ir_xcalloc(np, sizeof *theta);
+  as->folded = ir_xcalloc(np, sizeof *as->folded);
   as->nfolded = folded_params(L, ai, as->folded);
   as->spec = ir_module_add(L->mod, lower_spec(L, ai, theta));
   IrFunc *pairing = lower_spec_pairing(L, ai, as, theta);
-  as->vjp_params = xcalloc(np, sizeof *as->vjp_params);
+  as->vjp_params = ir_xcalloc(np, sizeof *as->vjp_params);
   as->nvjp = reached_params(pairing, np, as->vjp_params);
   as->spec_vjp = add_grad(L, pairing, as->vjp_params, as->nvjp, "spec_vjp",
                           L->model->aunns[ai].name);
@@ -1461,7 +1451,7 @@ static void lower_source_spec(Lowering *L, const Graph *g, int s) {
   copy_aunn_spec(fns, &L->mod->aunn_spec[aunn_of(L, g->region)]);
   IrFunc *loss = lower_loss(L, g, s, LOSS_SPECIALISED);
   fns->nspec_grad = reached_params(loss, np, fns->spec_grad_params);
-  int *wrt = xcalloc(fns->nspec_grad + nwrt, sizeof *wrt);
+  int *wrt = ir_xcalloc(fns->nspec_grad + nwrt, sizeof *wrt);
   memcpy(wrt, fns->spec_grad_params, fns->nspec_grad * sizeof *wrt);
   for (int k = 0; k < nwrt; k++)
     wrt[fns->nspec_grad + k] = np + 2 + k;
@@ -1490,9 +1480,7 @@ static IrFunc *lower_export(const Lowering *L, const Graph *g, int s) {
   b.specialised = true;
   b.g = g;
   begin_caches(&b);
-  int h = region_hidden(&b, v, 0, 1, u);
-  const AunnParams *p = region_params(&b, v);
-  int a = p->latent_w >= 0 ? lower_dense(&b, h, p->latent_w, p->latent_b) : h;
+  int a = lower_activity(&b, v, region_hidden(&b, v, 0, 1, u));
   ir_output(b.f, lower_dense(&b, a, L->head_w[s], L->head_b[s]));
   return finish(&b);
 }
@@ -1503,9 +1491,8 @@ static IrFunc *lower_export(const Lowering *L, const Graph *g, int s) {
  * is specialised). */
 static void lower_source_export(Lowering *L, int s) {
   IrSourceFns *fns = &L->mod->source_fns[s];
-  const AunnDef *a;
-  source_aunn(L, s, &a);
   int region = L->model->sources[s].region;
+  const AunnDef *a = &L->model->aunns[aunn_of(L, region)];
   const IrAunnSpec *as = &L->mod->aunn_spec[aunn_of(L, region)];
   if (as->spec < 0 || (a->condition == COND_FILM && has_input(L, region)))
     return;
@@ -1583,7 +1570,7 @@ static void lower_model_prior(Lowering *L) {
   if (!prior)
     return;
   IrModule *mod = L->mod;
-  mod->prior_params = xcalloc(mod->nparams, sizeof *mod->prior_params);
+  mod->prior_params = ir_xcalloc(mod->nparams, sizeof *mod->prior_params);
   mod->nprior = reached_params(prior, mod->nparams, mod->prior_params);
   mod->prior = add_grad(L, prior, mod->prior_params, mod->nprior, "prior", NULL);
 }
@@ -1592,7 +1579,7 @@ static void lower_model_prior(Lowering *L) {
 
 /* One block holds the six lists (ir.h). */
 static void alloc_lists(IrSourceFns *fns, int nparams, int nregions) {
-  fns->grad_params = xcalloc(5 * (size_t)nparams + nregions, sizeof *fns->grad_params);
+  fns->grad_params = ir_xcalloc(5 * (size_t)nparams + nregions, sizeof *fns->grad_params);
   fns->folded = fns->grad_params + nparams;
   fns->spec_grad_params = fns->folded + nparams;
   fns->vjp_params = fns->spec_grad_params + nparams;
@@ -1628,13 +1615,13 @@ IrModule *lower_model_with(const Model *m, bool specialise) {
     return NULL;
   }
   L.mod = ir_module_new(m);
-  L.aunn = xcalloc(m->naunns, sizeof *L.aunn);
-  L.head_w = xcalloc(m->nsources, sizeof *L.head_w);
-  L.head_b = xcalloc(m->nsources, sizeof *L.head_b);
+  L.aunn = ir_xcalloc(m->naunns, sizeof *L.aunn);
+  L.head_w = ir_xcalloc(m->nsources, sizeof *L.head_w);
+  L.head_b = ir_xcalloc(m->nsources, sizeof *L.head_b);
   declare_params(&L);
-  L.mod->source_fns = xcalloc(m->nsources, sizeof *L.mod->source_fns);
+  L.mod->source_fns = ir_xcalloc(m->nsources, sizeof *L.mod->source_fns);
   if (specialise) {
-    L.mod->aunn_spec = xcalloc(m->naunns, sizeof *L.mod->aunn_spec);
+    L.mod->aunn_spec = ir_xcalloc(m->naunns, sizeof *L.mod->aunn_spec);
     for (int ai = 0; ai < m->naunns; ai++)
       L.mod->aunn_spec[ai].spec = L.mod->aunn_spec[ai].spec_vjp = -1;
   }

@@ -59,12 +59,6 @@ static void require(bool ok, const char *fn, const char *what) {
   }
 }
 
-static void *xmalloc(size_t n) {
-  void *p = malloc(n ? n : 1);
-  require(p != NULL, "observe", "out of memory");
-  return p;
-}
-
 static IrShape signal_shape(const IrFunc *f, int v, const char *fn) {
   require(v >= 0 && v < f->nins, fn, "no such value");
   IrShape s = f->ins[v].shape;
@@ -78,7 +72,7 @@ int obs_leadfield(IrFunc *f, int act, const double *leadfield, int channels) {
   IrShape s = signal_shape(f, act, "obs_leadfield");
   require(channels >= 1 && leadfield, "obs_leadfield", "needs at least one channel");
   int regions = s.dim[1];
-  double *referenced = xmalloc((size_t)regions * channels * sizeof *referenced);
+  double *referenced = ir_xcalloc((size_t)regions * channels, sizeof *referenced);
   for (int r = 0; r < regions; r++) {
     const double *row = leadfield + (size_t)r * channels;
     double mean = 0;
@@ -114,7 +108,7 @@ static double *hrf_samples(double dt, int n) {
   double total = 0;
   for (long k = 0; k < k_total; k++)
     total += hrf_at(k * dt);
-  double *h = xmalloc((size_t)n * sizeof *h);
+  double *h = ir_xcalloc((size_t)n, sizeof *h);
   for (int k = 0; k < n; k++)
     h[k] = k < k_total ? hrf_at(k * dt) / total : 0;
   return h;
@@ -125,7 +119,7 @@ int obs_hrf(IrFunc *f, int act, double dt) {
   require(dt > 0 && isfinite(dt), "obs_hrf", "needs dt > 0");
   int steps = s.dim[0];
   double *h = hrf_samples(dt, steps);
-  double *toeplitz = xmalloc((size_t)steps * steps * sizeof *toeplitz);
+  double *toeplitz = ir_xcalloc((size_t)steps * steps, sizeof *toeplitz);
   for (int t = 0; t < steps; t++)
     for (int u = 0; u < steps; u++)
       toeplitz[(size_t)t * steps + u] = u <= t ? h[t - u] : 0;
@@ -214,7 +208,7 @@ int obs_balloon(IrFunc *f, int act, double dt) {
   int k1 = ir_const(f, 7 * BALLOON_RHO, row), k2 = ir_const(f, 2, row);
   int k3 = ir_const(f, 2 * BALLOON_RHO - 0.2, row), v0 = ir_const(f, BALLOON_V0, row);
   BalloonState x = {ir_const(f, 0, row), b.one, b.one, b.one};
-  int *rows = xmalloc((size_t)steps * sizeof *rows);
+  int *rows = ir_xcalloc((size_t)steps, sizeof *rows);
   for (int k = 0; k < steps; k++) {
     int drive = badd(&b, bmul(&b, b.h, ir_slice_rows(f, act, k, 1)), b.h_gamma);
     for (int i = 0; i < substeps; i++)
@@ -248,7 +242,7 @@ int obs_upper_mse(IrFunc *f, int a, int b) {
   require(n >= 2 && s.dim[1] == n, "obs_upper_mse", "needs square [N, N], N >= 2");
   require(ir_shape_eq(signal_shape(f, b, "obs_upper_mse"), s), "obs_upper_mse",
           "operands differ in shape");
-  double *mask = xmalloc((size_t)n * n * sizeof *mask);
+  double *mask = ir_xcalloc((size_t)n * n, sizeof *mask);
   double weight = 2.0 / ((double)n * (n - 1));
   for (int i = 0; i < n; i++)
     for (int j = 0; j < n; j++)
