@@ -116,15 +116,7 @@ static int pick_target(Export *e) {
     rt_error("export needs --region, --subject and -o (see export --help)");
     return RT_EUSAGE;
   }
-  if ((e->region = rt_find(m, RT_REGION, o->region)) < 0) {
-    rt_error_unknown(m, RT_REGION, o->region);
-    return RT_EUSAGE;
-  }
-  if ((e->subject = rt_find(m, RT_SUBJECT, o->subject)) < 0) {
-    rt_error_unknown(m, RT_SUBJECT, o->subject);
-    return RT_EUSAGE;
-  }
-  if ((e->source = rt_pick_source(m, o, e->region, e->subject)) < 0)
+  if (rt_pick_cell(m, o, &e->region, &e->subject, &e->source) != RT_OK)
     return RT_EUSAGE;
   if (!kernel_ok(m, &m->sources[e->source])) {
     rt_error("source '%s' has no export kernel: its region has in-edges and film "

@@ -46,7 +46,7 @@ typedef struct Checker {
 /* A differentiable scalar: one source's loss on its batch, or the prior. */
 typedef struct Term {
   lobe_fn fn;
-  void **args, **fd_args;             /* gradients into g64, or into scratch64 */
+  void **fd_args;                     /* the finite-difference call; gradients into scratch64 */
   const int32_t *ids;                 /* the parameters it has gradients for */
   int nids;
   uint64_t key;                       /* picks its entries: source index, or nsources */
@@ -349,8 +349,8 @@ static double check_term(Checker *c, const Term *term) {
 
 static int check_source(Checker *c, int s) {
   const lobe_source *src = &c->m->sources[s];
-  Term term = {src->loss_held_f64 ? src->loss_held_f64 : src->loss_grad_f64, c->args,
-               c->fd_args, src->grad_params, src->ngrad, (uint64_t)s};
+  Term term = {src->loss_held_f64 ? src->loss_held_f64 : src->loss_grad_f64, c->fd_args,
+               src->grad_params, src->ngrad, (uint64_t)s};
   draw_batch(c, s);
   fill_args(c, src, c->args, c->g64);
   if (src->loss_held_f64)
@@ -378,7 +378,7 @@ static void fill_prior_args(Checker *c, void **args, double **grads) {
 
 static void check_prior(Checker *c) {
   const lobe_model *m = c->m;
-  Term term = {m->prior_f64, c->args, c->fd_args, m->prior_grad_params, m->nprior_grad,
+  Term term = {m->prior_f64, c->fd_args, m->prior_grad_params, m->nprior_grad,
                (uint64_t)m->nsources};
   fill_prior_args(c, c->args, c->g64);
   fill_prior_args(c, c->fd_args, c->scratch64);

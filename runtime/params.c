@@ -81,14 +81,14 @@ void rt_params_zero_grad(RtParams *p) {
     memset(p->grad[k], 0, p->numel[k] * sizeof(float));
 }
 
-static void axpy(float *restrict y, const float *restrict x, float a, size_t n) {
+void rt_axpy(float *restrict y, const float *restrict x, float a, size_t n) {
   for (size_t i = 0; i < n; i++)
     y[i] += a * x[i];
 }
 
 void rt_params_accumulate(RtParams *p, const int32_t *ids, int n, float w) {
   for (int i = 0; i < n; i++)
-    axpy(p->grad[ids[i]], p->scratch[ids[i]], w, p->numel[ids[i]]);
+    rt_axpy(p->grad[ids[i]], p->scratch[ids[i]], w, p->numel[ids[i]]);
 }
 
 void **rt_prior_args(const lobe_model *m, RtParams *p, float *loss) {

@@ -21,7 +21,9 @@ typedef struct Query {
   int64_t rows;
 } Query;
 
-int rt_pick_source(const lobe_model *m, const RtOptions *o, int region, int subject) {
+/* --source (which must be on the region), else the source of cell (region,
+ * subject), else the region's first; -1 after printing why. */
+static int pick_source(const lobe_model *m, const RtOptions *o, int region, int subject) {
   if (o->source) {
     int s = rt_find(m, RT_SOURCE, o->source);
     if (s < 0)
@@ -44,20 +46,26 @@ int rt_pick_source(const lobe_model *m, const RtOptions *o, int region, int subj
   return -1;
 }
 
+int rt_pick_cell(const lobe_model *m, const RtOptions *o, int *region, int *subject,
+                 int *source) {
+  if ((*region = rt_find(m, RT_REGION, o->region)) < 0) {
+    rt_error_unknown(m, RT_REGION, o->region);
+    return RT_EUSAGE;
+  }
+  if ((*subject = rt_find(m, RT_SUBJECT, o->subject)) < 0) {
+    rt_error_unknown(m, RT_SUBJECT, o->subject);
+    return RT_EUSAGE;
+  }
+  *source = pick_source(m, o, *region, *subject);
+  return *source < 0 ? RT_EUSAGE : RT_OK;
+}
+
 static int parse_query(const lobe_model *m, const RtOptions *o, Query *q) {
   if (!o->region || !o->subject || !o->have_from || !o->have_to) {
     rt_error("predict needs --region, --subject, --from and --to (see predict --help)");
     return RT_EUSAGE;
   }
-  if ((q->region = rt_find(m, RT_REGION, o->region)) < 0) {
-    rt_error_unknown(m, RT_REGION, o->region);
-    return RT_EUSAGE;
-  }
-  if ((q->subject = rt_find(m, RT_SUBJECT, o->subject)) < 0) {
-    rt_error_unknown(m, RT_SUBJECT, o->subject);
-    return RT_EUSAGE;
-  }
-  if ((q->source = rt_pick_source(m, o, q->region, q->subject)) < 0)
+  if (rt_pick_cell(m, o, &q->region, &q->subject, &q->source) != RT_OK)
     return RT_EUSAGE;
   /* [from, to): one second at 100 Hz is 100 rows; the epsilon forgives
    * rounding in (to - from) * rate. */

@@ -106,6 +106,8 @@ int rt_params_alloc(RtParams *p, const lobe_model *m);
 void rt_params_free(RtParams *p);
 void rt_params_init(RtParams *p, const lobe_model *m, uint64_t seed);
 void rt_params_zero_grad(RtParams *p);
+/* y[0..n) += a * x[0..n). */
+void rt_axpy(float *restrict y, const float *restrict x, float a, size_t n);
 /* grad[ids[i]] += w * scratch[ids[i]]: the parameters a source or the prior
  * has gradients for. */
 void rt_params_accumulate(RtParams *p, const int32_t *ids, int n, float w);
@@ -253,9 +255,11 @@ void rt_progress_step(RtProgress *p, int64_t step, double loss, const double *sr
 void rt_progress_end(RtProgress *p);
 
 /* -------------------------------------------------------------- predict.c */
-/* --source (which must be on the region), else the source of cell (region,
- * subject), else the region's first; -1 after printing why. */
-int rt_pick_source(const lobe_model *m, const RtOptions *o, int region, int subject);
+/* The cell of --region and --subject (both given) and the source read for it:
+ * --source (which must be on the region), else the cell's, else the region's
+ * first; RT_OK, or RT_EUSAGE after printing why. */
+int rt_pick_cell(const lobe_model *m, const RtOptions *o, int *region, int *subject,
+                 int *source);
 
 /* ------------------------------------------- train.c eval.c predict.c ... */
 int rt_cmd_train(const lobe_model *m, const RtOptions *o);

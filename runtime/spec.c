@@ -219,11 +219,6 @@ void rt_spec_free(RtSpec *sp) {
 
 /* ---- a step ------------------------------------------------------------ */
 
-static void axpy(float *restrict y, const float *restrict x, float a, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    y[i] += a * x[i];
-}
-
 static size_t numel(const lobe_model *m, int param) {
   return rt_param_numel(&m->params[param]);
 }
@@ -245,7 +240,7 @@ static void add_shared_dtheta(RtSpec *sp, const RtSpecSource *ss, float w) {
     RtGroup *gr = &sp->group[ss->groups[i]];
     for (int k = 0; k < gr->reg->nfolded; k++, at++)
       if (gr->users > 1)
-        axpy(gr->dtheta[k], ss->dtheta[at], w, numel(sp->m, gr->reg->folded[k]));
+        rt_axpy(gr->dtheta[k], ss->dtheta[at], w, numel(sp->m, gr->reg->folded[k]));
   }
 }
 
@@ -253,10 +248,7 @@ void rt_spec_source(RtSpec *sp, int a, RtParams *p, float w) {
   const RtSpecSource *ss = &sp->source[a];
   const lobe_source *s = ss->src;
   s->loss_grad_spec_f32(ss->loss_args);
-  for (int i = 0; i < s->nspec_grad; i++) {
-    int k = s->spec_grad_params[i];
-    axpy(p->grad[k], p->scratch[k], w, p->numel[k]);
-  }
+  rt_params_accumulate(p, s->spec_grad_params, s->nspec_grad, w);
   add_shared_dtheta(sp, ss, w);
 }
 
@@ -266,7 +258,7 @@ void rt_spec_end(RtSpec *sp, RtParams *p) {
     gr->reg->spec_vjp_f32(gr->vjp_args);
     for (int i = 0; i < gr->reg->nvjp; i++) {
       int k = gr->reg->vjp_params[i];
-      axpy(p->grad[k], gr->vjp_grad[i], gr->weight, p->numel[k]);
+      rt_axpy(p->grad[k], gr->vjp_grad[i], gr->weight, p->numel[k]);
     }
   }
 }
