@@ -1,18 +1,31 @@
 /*
- * make_data_io.h — what the examples' data generators share: writing a
- * samples x channels float table as CSV (a header of channel names) or NPY
- * (v1.0, float32), and making folders; any failure ends the program with a
- * message naming the path.
+ * make_data_io.h — what the examples' data generators share: a seeded random
+ * source, writing a samples x channels float table as CSV (a header of
+ * channel names) or NPY (v1.0, float32), and making folders; any failure
+ * ends the program with a message naming the path.
  */
 #ifndef LOBE_MAKE_DATA_IO_H
 #define LOBE_MAKE_DATA_IO_H
 
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+/* A 64-bit LCG: set rng_state to seed it; uniform() is in (0, 1). */
+static uint64_t rng_state;
+
+static double uniform(void) {
+  rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+  return ((rng_state >> 11) + 0.5) / 9007199254740992.0;
+}
+
+static double gaussian(void) {
+  return sqrt(-2 * log(uniform())) * cos(2 * M_PI * uniform());
+}
 
 static FILE *create(const char *path) {
   FILE *f = fopen(path, "wb");

@@ -7,4 +7,12 @@ if [ ! -f "$zip" ]; then
   echo "skip: $zip not found (the shared data lives beside the project)"
   exit 77
 fi
-exec "$1" --check "$zip"
+# Every landmark region is in this connectome: a skipped one is a failure.
+out=$("$1" --check "$zip")
+status=$?
+echo "$out"
+if echo "$out" | grep -q '^skip:'; then
+  echo "FAIL: $zip lacks a landmark region of make_leadfield --check"
+  exit 1
+fi
+exit $status

@@ -328,6 +328,8 @@ static int check_landmarks(const LeadField *lf) {
     int region = region_index(lf->conn, landmarks[k].region);
     if (region >= 0)
       failed |= check_peak(lf, region, landmarks[k].channels, landmarks[k].where);
+    else
+      printf("skip: no region %s in this connectome\n", landmarks[k].region);
   }
   return failed;
 }

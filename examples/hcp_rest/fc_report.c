@@ -106,22 +106,14 @@ static int keep_if_valid(int rc, DataTable *t) {
   return rc;
 }
 
-static int check_finite(const char *path, const DataTable *t) {
-  for (long i = 0; i < (long)t->rows * t->cols; i++)
-    if (!isfinite(t->values[i]))
-      return fail("%s: expected finite numbers, found %g at row %ld, column %ld", path,
-                  t->values[i], i / t->cols + 1, i % t->cols + 1);
-  return 0;
-}
-
 /* A series: frames x regions, `regions` columns (0: any) and enough frames
- * for a correlation. */
+ * for a correlation (the readers have refused values that are not finite). */
 static int check_series(const char *path, const DataTable *t, int regions) {
   if (regions && t->cols != regions)
     return fail("%s: expected %d regions, found %d", path, regions, t->cols);
   if (t->rows < MIN_FRAMES)
     return fail("%s: expected at least %d frames, found %d", path, MIN_FRAMES, t->rows);
-  return check_finite(path, t);
+  return 0;
 }
 
 /* The file (named in path) holds tc as regions x frames; we want frames x
@@ -140,8 +132,8 @@ static int check_sc(const char *path, const DataTable *t, int regions) {
     return fail("%s: sc: expected %d x %d (one row and column per region of tc), "
                 "found %d x %d", path, regions, regions, t->rows, t->cols);
   for (long i = 0; i < (long)regions * regions; i++)
-    if (!isfinite(t->values[i]) || t->values[i] < 0)
-      return fail("%s: sc: expected finite weights >= 0, found %g at row %ld, column %ld",
+    if (t->values[i] < 0)
+      return fail("%s: sc: expected weights >= 0, found %g at row %ld, column %ld",
                   path, t->values[i], i / regions + 1, i % regions + 1);
   return 0;
 }

@@ -21,17 +21,6 @@ enum { CHANNELS = 6, LATENTS = 4, RATE = 100, SECONDS = 20, SAMPLES = RATE * SEC
 
 static const double latent_hz[LATENTS] = {0.3, 1.1, 2.7, 6.2};
 
-static uint64_t rng_state;
-
-static double uniform(void) {
-  rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-  return ((rng_state >> 11) + 0.5) / 9007199254740992.0;
-}
-
-static double gaussian(void) {
-  return sqrt(-2 * log(uniform())) * cos(2 * M_PI * uniform());
-}
-
 /* samples x channels, row-major, for one session */
 static float *make_session(uint64_t seed) {
   rng_state = seed;

@@ -42,17 +42,6 @@ static const double lgn_to_v1[LATENT][LATENT] = {{1.4, -0.6}, {0.5, 1.1}};
 static const double v2_to_v1[LATENT][LATENT] = {{0.5, 0.2}, {-0.3, 0.4}};
 static const double v1_to_v2[LATENT][LATENT] = {{1.2, 0.7}, {-0.8, 1.0}};
 
-static uint64_t rng_state;
-
-static double uniform(void) {
-  rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-  return ((rng_state >> 11) + 0.5) / 9007199254740992.0;
-}
-
-static double gaussian(void) {
-  return sqrt(-2 * log(uniform())) * cos(2 * M_PI * uniform());
-}
-
 /* latent[region][k * LATENT + i] for one subject */
 static void simulate(int subject, double *latent[REGIONS]) {
   rng_state = 1000 + (uint64_t)subject;

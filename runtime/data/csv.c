@@ -24,7 +24,6 @@ typedef struct CsvReader {
   FILE *f;
   const char *path;
   char *line;           /* CSV_MAX_LINE + 1 bytes */
-  size_t len;
   long lineno;
   char *err;
   size_t errlen;
@@ -67,7 +66,6 @@ static int csv_next_line(CsvReader *r) {
   if (n > 0 && r->line[n - 1] == '\r')
     n--;
   r->line[n] = '\0';
-  r->len = n;
   r->lineno = lineno;
   return 1;
 }

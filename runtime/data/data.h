@@ -12,7 +12,7 @@
 
 typedef struct DataTable {
   int rows, cols;           /* samples x channels */
-  float *values;            /* rows*cols, row-major; NULL after data_probe */
+  float *values;            /* rows*cols finite, row-major; NULL after data_probe */
   char **names;             /* cols channel names ("ch0".. when the format has none) */
 } DataTable;
 

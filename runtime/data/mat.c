@@ -337,13 +337,12 @@ static int check_v4_unless_v5(MatReader *r, FILE *f, long size) {
   return is_v5(f) ? 0 : check_v4_frames(r, f, size);
 }
 
+/* Runs check on the file, whose size open_mat has taken already. */
 static int check_file(MatReader *r, int (*check)(MatReader *, FILE *, long)) {
   FILE *f = fopen(r->path, "rb");
   if (!f)
     return mat_fail(r, "cannot open: %s", strerror(errno));
-  struct stat st;
-  int rc = fstat(fileno(f), &st) != 0 ? mat_fail(r, "cannot stat: %s", strerror(errno))
-                                      : check(r, f, (long)st.st_size);
+  int rc = check(r, f, (long)r->file_size);
   fclose(f);
   return rc;
 }

@@ -323,7 +323,7 @@ static double frame_rate(const nifti_image *s) {
   double scale = s->time_units == NIFTI_UNITS_MSEC ? 1e-3
                : s->time_units == NIFTI_UNITS_USEC ? 1e-6 : 1;
   double seconds = s->dt * scale;
-  return s->nt > 1 && seconds > 0 && isfinite(seconds) ? 1 / seconds : 0;
+  return extent(s, 4) > 1 && seconds > 0 && isfinite(seconds) ? 1 / seconds : 0;
 }
 
 static int reduce(Nii *r, const char *series, const char *labels, const char *const *names,
