@@ -28,9 +28,9 @@ expect_status() {
   }
 }
 
-# The single_region example, data made and spec built into ./brain.
-build_single_region() {
-  "$bin/single_region_data" "$work/data"
-  cp "$src/examples/single_region/single_region.lobe" "$work/"
-  "$lobec" build "$work/single_region.lobe" -o "$work/brain"
+# build_example NAME: the example NAME, data made and spec built into ./brain.
+build_example() {
+  "$bin/$1_data" "$work/data"
+  cp "$src/examples/$1/$1.lobe" "$work/"
+  "$lobec" build "$work/$1.lobe" -o "$work/brain"
 }

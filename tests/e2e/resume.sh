@@ -1,7 +1,7 @@
 # Checkpoints: an interrupted and resumed run ends bit-identical to an
 # uninterrupted one, whether stopped by its step count or by SIGINT.
 . "$(dirname "$0")/common.sh"
-build_single_region
+build_example single_region
 
 ./brain train --steps 200 --checkpoint whole > whole.log 2>&1 || fail "train: $(tail -3 whole.log)"
 

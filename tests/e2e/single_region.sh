@@ -1,6 +1,6 @@
 # The example end to end: compile, train, fit, predict, gradcheck, rebinding.
 . "$(dirname "$0")/common.sh"
-build_single_region
+build_example single_region
 
 ./brain info > info.txt
 grep -q "V1.m1" info.txt || fail "info does not list source V1.m1"

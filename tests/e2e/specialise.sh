@@ -72,6 +72,7 @@ run() {
 sed 's/mlp       128 x 3/mlp       64 x 2/' "$src/examples/single_region/single_region.lobe" \
   > concat.lobe
 sed 's/condition concat/condition film/' concat.lobe > film.lobe
+grep -q 'condition film' film.lobe || fail "film: no film conditioning"
 run concat concat.lobe
 run film film.lobe
 cp "$src/examples/visual_pathway/visual_pathway.lobe" graph.lobe

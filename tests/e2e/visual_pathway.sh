@@ -3,9 +3,7 @@
 # against finite differences, training, and the prediction of the cells that
 # were never recorded, which must beat the mean of the other subjects.
 . "$(dirname "$0")/common.sh"
-"$bin/visual_pathway_data" "$work/data"
-cp "$src/examples/visual_pathway/visual_pathway.lobe" "$work/"
-"$lobec" build "$work/visual_pathway.lobe" -o "$work/brain"
+build_example visual_pathway
 
 ./brain gradcheck > gradcheck.txt || fail "gradcheck failed: $(tail -3 gradcheck.txt)"
 

@@ -21,16 +21,6 @@ fail() {
   failed=$((failed + 1))
 }
 
-# expect_dot NAME: $out must equal NAME.dot (rewritten first on update).
-expect_dot() {
-  [ "${LOBE_UPDATE_GOLDEN:-0}" = 1 ] && cp "$out" "$1.dot"
-  if ! cmp -s "$1.dot" "$out"; then
-    echo "FAIL $1: dot text differs from $1.dot (- expected, + actual):"
-    diff -u "$1.dot" "$out"
-    failed=$((failed + 1))
-  fi
-}
-
 for spec in *.lobe; do
   [ -e "$spec" ] || { echo "run_graph.sh: no .lobe files in $dir"; exit 1; }
   name=${spec%.lobe}
@@ -40,7 +30,7 @@ for spec in *.lobe; do
     continue
   fi
   [ -s "$work/err" ] && fail "$name" "lobec graph printed diagnostics"
-  expect_dot "$name"
+  expect_golden "$name" "dot text" dot
   if ! "$lobec" graph "$spec" -o "$work/$name.dot" 2>"$work/err" ||
     ! cmp -s "$out" "$work/$name.dot"; then
     fail "$name" "-o $name.dot did not write what standard output shows"

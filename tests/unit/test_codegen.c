@@ -96,22 +96,7 @@ static double **random_inputs(const IrFunc *f, unsigned seed, Gen g) {
   return in;
 }
 
-static void free_all(double **b, int n) {
-  for (int i = 0; i < n; i++)
-    free(b[i]);
-  free(b);
-}
-
 static long numel_of(const IrFunc *f, int v) { return ir_numel(f->ins[v].shape); }
-
-static double **interp_outputs(const IrFunc *f, double **in) {
-  double **out = calloc(f->noutputs, sizeof *out);
-  for (int o = 0; o < f->noutputs; o++)
-    out[o] = calloc(numel_of(f, f->outputs[o]), sizeof **out);
-  char err[256];
-  ck_assert_msg(interp_run(f, (const double *const *)in, out, err, sizeof err) == 0, "%s", err);
-  return out;
-}
 
 /* Argument buffers in the compiled precision: inputs converted, outputs
  * filled with NaN so that an element the code forgets to write shows. */
@@ -159,7 +144,7 @@ static double output_error(const void *got, const double *want, long n, bool f64
 
 /* Runs f compiled in both precisions against the interpreter. */
 static void check_inputs(const Lib *lib, const IrFunc *f, double **in) {
-  double **want = interp_outputs(f, in);
+  double **want = run_interp(f, in);
   for (int p = 0; p < 2; p++) {
     bool f64 = p == 1;
     void **args = make_args(f, in, f64);
@@ -174,13 +159,13 @@ static void check_inputs(const Lib *lib, const IrFunc *f, double **in) {
       free(args[k]);
     free(args);
   }
-  free_all(want, f->noutputs);
+  free_buffers(want, f->noutputs);
 }
 
 static void check_gen(const Lib *lib, const IrFunc *f, Gen g) {
   double **in = random_inputs(f, 1234, g);
   check_inputs(lib, f, in);
-  free_all(in, f->ninputs);
+  free_buffers(in, f->ninputs);
 }
 
 /* Compiles every function of mod once and checks each. */

@@ -77,18 +77,9 @@ static double **make_inputs(const Lowered *fx, const IrFunc *f, unsigned seed) {
   return in;
 }
 
-static double **make_outputs(const IrFunc *f) {
-  double **out = calloc(f->noutputs, sizeof *out);
-  for (int i = 0; i < f->noutputs; i++)
-    out[i] = calloc(ir_numel(f->ins[f->outputs[i]].shape), sizeof **out);
-  return out;
-}
-
 /* The loss: output 0 of the gradient function. */
 static double run_loss(const IrFunc *grad, double **in) {
-  double **out = make_outputs(grad);
-  char err[256];
-  ck_assert_msg(interp_run(grad, (const double *const *)in, out, err, sizeof err) == 0, "%s", err);
+  double **out = run_interp(grad, in);
   double loss = out[0][0];
   free_buffers(out, grad->noutputs);
   return loss;
@@ -100,9 +91,7 @@ static void check_gradients(const Lowered *fx, int s) {
   const IrFunc *grad = fx->mod->funcs[fns->loss_grad];
   /* every parameter but the other sources' heads (weight and bias) */
   ck_assert_int_eq(fns->ngrad, fx->mod->nparams - 2 * (fx->model->nsources - 1));
-  double **in = make_inputs(fx, grad, 7 + s), **out = make_outputs(grad);
-  char err[256];
-  ck_assert_msg(interp_run(grad, (const double *const *)in, out, err, sizeof err) == 0, "%s", err);
+  double **in = make_inputs(fx, grad, 7 + s), **out = run_interp(grad, in);
   for (int g = 0; g < fns->ngrad; g++) {
     int p = fns->grad_params[g];
     long n = ir_numel(grad->ins[ir_input_value(grad, p)].shape);
@@ -152,14 +141,6 @@ START_TEST(film_gradients_match_finite_differences) {
 END_TEST
 
 /* ---- specialised against unspecialised ------------------------------------- */
-
-static double **run_interp(const IrFunc *f, double **in) {
-  double **out = make_outputs(f);
-  char err[256];
-  ck_assert_msg(interp_run(f, (const double *const *)in, out, err, sizeof err) == 0,
-                "%s: %s", f->name, err);
-  return out;
-}
 
 /* Inputs of f: the first np from params, then by name: the source's ids,
  * or the batch's t and y. */
@@ -363,9 +344,7 @@ static void check_compiled(const char *index, const char *condition, const char 
   void *lib = compile(&fx, dir);
   for (int i = 0; i < fx.mod->nfuncs; i++) {
     const IrFunc *f = fx.mod->funcs[i];
-    double **in = make_inputs(&fx, f, 11 + i), **want = make_outputs(f);
-    char err[256];
-    ck_assert_msg(interp_run(f, (const double *const *)in, want, err, sizeof err) == 0, "%s", err);
+    double **in = make_inputs(&fx, f, 11 + i), **want = run_interp(f, in);
     double e32 = compiled_error(lib, f, in, want, false);
     double e64 = compiled_error(lib, f, in, want, true);
     ck_assert_msg(e32 < 1e-4, "%s f32: relative error %g", f->name, e32);

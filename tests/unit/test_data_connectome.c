@@ -81,7 +81,7 @@ START_TEST(real_76) {
 END_TEST
 
 START_TEST(real_66_with_extra_column) {
-  if (!shared_file(TVB "connectivity_76.zip"))
+  if (!shared_file(TVB "connectivity_66.zip"))
     return;
   DataConnectome g;
   ck_assert_msg(data_read_connectome(TVB "connectivity_66.zip", &g, err, sizeof err) == 0,

@@ -205,19 +205,8 @@ static long output_numel(const IrFunc *f, int o) {
   return ir_numel(f->ins[f->outputs[o]].shape);
 }
 
-/* Every output of f, each malloc'd. */
-static double **run(const IrFunc *f, double *const *args) {
-  double **out = calloc(f->noutputs, sizeof *out);
-  for (int o = 0; o < f->noutputs; o++)
-    out[o] = malloc(output_numel(f, o) * sizeof **out);
-  char err[256];
-  ck_assert_msg(interp_run(f, (const double *const *)args, out, err, sizeof err) == 0,
-                "%s: %s", f->name, err);
-  return out;
-}
-
 static double run_loss(const IrFunc *f, double *const *args) {
-  double **out = run(f, args);
+  double **out = run_interp(f, args);
   double loss = out[0][0];
   free_buffers(out, f->noutputs);
   return loss;
@@ -241,7 +230,7 @@ static IrFunc *signal_func(int (*op)(IrFunc *, int, double), int steps, double d
 static double *respond(int (*op)(IrFunc *, int, double), const double *x, int steps, double dt) {
   IrFunc *f = signal_func(op, steps, dt);
   double *args[] = {(double *)x};
-  double **out = run(f, args);
+  double **out = run_interp(f, args);
   double *y = out[0];
   free(out);
   ir_func_free(f);
@@ -262,7 +251,7 @@ START_TEST(test_matches_reference) {
   const ObsCase *c = &cases[_i];
   IrFunc *f = case_func(c, false);
   double **args = case_args(c);
-  double **out = run(f, args);
+  double **out = run_interp(f, args);
   long n = output_numel(f, 0);
   double *want = malloc(n * sizeof *want);
   c->reference((const double *const *)args, want);
@@ -282,7 +271,7 @@ START_TEST(test_gradient) {
   IrFunc *g = ad_grad(f, wrt, c->nargs, "grad");
   assert_valid(g);
   double **args = case_args(c);
-  double **out = run(g, args);
+  double **out = run_interp(g, args);
   for (int k = 0; k < c->nargs; k++)
     for (long e = 0; e < ir_numel(c->shape[k]); e++) {
       double saved = args[k][e];
@@ -308,12 +297,12 @@ START_TEST(test_passes_keep_values) {
   int wrt[MAX_ARGS] = {0, 1};
   IrFunc *g = ad_grad(f, wrt, c->nargs, "grad");
   double **args = case_args(c);
-  double **before = run(g, args);
+  double **before = run_interp(g, args);
   int nins = g->nins;
   pass_run_all(g, NULL, NULL);
   assert_valid(g);
   ck_assert_int_le(g->nins, nins);
-  double **after = run(g, args);
+  double **after = run_interp(g, args);
   for (int o = 0; o < g->noutputs; o++)
     for (long e = 0; e < output_numel(g, o); e++)
       assert_near(c->name, o * 1000 + e, after[o][e], before[o][e], 1e-12);
@@ -381,7 +370,7 @@ START_TEST(test_pearson_properties) {
   double **args = case_args(c);
   for (int t = 0; t < T; t++)
     args[0][t * N + 1] = 0.3;   /* a constant column */
-  double **out = run(f, args);
+  double **out = run_interp(f, args);
   const double *r = out[0];
   for (int i = 0; i < N; i++)
     for (int j = 0; j < N; j++) {
@@ -406,7 +395,7 @@ START_TEST(test_pearson_extremes_and_mask) {
   ir_output(f, obs_pearson(f, ir_input(f, "x", TY_REAL, IR_MAT(4, 3))));
   double x[] = {1, 3, -2, 2, 5, -4, 0, 1, 0, 5, 11, -10};
   double *args[] = {x};
-  double **out = run(f, args);
+  double **out = run_interp(f, args);
   ck_assert_double_eq_tol(out[0][1], 1, 1e-10);
   ck_assert_double_eq_tol(out[0][2], -1, 1e-10);
   free_buffers(out, 1);

@@ -278,22 +278,6 @@ static IrFunc *mlp_loss(void) {
   return f;
 }
 
-static double **evaluate(const IrFunc *f, double *const *in) {
-  double **out = calloc(f->noutputs, sizeof *out);
-  for (int o = 0; o < f->noutputs; o++)
-    out[o] = malloc(ir_numel(f->ins[f->outputs[o]].shape) * sizeof **out);
-  char err[256];
-  ck_assert_msg(interp_run(f, (const double *const *)in, out, err, sizeof err) == 0, "%s",
-                err);
-  return out;
-}
-
-static void free_values(double **v, int n) {
-  for (int i = 0; i < n; i++)
-    free(v[i]);
-  free(v);
-}
-
 static double **random_arguments(const IrFunc *f) {
   uint64_t state = 42;
   double **in = calloc(f->ninputs, sizeof *in);
@@ -314,21 +298,21 @@ START_TEST(test_pipeline_preserves_gradients) {
   int wrt[] = {2, 3, 4, 5};
   IrFunc *g = ad_grad(loss, wrt, 4, "mlp_grad");
   double **in = random_arguments(g);
-  double **before = evaluate(g, in);
+  double **before = run_interp(g, in);
   int nins = g->nins;
   pass_run_all(g, NULL, NULL);
   assert_valid(g);
   ck_assert_int_lt(g->nins, nins);
   ck_assert_int_eq(g->noutputs, 5);
-  double **after = evaluate(g, in);
+  double **after = run_interp(g, in);
   for (int o = 0; o < g->noutputs; o++)
     for (long e = 0; e < ir_numel(g->ins[g->outputs[o]].shape); e++)
       ck_assert_msg(fabs(after[o][e] - before[o][e]) <= 1e-12 * (1 + fabs(before[o][e])),
                     "output %d [%ld]: %.17g before the passes, %.17g after", o, e,
                     before[o][e], after[o][e]);
-  free_values(before, g->noutputs);
-  free_values(after, g->noutputs);
-  free_values(in, g->ninputs);
+  free_buffers(before, g->noutputs);
+  free_buffers(after, g->noutputs);
+  free_buffers(in, g->ninputs);
   ir_func_free(g);
   ir_func_free(loss);
 }

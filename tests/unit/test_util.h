@@ -109,6 +109,17 @@ static inline double test_uniform(unsigned *state) {
   return ((*state >> 8) & 0xffff) / 65536.0 * 2 - 1;
 }
 
+/* The outputs of f run by the interpreter on in, each calloc'd. */
+static inline double **run_interp(const IrFunc *f, double *const *in) {
+  double **out = calloc(f->noutputs, sizeof *out);
+  for (int o = 0; o < f->noutputs; o++)
+    out[o] = calloc(ir_numel(f->ins[f->outputs[o]].shape), sizeof **out);
+  char err[256];
+  ck_assert_msg(interp_run(f, (const double *const *)in, out, err, sizeof err) == 0,
+                "%s: %s", f->name, err);
+  return out;
+}
+
 /* Frees n argument or result buffers and their array. */
 static inline void free_buffers(double **b, int n) {
   for (int i = 0; i < n; i++)
