@@ -286,7 +286,8 @@ const char *ast_decl_keyword(DeclKind kind) {
   static const char *const keywords[] = {
       [DECL_IMPORT] = "import", [DECL_SUBJECTS] = "subjects", [DECL_AUNN] = "aunn",
       [DECL_REGION] = "region", [DECL_DATA] = "data",         [DECL_LOSS] = "loss",
-      [DECL_TRAIN] = "train",   [DECL_CONNECT] = "connect",   [DECL_LET] = "let"};
+      [DECL_TRAIN] = "train",   [DECL_CONNECT] = "connect",   [DECL_LET] = "let",
+      [DECL_OBSERVE] = "observe"};
   return keywords[kind];
 }
 
@@ -312,6 +313,7 @@ static void dump_decl(FILE *out, const Decl *d) {
     ast_expr_print(out, d->value);
     break;
   case DECL_DATA:
+  case DECL_OBSERVE:
     fprintf(out, " %.*s of %.*s = ", d->name.len, d->name.start, d->ref.len, d->ref.start);
     ast_expr_print(out, d->value);
     break;

@@ -167,15 +167,39 @@ typedef struct Edge {
   double length;           /* metres between the regions' positions; 0 if unknown */
 } Edge;
 
+/* A global measurement of one subject (docs/semantics.md#observations): the
+ * activity of several regions (latent[0]) through an observation operator
+ * (compiler/observe.c) against a recording. In the order of LOBE_OBS_*. */
+typedef enum { OBS_EEG, OBS_BOLD, OBS_FC } ObsKind;
+typedef enum { HAEMO_HRF, HAEMO_BALLOON } Haemodynamics;
+
+typedef struct Observation {
+  char *name;              /* "MEASURE.SUBJECT": what --data NAME=PATH rebinds */
+  char *measure;           /* what loss terms name: eeg(MEASURE) */
+  SrcPos pos;              /* the observe statement */
+  ObsKind kind;
+  int subject;
+  int *regions;            /* eeg: the lead field's rows; bold, fc: the data's columns */
+  int nregions;
+  Source data;             /* the recording (its region is -1) */
+  Haemodynamics haemo;     /* bold, fc: `model: hrf | balloon` */
+  char *leadfield;         /* eeg: a CSV, regions x channels, header: channel labels */
+  SrcPos leadfield_pos;
+  int window;              /* steps per window, of 1 / data.rate */
+  int batch;               /* windows per training step */
+} Observation;
+
 /* mse and poisson are local reconstruction terms of one source; l2 is a
- * regulariser on the weight matrices of one AUNN. */
-typedef enum { LOSS_MSE, LOSS_POISSON, LOSS_L2 } LossKind;
+ * regulariser on the weight matrices of one AUNN; eeg, bold and fc are
+ * global terms of one observation. */
+typedef enum { LOSS_MSE, LOSS_POISSON, LOSS_L2, LOSS_EEG, LOSS_BOLD, LOSS_FC } LossKind;
 
 typedef struct LossTerm {
   LossKind kind;
   double weight;
   int source;              /* mse, poisson: index into Model.sources; else -1 */
   int aunn;                /* l2: index into Model.aunns; else -1 */
+  int observation;         /* eeg, bold, fc: index into Model.observations; else -1 */
   SrcPos pos;
 } LossTerm;
 
@@ -195,6 +219,7 @@ typedef struct Model {
   Subject *subjects; int nsubjects;
   Source *sources;  int nsources;
   Edge *edges;      int nedges;
+  Observation *observations; int nobservations;
   LossTerm *losses; int nlosses;
   TrainConfig train;
 } Model;
@@ -254,7 +279,7 @@ typedef struct Item {
 
 typedef enum {
   DECL_IMPORT, DECL_SUBJECTS, DECL_AUNN, DECL_REGION, DECL_DATA, DECL_LOSS,
-  DECL_TRAIN, DECL_CONNECT, DECL_LET
+  DECL_TRAIN, DECL_CONNECT, DECL_LET, DECL_OBSERVE
 } DeclKind;
 
 /* Names that may be qualified by an import's namespace (`areas.cortex`) are
@@ -265,11 +290,12 @@ typedef struct Decl {
   char *module;       /* import: "std.encodings" (blanks removed) */
   SrcPos module_pos;
   Name alias;         /* import ... as NAME; len 0 if none */
-  Name name;          /* aunn, let: its name; data: the region */
+  Name name;          /* aunn, let: its name; data: the region; observe: the measure */
   Name *names;        /* subjects, region: the names declared */
   int nnames;
-  Name ref;           /* region: its aunn (maybe qualified); data: the subject */
-  Expr *value;        /* data: the source call; loss: the sum of terms; let: its value */
+  Name ref;           /* region: its aunn (maybe qualified); data, observe: the subject */
+  Expr *value;        /* data: the source call; observe: the observation call;
+                         loss: the sum of terms; let: its value */
   Expr *position;     /* region ... at [x, y, z]; NULL if none */
   /* connect FROM -> TO [delay D] [prior P]: FROM and TO are a region name,
    * `all` (a name) or a list of names; delay and prior NULL when absent */

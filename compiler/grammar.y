@@ -245,6 +245,11 @@ statement ::= DATA(K) IDENT(R) OF IDENT(S) EQ expr(E) NEWLINE. {
                       .ref = name_of(S), .value = E});
 }
 
+statement ::= OBSERVE(K) IDENT(N) OF IDENT(S) EQ expr(E) NEWLINE. {
+  add_decl(ps, (Decl){.kind = DECL_OBSERVE, .pos = K.pos, .name = name_of(N),
+                      .ref = name_of(S), .value = E});
+}
+
 statement ::= LOSS(K) expr(E) NEWLINE. {
   add_decl(ps, (Decl){.kind = DECL_LOSS, .pos = K.pos, .value = E});
 }
@@ -377,8 +382,8 @@ static bool is_operator(int kind) {
 }
 
 static const int statement_starts[] = {TK_IMPORT, TK_LET, TK_SUBJECTS, TK_AUNN,
-                                       TK_REGION, TK_CONNECT, TK_DATA, TK_LOSS,
-                                       TK_TRAIN};
+                                       TK_REGION, TK_CONNECT, TK_DATA, TK_OBSERVE,
+                                       TK_LOSS, TK_TRAIN};
 static const int expression_starts[] = {TK_NUMBER, TK_STRING, TK_IDENT, TK_QNAME,
                                         TK_LPAREN, TK_LBRACKET, TK_MINUS};
 enum {
@@ -439,8 +444,8 @@ static void found_text(char *buf, size_t size, Token t) {
 
 /* The words of statement_starts, in its order. */
 static const char *const statement_words[] = {"import", "let", "subjects", "aunn",
-                                              "region", "connect", "data", "loss",
-                                              "train"};
+                                              "region", "connect", "data", "observe",
+                                              "loss", "train"};
 _Static_assert(sizeof statement_words / sizeof *statement_words == NSTATEMENT,
                "statement_words and statement_starts differ");
 
@@ -469,7 +474,7 @@ static void report_bad_statement(ParseState *ps, Token found, const char *what) 
   else if (!ps->statement_failed)
     diag_error(ps->diag, DIAG_NOT_STATEMENT, found.pos,
                "expected a statement (import, let, subjects, aunn, region, connect, "
-               "data, loss or train), found %s", what);
+               "data, observe, loss or train), found %s", what);
 }
 
 /* `areas . cortex`: blanks split a qualified name into tokens that make no
@@ -488,7 +493,7 @@ static void report_syntax_error(ParseState *ps, Token found) {
   const char *names[YYNTOKEN];
   if (found.pos.line == ps->lexer->error_line)
     return;                        /* most likely the lexical error's doing */
-  if (found.kind == TK_SIMULATE || found.kind == TK_OBSERVE) {
+  if (found.kind == TK_SIMULATE) {
     diag_error(ps->diag, DIAG_RESERVED, found.pos,
                "'%.*s' is reserved for a later version of the language", found.len,
                found.start);

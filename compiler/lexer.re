@@ -395,7 +395,7 @@ int lex_next(Lexer *lx, Token *t) {
 bool lex_is_statement_keyword(int kind) {
   switch (kind) {
   case TK_IMPORT: case TK_SUBJECTS: case TK_AUNN: case TK_REGION: case TK_DATA:
-  case TK_LOSS: case TK_TRAIN: case TK_CONNECT: case TK_LET:
+  case TK_OBSERVE: case TK_LOSS: case TK_TRAIN: case TK_CONNECT: case TK_LET:
     return true;
   }
   return false;

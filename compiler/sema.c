@@ -139,7 +139,7 @@ typedef struct Sema {
   ModuleSet *mods;
   Scope *scopes;                   /* per module */
   Model *m;
-  NameTable regions, subjects, sources;
+  NameTable regions, subjects, sources, observations;
   Let *lets;
   int nlets;
   AunnSlot *slots;
@@ -150,6 +150,7 @@ typedef struct Sema {
   int *next_source;                /* per Model.sources: the next of its region, or -1 */
   int *source_term[2];             /* per Model.sources: its mse, poisson term, or -1 */
   int *aunn_term;                  /* per Model.aunns: its l2 term, or -1 */
+  int *observation_term;           /* per Model.observations: its term, or -1 */
   EdgeInfo *edge_info;             /* per Model.edges */
   int *edge_keys;                  /* hash of (from, to, delay) -> edge + 1 */
   int edge_keys_cap;
@@ -2211,10 +2212,155 @@ static void warn_quantised_delays(Sema *s) {
   free_graph(&into);
 }
 
+/* ---- observations --------------------------------------------------------------- */
+
+/* In the order of ObsKind; the options each takes after the recording. */
+static const char *const observation_kinds[] = {"eeg", "bold", "fc"};
+enum { NOBS_KINDS = 3, NOBS_OPTIONS = 6 };
+static const char *const observation_options[NOBS_KINDS][NOBS_OPTIONS] = {
+  {"data", "regions", "leadfield", "window", "batch"},
+  {"data", "regions", "model", "window", "batch"},
+  {"data", "regions", "model", "window", "batch"},
+};
+static const char *const observation_examples[NOBS_KINDS] = {
+  "eeg(edf(\"s1.edf\"), regions: all, leadfield: \"lf.csv\")",
+  "bold(mat(\"tc.mat\", var: tc, rate: 1.3889Hz), regions: all, model: hrf)",
+  "fc(mat(\"tc.mat\", var: tc, rate: 1.3889Hz), regions: all)",
+};
+static const char *const haemodynamics[] = {"hrf", "balloon"};
+enum { OBS_DEFAULT_BATCH = 4 };
+
+/* Defines the observation "MEASURE.SUBJECT"; NULL (after reporting) if defined. */
+static char *observation_name(Sema *s, const Decl *d, int subject) {
+  char *name;
+  if (asprintf(&name, "%.*s.%s", d->name.len, d->name.start,
+               s->m->subjects[subject].name) < 0)
+    return NULL;
+  const Entry *prev = table_find(&s->observations, name, (int)strlen(name));
+  if (!prev && !table_find(&s->sources, name, (int)strlen(name))) {
+    table_put(&s->observations, (Entry){name, s->m->nobservations, d->pos});
+    return name;
+  }
+  diag_error(s->d, DIAG_DUPLICATE_DATA, d->pos,
+             "'%s' is already observed (one observation per measure and subject)", name);
+  if (prev)
+    diag_note(s->d, prev->pos, "first given here");
+  free(name);
+  return NULL;
+}
+
+/* regions: a list or `all`, of one AUNN, each once. */
+static void set_observed_regions(Sema *s, const Expr *e, Observation *o) {
+  Group g = {0};
+  if (!add_group(s, e, &g)) {
+    free(g.v);
+    return;
+  }
+  for (int i = 0; i < g.n; i++) {
+    for (int j = 0; j < i; j++)
+      if (g.v[j] == g.v[i]) {
+        diag_error(s->d, DIAG_OBSERVED_REGIONS, e->pos, "region '%s' is listed twice",
+                   s->m->regions[g.v[i]].name);
+        free(g.v);
+        return;
+      }
+    if (s->m->regions[g.v[i]].aunn != s->m->regions[g.v[0]].aunn) {
+      diag_error(s->d, DIAG_OBSERVED_REGIONS, e->pos, "the regions of an observation "
+                 "share one aunn: '%s' uses '%s', '%s' uses '%s'",
+                 s->m->regions[g.v[0]].name, s->m->aunns[s->m->regions[g.v[0]].aunn].name,
+                 s->m->regions[g.v[i]].name, s->m->aunns[s->m->regions[g.v[i]].aunn].name);
+      free(g.v);
+      return;
+    }
+  }
+  o->regions = g.v;
+  o->nregions = g.n;
+}
+
+static void set_observation_option(Sema *s, ObsKind kind, int k, const Expr *e,
+                                   Observation *o) {
+  const char *option = observation_options[kind][k];
+  if (strcmp(option, "regions") == 0)
+    set_observed_regions(s, e, o);
+  else if (strcmp(option, "leadfield") == 0) {
+    o->leadfield_pos = e->pos;
+    char *path = string_option(s, e, false, "the path of a CSV file, as in \"lf.csv\"");
+    o->leadfield = path ? resolve_path(s, path) : NULL;
+    free(path);
+  } else if (strcmp(option, "model") == 0) {
+    const Expr *v = value(s, e);
+    if (v && v->kind == EXPR_NAME) {
+      int h = lookup_word(s, DIAG_UNKNOWN_OPTION, v->name, "haemodynamic model",
+                          haemodynamics, 2);
+      if (h >= 0)
+        o->haemo = (Haemodynamics)h;
+    } else if (v)
+      report_expected(s, e, v, "hrf or balloon");
+  } else if (strcmp(option, "window") == 0)
+    set_int(s, e, "window", 1, 4096, &o->window);
+  else
+    set_int(s, e, "batch", 1, 1 << 20, &o->batch);
+}
+
+static void check_observation_call(Sema *s, const Expr *e, Observation *o) {
+  Name callee;
+  Args args;
+  const Arg *opt[NOBS_OPTIONS] = {0};
+  if (!call_value(s, e, "an observation, as in bold(mat(\"tc.mat\", var: tc, rate: "
+                  "1.3889Hz), regions: all)", &callee, &args))
+    return;
+  int k = lookup_word(s, DIAG_UNKNOWN_OBSERVATION, callee, "observation",
+                      observation_kinds, NOBS_KINDS);
+  if (k < 0)
+    return;
+  o->kind = (ObsKind)k;
+  int nopts = 0;
+  while (nopts < NOBS_OPTIONS && observation_options[k][nopts])
+    nopts++;
+  bool known = bind_options(s, callee, args, observation_options[k], nopts, 1, opt);
+  if (opt[0])
+    check_source_call(s, opt[0]->value, &o->data);
+  else if (known)
+    report_missing(s, callee, "the recording", observation_examples[k]);
+  for (int i = 1; i < nopts; i++)
+    if (opt[i])
+      set_observation_option(s, o->kind, i, opt[i]->value, o);
+  if (known && !opt[1])
+    report_missing(s, callee, "'regions'", observation_examples[k]);
+  if (known && k == OBS_EEG && !opt[2])
+    report_missing(s, callee, "'leadfield'", observation_examples[k]);
+}
+
+static void observation_free(Observation *o) {
+  free(o->name);
+  free(o->measure);
+  free(o->regions);
+  sema_source_free(&o->data);
+  free(o->leadfield);
+}
+
+static void check_observe(Sema *s, const Decl *d) {
+  Model *m = s->m;
+  int subject = lookup_subject(s, d->ref);
+  Observation o = {.pos = d->pos, .subject = subject, .batch = OBS_DEFAULT_BATCH, .data = {.region = -1, .subject = subject}};
+  if (subject >= 0)
+    o.name = observation_name(s, d, subject);
+  o.measure = name_dup(d->name);
+  o.data.pos = d->pos;
+  check_observation_call(s, d->value, &o);
+  if (!o.name || !o.regions) {
+    observation_free(&o);
+    return;
+  }
+  o.data.name = strdup(o.name);
+  m->observations = grow(m->observations, m->nobservations, sizeof *m->observations);
+  m->observations[m->nobservations++] = o;
+}
+
 /* ---- the loss ---------------------------------------------------------------------- */
 
 /* In the order of LossKind. */
-static const char *const losses[] = {"mse", "poisson", "l2"};
+static const char *const losses[] = {"mse", "poisson", "l2", "eeg", "bold", "fc"};
 
 /* One term per (kind, source) or l2 aunn: naming one twice adds the weights. */
 static void add_term(Sema *s, LossKind kind, int source, int aunn, double weight,
@@ -2228,7 +2374,7 @@ static void add_term(Sema *s, LossKind kind, int source, int aunn, double weight
   *term = m->nlosses;
   m->losses = grow(m->losses, m->nlosses, sizeof *m->losses);
   m->losses[m->nlosses++] = (LossTerm){.kind = kind, .weight = weight, .source = source,
-                                       .aunn = aunn, .pos = pos};
+                                       .aunn = aunn, .observation = -1, .pos = pos};
 }
 
 /* mse(REGION), poisson(REGION): one term per data source of the region. */
@@ -2259,10 +2405,58 @@ static void add_l2_term(Sema *s, const Expr *e, Name aunn, double weight) {
   add_term(s, LOSS_L2, -1, s->slots[slot].model, weight, e->pos);
 }
 
+/* One term per observation: naming one twice adds the weights. */
+static void add_observation_term(Sema *s, int o, double weight, SrcPos pos) {
+  Model *m = s->m;
+  if (s->observation_term[o] >= 0) {
+    m->losses[s->observation_term[o]].weight += weight;
+    return;
+  }
+  s->observation_term[o] = m->nlosses;
+  m->losses = grow(m->losses, m->nlosses, sizeof *m->losses);
+  m->losses[m->nlosses++] = (LossTerm){.kind = LOSS_EEG + m->observations[o].kind,
+                                       .weight = weight, .source = -1, .aunn = -1,
+                                       .observation = o, .pos = pos};
+}
+
+/* eeg(MEASURE), bold(MEASURE), fc(MEASURE): every subject's observation of
+ * that measure, which must be of that kind. */
+static void add_global_term(Sema *s, LossKind kind, const Expr *e, Name measure,
+                            double weight) {
+  const Model *m = s->m;
+  bool found = false;
+  for (int o = 0; o < m->nobservations; o++) {
+    const Observation *ob = &m->observations[o];
+    if (strlen(ob->measure) != (size_t)measure.len ||
+        memcmp(ob->measure, measure.start, measure.len) != 0)
+      continue;
+    found = true;
+    if (LOSS_EEG + ob->kind != kind) {
+      diag_error(s->d, DIAG_LOSS_ARGUMENT, measure.pos, "'%s' is observed by %s, so "
+                 "its loss term is %s(%s)", ob->name, observation_kinds[ob->kind],
+                 observation_kinds[ob->kind], ob->measure);
+      return;
+    }
+    add_observation_term(s, o, weight, e->pos);
+  }
+  if (!found)
+    diag_error(s->d, DIAG_LOSS_ARGUMENT, measure.pos, "no observe statement measures "
+               "'%.*s'", measure.len, measure.start);
+}
+
 static void add_loss_call(Sema *s, const Expr *e, double weight) {
-  int k = lookup_word(s, DIAG_UNKNOWN_LOSS, e->name, "loss", losses, 3);
+  int k = lookup_word(s, DIAG_UNKNOWN_LOSS, e->name, "loss", losses, 6);
   if (k < 0)
     return;
+  if (k >= LOSS_EEG) {
+    const Arg *arg = e->args.n == 1 ? &e->args.v[0] : NULL;
+    if (!arg || arg->name.len || arg->value->kind != EXPR_NAME)
+      diag_error(s->d, DIAG_LOSS_ARGUMENT, e->pos, "'%.*s' takes the measure of an "
+                 "observe statement, as in %s(eeg)", e->name.len, e->name.start, losses[k]);
+    else
+      add_global_term(s, (LossKind)k, e, arg->value->name, weight);
+    return;
+  }
   const Arg *arg = e->args.n == 1 ? &e->args.v[0] : NULL;
   if (!arg || arg->name.len || arg->value->kind != EXPR_NAME) {
     diag_error(s->d, DIAG_LOSS_ARGUMENT, e->pos, "'%.*s' takes one %s, as in %s",
@@ -2358,6 +2552,7 @@ static void index_sources(Sema *s) {
   s->source_term[LOSS_MSE] = minus_ones(m->nsources);
   s->source_term[LOSS_POISSON] = minus_ones(m->nsources);
   s->aunn_term = minus_ones(m->naunns);
+  s->observation_term = minus_ones(m->nobservations);
   for (int i = m->nsources - 1; i >= 0; i--) {
     int r = m->sources[i].region;
     s->next_source[i] = s->first_source[r];
@@ -2385,6 +2580,8 @@ static void check_loss(Sema *s) {
   }
   for (int i = 0; i < s->m->nsources; i++)
     add_term(s, LOSS_MSE, i, -1, 1.0, s->m->sources[i].pos);
+  for (int o = 0; o < s->m->nobservations; o++)
+    add_observation_term(s, o, 1.0, s->m->observations[o].pos);
 }
 
 /* ---- train { } ------------------------------------------------------------------ */
@@ -2484,6 +2681,9 @@ static void check_data_statements(Sema *s) {
   for (int i = 0; i < p->ndecls; i++)
     if (p->decls[i].kind == DECL_DATA)
       check_data(s, &p->decls[i]);
+  for (int i = 0; i < p->ndecls; i++)
+    if (p->decls[i].kind == DECL_OBSERVE)
+      check_observe(s, &p->decls[i]);
 }
 
 static void check_all(Sema *s) {
@@ -2498,6 +2698,9 @@ static void check_all(Sema *s) {
   check_cycles(s);
   check_loss(s);
   check_train(s);
+  for (int i = 0; i < s->m->nobservations; i++)   /* window: 0 until the train block's */
+    if (s->m->observations[i].window == 0)
+      s->m->observations[i].window = s->m->train.window;
   if (!s->edges_lost)              /* the edges left out may be its way to data */
     warn_regions_without_data(s);
   warn_quantised_delays(s);
@@ -2527,6 +2730,7 @@ static void release(Sema *s) {
   free(s->regions.slots);
   free(s->subjects.slots);
   free(s->sources.slots);
+  free(s->observations.slots);
   free(s->region_decls);
   free(s->region_has_data);
   free(s->first_source);
@@ -2534,6 +2738,7 @@ static void release(Sema *s) {
   free(s->source_term[0]);
   free(s->source_term[1]);
   free(s->aunn_term);
+  free(s->observation_term);
   free(s->edge_info);
   free(s->edge_keys);
   free(s->folder);
@@ -2562,9 +2767,11 @@ void sema_free(Model *m) {
     free(m->regions[i].name);
   for (int i = 0; i < m->nsubjects; i++)
     free(m->subjects[i].name);
-  for (int i = 0; i < m->nsources; i++) {
+  for (int i = 0; i < m->nsources; i++)
     sema_source_free(&m->sources[i]);
-  }
+  for (int i = 0; i < m->nobservations; i++)
+    observation_free(&m->observations[i]);
+  free(m->observations);
   free(m->aunns);
   free(m->regions);
   free(m->subjects);
