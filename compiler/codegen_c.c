@@ -71,10 +71,13 @@ static void print_leaf(CPrinter *p, int v) {
       c_float_literal(o, in->value);
     fputs(";\n", o);
   } else {   /* TENSOR */
-    fprintf(o, "  static const float v%d[%ld] = {", v, n);
+    fprintf(o, "  static const %s v%d[%ld] = {", t, v, n);
     for (long i = 0; i < n; i++) {
       fputs(i == 0 ? "\n    " : i % 8 ? ", " : ",\n    ", o);
-      c_float_literal(o, in->data[i]);
+      if (in->type == TY_I32)
+        fprintf(o, "%d", (int)in->data[i]);
+      else
+        c_float_literal(o, in->data[i]);
     }
     fputs("};\n", o);
   }

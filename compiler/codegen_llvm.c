@@ -1059,13 +1059,15 @@ static LLVMValueRef private_global(Cg *cg, LLVMTypeRef type, const char *name,
 static LLVMValueRef tensor_global(Entry *e, int v) {
   const IrInstr *in = &e->K.p->f->ins[v];
   long n = ir_numel(in->shape);
+  LLVMTypeRef elem = in->type == TY_I32 ? e->K.cg->i32 : e->K.pr->real;
   LLVMValueRef *vals = ir_xcalloc(n, sizeof *vals);
   for (long i = 0; i < n; i++)
-    vals[i] = LLVMConstReal(e->K.pr->real, in->data[i]);
-  LLVMTypeRef type = LLVMArrayType2(e->K.pr->real, n);
+    vals[i] = in->type == TY_I32 ? LLVMConstInt(elem, (long long)in->data[i], true)
+                                 : LLVMConstReal(elem, in->data[i]);
+  LLVMTypeRef type = LLVMArrayType2(elem, n);
   char name[300];
   snprintf(name, sizeof name, "%s.t%d", e->sym, v);
-  LLVMValueRef g = private_global(e->K.cg, type, name, LLVMConstArray2(e->K.pr->real, vals, n));
+  LLVMValueRef g = private_global(e->K.cg, type, name, LLVMConstArray2(elem, vals, n));
   LLVMSetGlobalConstant(g, true);
   LLVMSetUnnamedAddress(g, LLVMGlobalUnnamedAddr);
   free(vals);
@@ -1251,7 +1253,7 @@ static int emit_entry(Cg *cg, const IrFunc *f, const Plan *p, const Prec *pr) {
 typedef struct Desc {
   Cg *cg;
   const IrModule *mod;
-  LLVMTypeRef param_t, region_t, edge_t, source_t, model_t;
+  LLVMTypeRef param_t, region_t, edge_t, source_t, obs_t, model_t;
   int nstrings;
 } Desc;
 
@@ -1271,12 +1273,14 @@ static void desc_types(Desc *d) {
                           p, p, p, p, p, p, i, p, i, p, i, p, p,
                           p, p, i, p, i, p, i, i, i, p, i, p, p, i, f, p, p};
   LLVMTypeRef model[] = {i, p, p, i, p, i, p, i, p, i, p, i, p, i, p, p, i, p,
-                         i, i, f, f, f, f, cg->i64, i};
+                         i, i, f, f, f, f, cg->i64, i, i, p};
   d->param_t = named_struct(cg, "lobe_param", param, 5);
   d->region_t = named_struct(cg, "lobe_region", region, 10);
   d->edge_t = named_struct(cg, "lobe_edge", edge, 7);
   d->source_t = named_struct(cg, "lobe_source", source, 46);
-  d->model_t = named_struct(cg, "lobe_model", model, 26);
+  LLVMTypeRef obs[] = {p, i, i, i, p, i, i, i, f, d->source_t, p, p, p, p, i, p};
+  d->obs_t = named_struct(cg, "lobe_observation", obs, 16);
+  d->model_t = named_struct(cg, "lobe_model", model, 28);
 }
 
 static LLVMValueRef desc_global(Desc *d, LLVMTypeRef type, LLVMValueRef init) {
@@ -1405,11 +1409,12 @@ static LLVMValueRef region_row(Desc *d, const void *model, int i) {
   return LLVMConstNamedStruct(d->region_t, f, 10);
 }
 
-/* Loss weight: the sum over the loss terms naming the source. */
-static double loss_weight(const Model *m, int s) {
+/* Loss weight: the sum over the loss terms naming the source (or the
+ * observation). */
+static double loss_weight(const Model *m, int s, bool observation) {
   double w = 0;
   for (int l = 0; l < m->nlosses; l++)
-    if (m->losses[l].source == s)
+    if ((observation ? m->losses[l].observation : m->losses[l].source) == s)
       w += m->losses[l].weight;
   return w;
 }
@@ -1471,16 +1476,15 @@ static void export_fields(Desc *d, const IrSourceFns *fns, LLVMValueRef *f) {
 /* A specialised entry point, or -1 for a source lowered without them. */
 static int spec(const IrSourceFns *fns, int func) { return fns->nfolded > 0 ? func : -1; }
 
-static LLVMValueRef source_row(Desc *d, const void *model, int s) {
-  const Model *m = model;
-  const Source *src = &m->sources[s];
-  const IrSourceFns *fns = &d->mod->source_fns[s];
+/* A lobe_source of src with the entry points fns and the given loss. */
+static LLVMValueRef source_struct(Desc *d, const Source *src, const IrSourceFns *fns,
+                                  double weight) {
   LLVMValueRef f[] = {
       desc_string(d, src->name), di32(d, src->region), di32(d, src->subject),
       di32(d, (int)src->kind),   /* SourceKind is in the order of LOBE_SRC_* */ desc_string(d, src->path), df64(d, src->rate), df64(d, src->t0),
       di32(d, src->channels), desc_table(d, d->cg->ptr, src->channels, channel_row, src),
       di32(d, fns->loss == LOSS_POISSON ? LOBE_LOSS_POISSON : LOBE_LOSS_MSE),
-      df64(d, loss_weight(m, s)), desc_entry(d, fns->forward, "f32"),
+      df64(d, weight), desc_entry(d, fns->forward, "f32"),
       desc_entry(d, fns->loss_grad, "f32"), desc_entry(d, fns->loss_grad, "f64"),
       di32(d, fns->ngrad), desc_ids(d, fns->grad_params, fns->ngrad),
       desc_entry(d, spec(fns, fns->spec), "f32"),
@@ -1498,6 +1502,31 @@ static LLVMValueRef source_row(Desc *d, const void *model, int s) {
   export_fields(d, fns, f + 29);
   option_fields(d, src, f + 39);
   return LLVMConstNamedStruct(d->source_t, f, 46);
+}
+
+static LLVMValueRef source_row(Desc *d, const void *model, int s) {
+  const Model *m = model;
+  return source_struct(d, &m->sources[s], &d->mod->source_fns[s], loss_weight(m, s, false));
+}
+
+/* An observation's row; its recording is a source without entry points. */
+static LLVMValueRef observation_row(Desc *d, const void *model, int i) {
+  const Model *m = model;
+  const Observation *o = &m->observations[i];
+  const IrObsFns *fns = &d->mod->obs_fns[i];
+  const IrSourceFns none = {.forward = -1, .loss_grad = -1, .loss_held = -1, .spec = -1,
+                            .loss_grad_spec = -1, .spec_vjp = -1, .export_spec = -1};
+  int channels = o->kind == OBS_EEG ? o->data.channels : o->nregions;
+  LLVMValueRef f[] = {desc_string(d, o->name), di32(d, (int)o->kind),  /* as LOBE_OBS_* */
+                      di32(d, o->subject), di32(d, o->nregions),
+                      desc_ids(d, o->regions, o->nregions), di32(d, o->window),
+                      di32(d, o->batch), di32(d, channels),
+                      df64(d, loss_weight(m, i, true)),
+                      source_struct(d, &o->data, &none, 0),
+                      desc_entry(d, fns->forward, "f32"), desc_entry(d, fns->loss_grad, "f32"),
+                      desc_entry(d, fns->loss_grad, "f64"), desc_entry(d, fns->loss_held, "f64"),
+                      di32(d, fns->ngrad), desc_ids(d, fns->grad_params, fns->ngrad)};
+  return LLVMConstNamedStruct(d->obs_t, f, 16);
 }
 
 /* The spec's file name without folder and extension. */
@@ -1529,9 +1558,10 @@ static void emit_descriptor(Cg *cg, const IrModule *mod) {
       di32(&d, mod->nprior), desc_ids(&d, mod->prior_params, mod->nprior),
       di32(&d, t->batch), di32(&d, t->steps), df64(&d, t->lr), df64(&d, t->beta1),
       df64(&d, t->beta2), df64(&d, t->eps), LLVMConstInt(cg->i64, t->seed, false),
-      di32(&d, t->checkpoint_every)};
+      di32(&d, t->checkpoint_every), di32(&d, m->nobservations),
+      desc_table(&d, d.obs_t, m->nobservations, observation_row, m)};
   LLVMValueRef g = LLVMAddGlobal(cg->mod, d.model_t, "lobe_model_desc");
-  LLVMSetInitializer(g, LLVMConstNamedStruct(d.model_t, f, 26));
+  LLVMSetInitializer(g, LLVMConstNamedStruct(d.model_t, f, 28));
   LLVMSetGlobalConstant(g, true);
 }
 
@@ -1696,6 +1726,11 @@ static bool *f64_wanted(const IrModule *mod, bool descriptor) {
     for (int k = 0; k < 5; k++)
       if (ids[k] >= 0)
         want[ids[k]] = true;
+  }
+  for (int o = 0; descriptor && o < mod->model->nobservations; o++) {
+    want[mod->obs_fns[o].loss_grad] = true;
+    if (mod->obs_fns[o].loss_held >= 0)
+      want[mod->obs_fns[o].loss_held] = true;
   }
   for (int a = 0; descriptor && mod->aunn_spec && a < mod->model->naunns; a++)
     if (mod->aunn_spec[a].spec >= 0)

@@ -185,6 +185,7 @@ typedef struct Observation {
   Haemodynamics haemo;     /* bold, fc: `model: hrf | balloon` */
   char *leadfield;         /* eeg: a CSV, regions x channels, header: channel labels */
   SrcPos leadfield_pos;
+  double *lead;            /* eeg, once bound: the lead field, nregions x data.channels */
   int window;              /* steps per window, of 1 / data.rate */
   int batch;               /* windows per training step */
 } Observation;

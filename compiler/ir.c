@@ -132,6 +132,9 @@ void ir_module_free(IrModule *mod) {
       ir_func_free(mod->source_fns[s].export_fn);
     }
   free(mod->source_fns);
+  for (int o = 0; mod->obs_fns && o < mod->model->nobservations; o++)
+    free(mod->obs_fns[o].grad_params);
+  free(mod->obs_fns);
   for (int a = 0; mod->aunn_spec && a < mod->model->naunns; a++) {
     free(mod->aunn_spec[a].folded);
     free(mod->aunn_spec[a].vjp_params);
@@ -370,10 +373,11 @@ static const struct {
 };
 
 /* Only an index operand (operand 1 of gather and scatter_add) is i32, and
- * only inputs and constants produce i32 values. */
+ * only leaves (inputs, constants, tensors) produce i32 values. */
 static bool check_types(Check *c) {
   const IrInstr *in = c->in;
-  if (in->op != IR_INPUT && in->op != IR_CONST && in->type != TY_REAL)
+  if (in->op != IR_INPUT && in->op != IR_CONST && in->op != IR_TENSOR &&
+      in->type != TY_REAL)
     return fail(c, "result must be real");
   bool has_index = in->op == IR_GATHER || in->op == IR_SCATTER_ADD;
   for (int k = 0; k < in->nargs; k++)
@@ -462,6 +466,15 @@ int ir_tensor(IrFunc *f, const double *data, IrShape shape) {
   if (n > 0)
     memcpy(copy, data, n * sizeof *copy);
   return append(f, (IrInstr){.op = IR_TENSOR, .type = TY_REAL, .shape = shape,
+                             .data = copy});
+}
+
+int ir_tensor_i32(IrFunc *f, const int *data, IrShape shape) {
+  long n = ir_numel(normal_shape(shape));
+  double *copy = xrealloc(NULL, (n > 0 ? n : 1) * sizeof *copy);
+  for (long i = 0; i < n; i++)
+    copy[i] = data[i];
+  return append(f, (IrInstr){.op = IR_TENSOR, .type = TY_I32, .shape = shape,
                              .data = copy});
 }
 

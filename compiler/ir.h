@@ -36,7 +36,8 @@ typedef struct IrShape {
   /* leaves */                                                           \
   X(INPUT, "input")     /* function argument `index` */                  \
   X(CONST, "const")     /* `value` in every element */                   \
-  X(TENSOR, "tensor")   /* constant elements `data` (numel doubles) */   \
+  X(TENSOR, "tensor")   /* constant elements `data` (numel doubles; I32:   \
+                           integers, for gather and scatter_add) */      \
   /* elementwise binary: same shapes */                                   \
   X(ADD, "add") X(SUB, "sub") X(MUL, "mul") X(DIV, "div")                \
   /* elementwise unary */                                                 \
@@ -163,6 +164,20 @@ typedef struct IrAunnSpec {
   int nfolded, nvjp;
 } IrAunnSpec;
 
+/* Per observation (lobe_model.h, v6), with N regions and T = its window:
+ *   forward:   (params..., t[1], module[N], subject[N]) -> out[T, C]
+ *   loss_grad: (params..., t[1], module[N], subject[N], y) -> loss[],
+ *                d loss / d params[grad_params[i]]...
+ *   loss_held: (params..., held params..., t[1], module[N], subject[N], y) -> loss[]
+ *              (-1 when the window reads no step before it)
+ * The N regions are the batch rows of one evaluation of their AUNN. */
+typedef struct IrObsFns {
+  int forward, loss_grad, loss_held;
+  int *grad_params;
+  int ngrad;
+  int gain, offset;        /* eeg, bold: the parameters of out's affine map (-1: none) */
+} IrObsFns;
+
 /* The prior, when the model has a regulariser (else prior is -1):
  *   prior: (params...) -> loss[], d loss / d params[prior_params[i]]...
  * the gate priors of the edges and the l2 loss terms, added once per step. */
@@ -173,6 +188,7 @@ typedef struct IrModule {
   int nparams;
   const Model *model;      /* names, sources, train config for the descriptor */
   IrSourceFns *source_fns; /* one per model source */
+  IrObsFns *obs_fns;       /* one per model observation */
   IrAunnSpec *aunn_spec;   /* one per model AUNN; NULL without specialisation */
   int *gate_params;        /* one per model edge: its gate's parameter */
   int prior;               /* function id, or -1 */
@@ -194,6 +210,7 @@ int ir_input(IrFunc *f, const char *name, IrType type, IrShape shape);
 int ir_const(IrFunc *f, double value, IrShape shape);
 int ir_const_i32(IrFunc *f, int value, IrShape shape);   /* an index constant */
 int ir_tensor(IrFunc *f, const double *data, IrShape shape);
+int ir_tensor_i32(IrFunc *f, const int *data, IrShape shape);  /* index constants */
 int ir_binary(IrFunc *f, IrOp op, int a, int b);
 int ir_unary(IrFunc *f, IrOp op, int a);
 int ir_bcast(IrFunc *f, int a, int axis, IrShape to);

@@ -221,12 +221,29 @@ static void declare_head(Lowering *L, int s) {
   free(name);
 }
 
+/* eeg: NAME.gain [1] (the lead field's units are arbitrary); bold: that and
+ * NAME.offset [N] (each region's baseline). */
+static void declare_observation(Lowering *L, int i) {
+  const Observation *o = &L->model->observations[i];
+  IrObsFns *fns = &L->mod->obs_fns[i];
+  fns->gain = fns->offset = -1;
+  if (o->kind == OBS_FC)
+    return;
+  fns->gain = add_vector_param(L->mod, fmt_name("%s.%s", o->name, "gain"), 1,
+                               LOBE_INIT_CONSTANT, 1.0);
+  if (o->kind == OBS_BOLD)
+    fns->offset = add_vector_param(L->mod, fmt_name("%s.%s", o->name, "offset"),
+                                   o->nregions, LOBE_INIT_ZEROS, 0.0);
+}
+
 static void declare_params(Lowering *L) {
   const Model *m = L->model;
   for (int ai = 0; ai < m->naunns; ai++)
     declare_aunn_params(L, ai);
   for (int s = 0; s < m->nsources; s++)
     declare_head(L, s);
+  for (int o = 0; o < m->nobservations; o++)
+    declare_observation(L, o);
   L->mod->gate_params = ir_xcalloc(m->nedges, sizeof *L->mod->gate_params);
   for (int e = 0; e < m->nedges; e++)
     L->mod->gate_params[e] = add_vector_param(L->mod, gate_name(L, &m->edges[e]), 1,
@@ -706,12 +723,17 @@ static int lower_times(Builder *b, int k0, int k1) {
   return times;
 }
 
-/* The fastest rate of the sources AUNN ai reads; 0 if it reads none. */
+/* The fastest rate of the sources and observations AUNN ai reads; 0 if it
+ * reads none. */
 static double fastest_rate(const Model *m, int ai) {
   double rate = 0;
   for (int s = 0; s < m->nsources; s++)
     if (m->regions[m->sources[s].region].aunn == ai && m->sources[s].rate > rate)
       rate = m->sources[s].rate;
+  for (int o = 0; o < m->nobservations; o++)
+    if (m->regions[m->observations[o].regions[0]].aunn == ai &&
+        m->observations[o].data.rate > rate)
+      rate = m->observations[o].data.rate;
   return rate;
 }
 
@@ -1029,6 +1051,13 @@ static int step_embedding(Builder *b, int w, int k) {
   if (b->g->cyclic[w])
     return b->rv[w].z_step[k];
   return rows_of(b, window_embedding(b, w), k * b->batch, b->batch);
+}
+
+/* Edge e's structural weight in `subject` (docs/semantics.md): 1 without
+ * a structure. */
+static double edge_weight(const Model *m, int e, int subject) {
+  (void)m, (void)e, (void)subject;
+  return 1.0;
 }
 
 /* gate_e * z: the gate is a one-element parameter */
@@ -1575,6 +1604,294 @@ static void lower_model_prior(Lowering *L) {
   mod->prior = add_grad(L, prior, mod->prior_params, mod->nprior, "prior", NULL);
 }
 
+/* ---- observations (docs/observations.md) ------------------------------------ */
+
+/* An observation evaluates its N regions, all of one AUNN, as the N rows of
+ * one batch (module[i] = regions[i]), so that one evaluation of the network
+ * per step covers them all. The edges among them act per delay d (in steps):
+ *   U_k = sum_d scatter_add_to(gate_e * gather_from(Z_{k-d}))
+ * Z_k [N, embed] being what the regions send at step k: each edge reads the
+ * row of its source and adds, scaled by its gate, into the row of its target.
+ * Steps before the window (k < 0) are evaluated without input and detached,
+ * as a source's are (docs/semantics.md): the delays and the haemodynamics
+ * read them. */
+typedef struct DelayClass {
+  int steps;
+  int *edges, nedges;
+} DelayClass;
+
+typedef struct ObsWindow {
+  const Observation *o;
+  Graph g;                 /* region: the first observed, standing for all; steps; rate */
+  int before;              /* steps evaluated before the window */
+  int *local;              /* per model region: its row, or -1 if not observed */
+  DelayClass *classes;
+  int nclasses;
+} ObsWindow;
+
+static int observed_aunn(const Lowering *L, const Observation *o) {
+  return aunn_of(L, o->regions[0]);
+}
+
+static void add_to_class(ObsWindow *w, int steps, int e) {
+  int c = 0;
+  while (c < w->nclasses && w->classes[c].steps != steps)
+    c++;
+  if (c == w->nclasses) {
+    w->classes = realloc(w->classes, (c + 1) * sizeof *w->classes);
+    w->classes[w->nclasses++] = (DelayClass){.steps = steps};
+  }
+  DelayClass *dc = &w->classes[c];
+  dc->edges = realloc(dc->edges, (dc->nedges + 1) * sizeof *dc->edges);
+  dc->edges[dc->nedges++] = e;
+}
+
+/* The steps of history the haemodynamics read: the HRF's support. */
+static int haemo_steps(const Observation *o) {
+  return o->kind == OBS_EEG ? 0 : (int)floor(obs_hrf_span() * o->data.rate);
+}
+
+/* Sema guarantees that every edge into an observed region comes from one,
+ * through a delay. */
+static bool obs_window_new(const Lowering *L, const Observation *o, ObsWindow *w) {
+  const Model *m = L->model;
+  *w = (ObsWindow){.o = o, .g = {.region = o->regions[0], .steps = o->window,
+                                 .rate = o->data.rate}};
+  w->local = ir_xcalloc(m->nregions, sizeof *w->local);
+  fill(w->local, m->nregions);
+  for (int i = 0; i < o->nregions; i++)
+    w->local[o->regions[i]] = i;
+  w->before = haemo_steps(o);
+  for (int i = 0; i < o->nregions; i++)
+    FOR_IN_EDGES(L, o->regions[i], e) {
+      int d = delay_steps(m->edges[e].delay, o->data.rate);
+      if (w->local[m->edges[e].from] < 0 || d == 0)
+        return fail_model("observation %s: edge %s -> %s leaves its regions or has no delay",
+                          o->name, m->regions[m->edges[e].from].name, m->regions[o->regions[i]].name);
+      add_to_class(w, d, e);
+      if (d > w->before)
+        w->before = d;
+    }
+  return true;
+}
+
+static void obs_window_free(ObsWindow *w) {
+  for (int c = 0; c < w->nclasses; c++)
+    free(w->classes[c].edges);
+  free(w->classes);
+  free(w->local);
+}
+
+/* What an observation function evaluates: its network values by step. */
+typedef struct ObsValues {
+  int pre_act;             /* activity before the window, detached: [K*N, 1] */
+  int pre_z;               /* the embedding there, detached, when there are edges */
+  int *z_step;             /* per window step: [N, embed] */
+  int *gates, *from, *to;  /* per delay class: gates [E_d, embed], row indices */
+} ObsValues;
+
+/* The gates of class c, times the subject's structural weights, spread over
+ * the embedding's columns; and the rows its edges read and write. */
+static void class_gates(Builder *b, const ObsWindow *w, int c, ObsValues *v) {
+  const DelayClass *dc = &w->classes[c];
+  const Model *m = b->L->model;
+  int n = dc->nedges, embed = m->aunns[observed_aunn(b->L, w->o)].embed;
+  int *parts = ir_xcalloc(n, sizeof *parts), *from = ir_xcalloc(n, sizeof *from),
+      *to = ir_xcalloc(n, sizeof *to);
+  double *weight = ir_xcalloc(n, sizeof *weight);
+  for (int i = 0; i < n; i++) {
+    const Edge *e = &m->edges[dc->edges[i]];
+    parts[i] = ir_bcast(b->f, b->param[b->L->mod->gate_params[dc->edges[i]]], 0,
+                        IR_MAT(1, 1));
+    from[i] = w->local[e->from];
+    to[i] = w->local[e->to];
+    weight[i] = edge_weight(m, dc->edges[i], w->o->subject);
+  }
+  int column = n == 1 ? parts[0] : ir_concat_rows(b->f, parts, n);
+  int g = ir_binary(b->f, IR_MUL, ir_sum(b->f, column, 1), ir_tensor(b->f, weight, IR_VEC(n)));
+  v->gates[c] = ir_bcast(b->f, g, 1, IR_MAT(n, embed));
+  v->from[c] = ir_tensor_i32(b->f, from, IR_VEC(n));
+  v->to[c] = ir_tensor_i32(b->f, to, IR_VEC(n));
+  free(parts);
+  free(from);
+  free(to);
+  free(weight);
+}
+
+/* Z at step k of the window (k < 0: before it). */
+static int obs_embedding(Builder *b, const ObsWindow *w, const ObsValues *v, int k) {
+  int n = w->o->nregions;
+  return k < 0 ? ir_slice_rows(b->f, v->pre_z, (k + w->before) * n, n) : v->z_step[k];
+}
+
+/* U_k: what the regions receive at window step k. */
+static int obs_input(Builder *b, const ObsWindow *w, const ObsValues *v, int k) {
+  int u = -1;
+  for (int c = 0; c < w->nclasses; c++) {
+    int z = obs_embedding(b, w, v, k - w->classes[c].steps);
+    int sent = ir_binary(b->f, IR_MUL, ir_gather(b->f, z, v->from[c]), v->gates[c]);
+    u = add_term(b, u, ir_scatter_add(b->f, sent, v->to[c], w->o->nregions));
+  }
+  return u;
+}
+
+/* A region's activity is column 0 of lower_activity: its first latent unit
+ * (first hidden unit without a latent layer). [rows, 1] of hidden rows h. */
+static int activity_column(Builder *b, int h) {
+  return ir_slice(b->f, lower_activity(b, b->g->region, h), 0, 1);
+}
+
+/* The steps before the window, input-free and detached, from `state`'s
+ * params (the held ones in loss_held). */
+static void obs_before(Builder *b, Builder *state, const ObsWindow *w, ObsValues *v) {
+  int rep = w->g.region;
+  v->pre_act = v->pre_z = -1;
+  if (w->before == 0)
+    return;
+  int h = region_hidden(state, rep, -w->before, 0, -1);
+  v->pre_act = ir_unary(b->f, IR_DETACH, activity_column(state, h));
+  if (w->nclasses > 0)
+    v->pre_z = ir_unary(b->f, IR_DETACH, lower_embed(state, rep, h));
+}
+
+/* The activity act [steps*N, 1] (steps stacked, N rows each) as a signal
+ * [steps, N]. */
+static int obs_signal(Builder *b, int act, int steps) {
+  int n = b->batch;
+  int *rows = ir_xcalloc(steps, sizeof *rows);
+  for (int k = 0; k < steps; k++) {
+    int column = ir_sum(b->f, rows_of(b, act, k * n, n), 1);
+    rows[k] = ir_bcast(b->f, column, 0, IR_MAT(1, n));
+  }
+  int signal = steps == 1 ? rows[0] : ir_concat_rows(b->f, rows, steps);
+  free(rows);
+  return signal;
+}
+
+/* The window's last hidden layer, step by step when the regions read each
+ * other, else all steps at once: [T*N, H]. */
+static int obs_window_hidden(Builder *b, const ObsWindow *w, ObsValues *v) {
+  int rep = w->g.region, steps = w->g.steps, n = w->o->nregions;
+  if (w->nclasses == 0)
+    return region_hidden(b, rep, 0, steps, -1);
+  int base = first_layer(b, rep, 0, steps);
+  int *h = ir_xcalloc(steps, sizeof *h);
+  v->z_step = ir_xcalloc(steps, sizeof *v->z_step);
+  for (int k = 0; k < steps; k++) {
+    int z = ir_binary(b->f, IR_ADD, rows_of(b, base, k * n, n),
+                      input_term(b, rep, obs_input(b, w, v, k)));
+    h[k] = hidden_layers(b, rep, z, 1);
+    v->z_step[k] = lower_embed(b, rep, h[k]);
+  }
+  int stacked = stack_steps(b, h);
+  free(h);
+  return stacked;
+}
+
+/* The activity over the steps before and in the window: [K + T, N]. */
+static int obs_activity(Builder *b, Builder *state, const ObsWindow *w) {
+  ObsValues v = {0};
+  int nc = w->nclasses;
+  v.gates = ir_xcalloc(3 * (size_t)nc + 1, sizeof *v.gates);
+  v.from = v.gates + nc;
+  v.to = v.from + nc;
+  for (int c = 0; c < nc; c++)
+    class_gates(b, w, c, &v);
+  obs_before(b, state, w, &v);
+  int window = obs_signal(b, activity_column(b, obs_window_hidden(b, w, &v)), w->g.steps);
+  free(v.gates);
+  free(v.z_step);
+  if (v.pre_act < 0)
+    return window;
+  int parts[2] = {obs_signal(b, v.pre_act, w->before), window};
+  return ir_concat_rows(b->f, parts, 2);
+}
+
+static int scalar_param(Builder *b, int param) { return ir_sum(b->f, b->param[param], -1); }
+
+/* The predicted recording [T, C] (lobe_model.h). */
+static int obs_out(Builder *b, Builder *state, const ObsWindow *w) {
+  const Observation *o = w->o;
+  const IrObsFns *fns = &b->L->mod->obs_fns[o - b->L->model->observations];
+  IrFunc *f = b->f;
+  int act = obs_activity(b, state, w), y;
+  double dt = 1.0 / o->data.rate;
+  if (o->kind == OBS_EEG)
+    y = obs_leadfield(f, act, o->lead, o->data.channels);
+  else if (o->haemo == HAEMO_BALLOON)   /* a neural drive that cannot go negative */
+    y = obs_balloon(f, ir_unary(f, IR_SIGMOID, act), dt);
+  else
+    y = obs_hrf(f, act, dt);
+  y = rows_of(b, y, w->before, w->g.steps);
+  IrShape shape = shape_of(b, y);
+  if (fns->gain >= 0)
+    y = ir_binary(f, IR_MUL, ir_bcast(f, scalar_param(b, fns->gain), -1, shape), y);
+  if (fns->offset >= 0)
+    y = ir_binary(f, IR_ADD, y, ir_bcast(f, b->param[fns->offset], 0, shape));
+  return y;
+}
+
+static Builder begin_observation(const Lowering *L, const ObsWindow *w, const char *kind,
+                                 int **held) {
+  char *name = fmt_name("%s.%s", kind, w->o->name);
+  Builder b = begin_params(L, name);
+  free(name);
+  if (held)
+    *held = add_held_params(&b);
+  b.batch = w->o->nregions;
+  int t = ir_input(b.f, "t", TY_REAL, IR_VEC(1));
+  b.t = ir_bcast(b.f, ir_sum(b.f, t, -1), -1, IR_VEC(b.batch));
+  add_ids(&b, b.batch);
+  b.g = &w->g;
+  begin_caches(&b);
+  return b;
+}
+
+static IrFunc *lower_obs_forward(const Lowering *L, const ObsWindow *w) {
+  Builder b = begin_observation(L, w, "forward", NULL);
+  ir_output(b.f, obs_out(&b, &b, w));
+  return finish(&b);
+}
+
+/* The observation's loss (lobe_model.h); held: the steps before the window
+ * from a second set of params, as a source's loss_held. */
+static IrFunc *lower_obs_loss(const Lowering *L, const ObsWindow *w, bool held_form) {
+  const Observation *o = w->o;
+  int *held = NULL;
+  Builder b = begin_observation(L, w, held_form ? "loss_held" : "loss", held_form ? &held : NULL);
+  Builder state = b;
+  if (held)
+    state = held_builder(&b, held);
+  int n = o->nregions;
+  IrShape y_shape = o->kind == OBS_FC ? IR_MAT(n, n) : IR_MAT(w->g.steps, o->data.channels);
+  int y = ir_input(b.f, "y", TY_REAL, y_shape);
+  int out = obs_out(&b, &state, w);
+  ir_output(b.f, o->kind == OBS_FC ? obs_upper_mse(b.f, obs_pearson(b.f, out), y)
+                                   : lower_mse(&b, out, y));
+  if (held)
+    finish(&state);
+  return finish(&b);
+}
+
+static bool lower_observation(Lowering *L, int i) {
+  const Observation *o = &L->model->observations[i];
+  IrObsFns *fns = &L->mod->obs_fns[i];
+  ObsWindow w;
+  fns->grad_params = ir_xcalloc(L->mod->nparams, sizeof *fns->grad_params);
+  if (!obs_window_new(L, o, &w)) {
+    obs_window_free(&w);
+    return false;
+  }
+  fns->forward = ir_module_add(L->mod, lower_obs_forward(L, &w));
+  IrFunc *loss = lower_obs_loss(L, &w, false);
+  fns->ngrad = reached_params(loss, L->mod->nparams, fns->grad_params);
+  fns->loss_grad = add_grad(L, loss, fns->grad_params, fns->ngrad, "loss_grad", o->name);
+  if (w.before > 0)
+    fns->loss_held = ir_module_add(L->mod, lower_obs_loss(L, &w, true));
+  obs_window_free(&w);
+  return true;
+}
+
 /* ---- the module ------------------------------------------------------------- */
 
 /* One block holds the six lists (ir.h). */
@@ -1618,6 +1935,7 @@ IrModule *lower_model_with(const Model *m, bool specialise) {
   L.aunn = ir_xcalloc(m->naunns, sizeof *L.aunn);
   L.head_w = ir_xcalloc(m->nsources, sizeof *L.head_w);
   L.head_b = ir_xcalloc(m->nsources, sizeof *L.head_b);
+  L.mod->obs_fns = ir_xcalloc(m->nobservations, sizeof *L.mod->obs_fns);
   declare_params(&L);
   L.mod->source_fns = ir_xcalloc(m->nsources, sizeof *L.mod->source_fns);
   if (specialise) {
@@ -1629,12 +1947,19 @@ IrModule *lower_model_with(const Model *m, bool specialise) {
     lower_source(&L, s, specialise);
   for (int s = 0; s < m->nsources && specialise; s++)
     lower_source_export(&L, s);
+  bool ok = true;
+  for (int o = 0; o < m->nobservations && ok; o++)
+    ok = lower_observation(&L, o);
   lower_model_prior(&L);
   free(L.aunn);
   free(L.head_w);
   free(L.head_b);
   free(L.in_start);
   free(L.in_edges);
+  if (!ok) {
+    ir_module_free(L.mod);
+    return NULL;
+  }
   return L.mod;
 }
 

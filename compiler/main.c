@@ -213,9 +213,58 @@ static void bind_source(Diag *d, Source *src) {
   data_free(&t);
 }
 
+/* eeg: the lead field (a CSV, one row per observed region in the order of
+ * `regions:`, its header the channel labels); an edf recording that selects
+ * no channels then reads the lead field's, in its order. Returns the
+ * lead field's channels, or 0 after an error. */
+static int bind_leadfield(Diag *d, Observation *o) {
+  DataTable t = {0};
+  char err[512];
+  int channels = 0;
+  if (data_load(LOBE_SRC_CSV, o->leadfield, &t, err, sizeof err) != 0)
+    diag_error(d, DIAG_LEADFIELD, o->leadfield_pos, "cannot read the lead field of '%s': %s",
+               o->name, err);
+  else if (t.rows != o->nregions)
+    diag_error(d, DIAG_LEADFIELD, o->leadfield_pos, "'%s' observes %d regions but its lead "
+               "field has %d rows (one per region, in the order of `regions:`)", o->name,
+               o->nregions, t.rows);
+  else {
+    channels = t.cols;
+    o->lead = ir_xcalloc((size_t)t.rows * t.cols, sizeof *o->lead);
+    for (long i = 0; i < (long)t.rows * t.cols; i++)
+      o->lead[i] = t.values[i];
+    if (o->data.kind == SRC_EDF && o->data.nselect == 0) {
+      o->data.select = t.names;
+      o->data.nselect = t.cols;
+      t.names = NULL;
+    }
+  }
+  data_free(&t);
+  return channels;
+}
+
+/* An observation's recording: eeg one column per lead field channel, bold
+ * and fc one per observed region. */
+static void bind_observation(Diag *d, Observation *o) {
+  int want = o->nregions;
+  const char *what = "observed regions";
+  if (o->kind == OBS_EEG) {
+    want = bind_leadfield(d, o);
+    what = "lead field channels";
+    if (want == 0)
+      return;
+  }
+  bind_source(d, &o->data);
+  if (o->data.channels != 0 && o->data.channels != want)
+    diag_error(d, DIAG_CHANNEL_MISMATCH, o->data.path_pos, "'%s' has %d %s but its "
+               "recording has %d columns", o->name, want, what, o->data.channels);
+}
+
 static void bind_data(Diag *d, Model *m) {
   for (int s = 0; s < m->nsources; s++)
     bind_source(d, &m->sources[s]);
+  for (int o = 0; o < m->nobservations; o++)
+    bind_observation(d, &m->observations[o]);
 }
 
 /* ---- middle and back end ------------------------------------------------- */

@@ -2090,8 +2090,11 @@ static bool *feeding_data(const Sema *s) {
   Graph into = make_graph(m, NULL, true);
   bool *seen = calloc(m->nregions + 1, sizeof *seen);
   int *queue = malloc((m->nregions + 1) * sizeof *queue), tail = 0;
+  for (int o = 0; o < m->nobservations; o++)
+    for (int i = 0; i < m->observations[o].nregions; i++)
+      seen[m->observations[o].regions[i]] = true;
   for (int r = 0; r < m->nregions; r++)
-    if (s->region_has_data[r]) {
+    if (s->region_has_data[r] || seen[r]) {
       seen[r] = true;
       queue[tail++] = r;
     }
@@ -2297,9 +2300,18 @@ static void set_observation_option(Sema *s, ObsKind kind, int k, const Expr *e,
     } else if (v)
       report_expected(s, e, v, "hrf or balloon");
   } else if (strcmp(option, "window") == 0)
-    set_int(s, e, "window", 1, 4096, &o->window);
+    set_int(s, e, "window", kind == OBS_FC ? 3 : 1, 4096, &o->window);
   else
     set_int(s, e, "batch", 1, 1 << 20, &o->batch);
+}
+
+/* The train block's window; at least 16 steps for fc, whose correlations
+ * need rows to go on. */
+static int default_window(const Model *m, const Observation *o) {
+  enum { FC_MIN_DEFAULT_WINDOW = 16 };
+  if (o->kind == OBS_FC && m->train.window < FC_MIN_DEFAULT_WINDOW)
+    return FC_MIN_DEFAULT_WINDOW;
+  return m->train.window;
 }
 
 static void check_observation_call(Sema *s, const Expr *e, Observation *o) {
@@ -2337,6 +2349,7 @@ static void observation_free(Observation *o) {
   free(o->regions);
   sema_source_free(&o->data);
   free(o->leadfield);
+  free(o->lead);
 }
 
 static void check_observe(Sema *s, const Decl *d) {
@@ -2660,9 +2673,43 @@ static void warn_unused_lets(Sema *s) {
 
 static bool has_data_statement(const Program *p) {
   for (int i = 0; i < p->ndecls; i++)
-    if (p->decls[i].kind == DECL_DATA)
+    if (p->decls[i].kind == DECL_DATA || p->decls[i].kind == DECL_OBSERVE)
       return true;
   return false;
+}
+
+/* An observation evaluates its regions together (docs/observations.md): each
+ * edge into one must come from another, through a delay. */
+static void check_observed_edge(Sema *s, const Observation *o, const bool *in, const Edge *e) {
+  const Model *m = s->m;
+  const char *from = m->regions[e->from].name, *to = m->regions[e->to].name;
+  if (!in[e->from])
+    diag_error(s->d, DIAG_OBSERVED_REGIONS, o->pos, "'%s' observes '%s' but not '%s', "
+               "which '%s' reads: an observation sees its regions alone, so it must list "
+               "every region they read", o->name, to, from, to);
+  else if (e->delay == 0)
+    diag_error(s->d, DIAG_OBSERVED_REGIONS, o->pos, "'%s' observes '%s' and '%s', joined "
+               "by an edge without delay: edges among observed regions need one", o->name,
+               from, to);
+  else
+    return;
+  diag_note(s->d, e->pos, "the edge %s -> %s", from, to);
+}
+
+static void check_observed_edges(Sema *s) {
+  const Model *m = s->m;
+  bool *in = calloc(m->nregions + 1, sizeof *in);
+  for (int o = 0; o < m->nobservations; o++) {
+    const Observation *ob = &m->observations[o];
+    memset(in, 0, m->nregions * sizeof *in);
+    for (int i = 0; i < ob->nregions; i++)
+      in[ob->regions[i]] = true;
+    int before = diag_errors(s->d);
+    for (int e = 0; e < m->nedges && diag_errors(s->d) == before; e++)
+      if (in[m->edges[e].to])
+        check_observed_edge(s, ob, in, &m->edges[e]);
+  }
+  free(in);
 }
 
 /* The aunns of every module, each checked once whether a region uses it or
@@ -2694,13 +2741,14 @@ static void check_all(Sema *s) {
   check_data_statements(s);
   sema_check_probes(s->d, s->m);
   check_connects(s);
+  check_observed_edges(s);
   check_widths(s);
   check_cycles(s);
   check_loss(s);
   check_train(s);
   for (int i = 0; i < s->m->nobservations; i++)   /* window: 0 until the train block's */
     if (s->m->observations[i].window == 0)
-      s->m->observations[i].window = s->m->train.window;
+      s->m->observations[i].window = default_window(s->m, &s->m->observations[i]);
   if (!s->edges_lost)              /* the edges left out may be its way to data */
     warn_regions_without_data(s);
   warn_quantised_delays(s);
@@ -2708,7 +2756,7 @@ static void check_all(Sema *s) {
     warn_unused_lets(s);
   if (!has_data_statement(s->prog))
     diag_plain_error(s->d, DIAG_NO_DATA,
-                     "%s: no data to train on (add a 'data' statement)", s->m->spec_path);
+                     "%s: no data to train on (add a 'data' or an 'observe' statement)", s->m->spec_path);
 }
 
 /* Everything but the Model. */

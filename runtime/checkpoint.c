@@ -6,10 +6,13 @@
  *   "LOBECKPT" u32 version
  *   u32 nparams, per param: u32 len, name, i32 rows, i32 cols   (fingerprint)
  *   u32 nsources, per source: u32 len, name, i32 channels
+ *   u32 nobservations, per observation: u32 len, name, i32 kind, i32 channels
  *   u64 step, u64 seed
  *   per param: f32 value[n], f32 adam_m[n], f32 adam_v[n]
  *   per source: f64 mean[c], f64 std[c]
+ *   per observation: f64 stat[rt_obs_stat_count]
  *   u64 FNV-1a hash of everything before it
+ * Version 2 added the observations (ABI v6); version 1 is refused.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,7 +25,7 @@
 
 #include "rt.h"
 
-enum { CKPT_VERSION = 1, CKPT_PATH_MAX = 4096, CKPT_CHUNK = 4096 };
+enum { CKPT_VERSION = 2, CKPT_PATH_MAX = 4096, CKPT_CHUNK = 4096 };
 static const char ckpt_magic[8] = {'L', 'O', 'B', 'E', 'C', 'K', 'P', 'T'};
 static const char ckpt_name[] = "checkpoint.bin";
 
@@ -102,6 +105,12 @@ static void write_fingerprint(Writer *w, const lobe_model *m) {
     w_name(w, m->sources[s].name);
     w_int(w, (uint32_t)m->sources[s].channels, 4);
   }
+  w_int(w, (uint32_t)m->nobservations, 4);
+  for (int k = 0; k < m->nobservations; k++) {
+    w_name(w, m->observations[k].name);
+    w_int(w, (uint32_t)m->observations[k].kind, 4);
+    w_int(w, (uint32_t)m->observations[k].channels, 4);
+  }
 }
 
 static void write_state(Writer *w, const RtState *st) {
@@ -120,6 +129,8 @@ static void write_state(Writer *w, const RtState *st) {
     w_doubles(w, st->mean[s], (size_t)m->sources[s].channels);
     w_doubles(w, st->std[s], (size_t)m->sources[s].channels);
   }
+  for (int k = 0; k < m->nobservations; k++)
+    w_doubles(w, st->obs_stat[k], rt_obs_stat_count(&m->observations[k]));
   uint64_t hash = w->hash;
   w_int(w, hash, 8);
 }
@@ -318,6 +329,28 @@ static int check_sources(Reader *r, const lobe_model *m) {
   return RT_OK;
 }
 
+static int check_observations(Reader *r, const lobe_model *m) {
+  uint64_t n, kind, ch;
+  if (r_int(r, 4, &n) != 0)
+    return corrupt(r, "truncated fingerprint");
+  if (n != (uint64_t)m->nobservations)
+    return mismatch(r, "it has %d observations, this model has %d", (int)n,
+                    m->nobservations);
+  for (int k = 0; k < m->nobservations; k++) {
+    const lobe_observation *ob = &m->observations[k];
+    const char *name;
+    int len;
+    if (r_name(r, &name, &len) != 0 || r_int(r, 4, &kind) != 0 || r_int(r, 4, &ch) != 0)
+      return corrupt(r, "truncated fingerprint");
+    if ((size_t)len != strlen(ob->name) || memcmp(name, ob->name, (size_t)len) != 0 ||
+        kind != (uint64_t)ob->kind || ch != (uint64_t)ob->channels)
+      return mismatch(r, "observation %d is '%.*s' (kind %d, %d channels) there, '%s' (kind "
+                      "%d, %d channels) here", k, len < 200 ? len : 200, name, (int)kind,
+                      (int)ch, ob->name, ob->kind, ob->channels);
+  }
+  return RT_OK;
+}
+
 /* The fingerprint matched, so the sizes of what follows are known. */
 static size_t body_size(const lobe_model *m) {
   size_t n = 16;
@@ -325,6 +358,8 @@ static size_t body_size(const lobe_model *m) {
     n += 12 * rt_param_numel(&m->params[k]);
   for (int s = 0; s < m->nsources; s++)
     n += 16 * (size_t)m->sources[s].channels;
+  for (int k = 0; k < m->nobservations; k++)
+    n += 8 * rt_obs_stat_count(&m->observations[k]);
   return n;
 }
 
@@ -360,6 +395,8 @@ static int read_body(Reader *r, RtState *st) {
     if (check_scale(r, &m->sources[s], st->mean[s], st->std[s]) != RT_OK)
       return RT_FAIL;
   }
+  for (int k = 0; k < m->nobservations; k++)
+    r_doubles(r, st->obs_stat[k], rt_obs_stat_count(&m->observations[k]));
   return RT_OK;
 }
 
@@ -371,7 +408,8 @@ static int parse(Reader *r, RtState *st) {
   version = le_load(r->p + r->pos, 4);
   r->pos += 4;
   if (version != CKPT_VERSION) {
-    rt_error("checkpoint %s has format version %d, this runtime reads version %d", r->path,
+    rt_error("checkpoint %s has format version %d, this runtime reads version %d (train "
+             "again without --resume, or use the runtime that wrote it)", r->path,
              (int)version, CKPT_VERSION);
     return RT_FAIL;
   }
@@ -379,7 +417,8 @@ static int parse(Reader *r, RtState *st) {
   if (fnv1a(fnv_basis, r->p, r->len - 8) != stored)
     return corrupt(r, "checksum mismatch (damaged or truncated file)");
   r->len -= 8;
-  if (check_params(r, st->model) != RT_OK || check_sources(r, st->model) != RT_OK)
+  if (check_params(r, st->model) != RT_OK || check_sources(r, st->model) != RT_OK ||
+      check_observations(r, st->model) != RT_OK)
     return RT_FAIL;
   return read_body(r, st);
 }

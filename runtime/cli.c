@@ -30,7 +30,7 @@ void rt_error(const char *fmt, ...) {
 enum OptId {
   O_STEPS, O_SEED, O_THREADS, O_DATA, O_CKPT, O_RESUME, O_LOG_EVERY, O_CKPT_EVERY,
   O_REGION, O_SUBJECT, O_FROM, O_TO, O_SOURCE, O_OUT, O_HELDOUT, O_HEAD, O_HELP,
-  O_NAME, O_KEEP_SOURCE,
+  O_NAME, O_KEEP_SOURCE, O_FC_OUT,
 };
 
 typedef struct OptSpec {
@@ -50,7 +50,7 @@ static const OptSpec opt_specs[] = {
   {"--output", O_OUT, 1},         {"--heldout", O_HELDOUT, 1},
   {"--head", O_HEAD, 1},          {"--help", O_HELP, 0},
   {"-h", O_HELP, 0},               {"--name", O_NAME, 1},
-  {"--keep-source", O_KEEP_SOURCE, 0},
+  {"--keep-source", O_KEEP_SOURCE, 0}, {"--fc-out", O_FC_OUT, 1},
 };
 
 #define BIT(id) (1u << (id))
@@ -74,7 +74,8 @@ static const Command commands[] = {
    "                        to reach, counting the steps already done\n"
    "  --seed S              seed for initialisation and batches (default: the spec's)\n"
    "  --threads T           OpenBLAS threads (default 1)\n"
-   "  --data NAME=PATH      read source NAME from PATH instead of the compiled path\n"
+   "  --data NAME=PATH      read source or observation NAME from PATH instead of the\n"
+   "                        compiled path\n"
    "  --checkpoint DIR      checkpoint directory (default: ./PROG.ckpt)\n"
    "  --resume              continue from the checkpoint in DIR, exactly\n"
    "  --log-every N         progress line every N steps when not on a terminal\n"
@@ -82,12 +83,16 @@ static const Command commands[] = {
    "  --checkpoint-every N  also checkpoint every N steps (default: the spec's; 0: only\n"
    "                        at the end and on SIGINT/SIGTERM)\n"},
   {"eval", rt_cmd_eval,
-   BIT(O_DATA) | BIT(O_CKPT) | BIT(O_THREADS) | BIT(O_HELDOUT) | BIT(O_HEAD),
+   BIT(O_DATA) | BIT(O_CKPT) | BIT(O_THREADS) | BIT(O_HELDOUT) | BIT(O_HEAD) | BIT(O_FC_OUT),
    "eval [--data NAME=PATH]... [--checkpoint DIR] [--threads T]\n"
-   "            [--heldout R.S=PATH [--head SOURCE]]...",
+   "            [--heldout R.S=PATH [--head SOURCE]]... [--fc-out DIR]",
    "Runs the trained model over every row of every source and prints per source\n"
    "the mean squared error in data units (mse), on the standardised training scale\n"
-   "(mse_std) and R^2 averaged over channels.\n"
+   "(mse_std) and R^2 averaged over channels; per observation, over disjoint windows\n"
+   "covering its recording, the mean loss, the correlation r of prediction and\n"
+   "target (eeg, bold) and fc_r, that of the predicted and the recorded FC (bold, fc).\n"
+   "  --fc-out DIR          write DIR/NAME.fc.csv per bold or fc observation: the\n"
+   "                        predicted N x N FC matrix, header the region names\n"
    "  --heldout R.S=PATH    also predict region R of subject S, a cell the model has\n"
    "                        no training data for, and compare with the recording in\n"
    "                        PATH; one line 'heldout R.S head=... r2=... baseline_r2=...'\n"
@@ -106,7 +111,8 @@ static const Command commands[] = {
   {"gradcheck", rt_cmd_gradcheck, BIT(O_DATA) | BIT(O_SEED) | BIT(O_CKPT) | BIT(O_THREADS),
    "gradcheck [--data NAME=PATH]... [--seed S] [--checkpoint DIR] [--threads T]",
    "Compares the compiled f64 gradients with central differences on one batch per\n"
-   "source (parameters from the checkpoint if there is one, else freshly initialised).\n"
+   "source and one window per observation (parameters from the checkpoint if there\n"
+   "is one, else freshly initialised).\n"
    "Last line: gradcheck: max_rel_err=X params=N. Exit status 1 if X > 1e-3.\n"},
   {"export", rt_cmd_export,
    BIT(O_REGION) | BIT(O_SUBJECT) | BIT(O_SOURCE) | BIT(O_OUT) | BIT(O_NAME) | BIT(O_CKPT) |
@@ -122,9 +128,10 @@ static const Command commands[] = {
    "  --name NAME           the C prefix (default: R_S made an identifier)\n"
    "  --keep-source         keep the generated PATH.c beside the object\n"},
   {"info", rt_cmd_info, BIT(O_CKPT), "info [--checkpoint DIR]",
-   "Prints the training settings, parameters, regions, subjects, edges, data sources\n"
-   "and which (region, subject) cells have data. Edge gates show their trained value\n"
-   "when DIR holds a checkpoint, else their initial one.\n"},
+   "Prints the training settings, parameters, regions, subjects, edges, data sources,\n"
+   "observations and which (region, subject) cells have data, through which\n"
+   "modalities. Edge gates show their trained value when DIR holds a checkpoint,\n"
+   "else their initial one.\n"},
 };
 
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
@@ -193,13 +200,13 @@ static int parse_data(const lobe_model *m, RtOptions *o, const char *s) {
   RtDataArg *d = &o->data[o->ndata++];
   d->name = name;
   d->path = eq + 1;
-  if (rt_find(m, RT_SOURCE, name) < 0) {
-    rt_error_unknown(m, RT_SOURCE, name);
+  if (rt_find(m, RT_DATA, name) < 0) {
+    rt_error_unknown(m, m->nobservations ? RT_DATA : RT_SOURCE, name);
     return RT_EUSAGE;
   }
   for (int i = 0; i + 1 < o->ndata; i++)
     if (strcmp(o->data[i].name, name) == 0) {
-      rt_error("--data: source '%s' given twice", name);
+      rt_error("--data: '%s' given twice", name);
       return RT_EUSAGE;
     }
   return RT_OK;
@@ -261,6 +268,7 @@ static int apply(const lobe_model *m, RtOptions *o, const OptSpec *spec, const c
   case O_HEAD: rc = parse_head(m, o, v); break;
   case O_NAME: o->name = v; break;
   case O_KEEP_SOURCE: o->keep_source = 1; break;
+  case O_FC_OUT: o->fc_out = v; break;
   case O_HELP: break;
   }
   return rc;

@@ -6,11 +6,17 @@
  * over the channels that vary. With --heldout, also cells without data: a
  * recording of region R in subject S predicted through the head of another
  * source on R, against the baseline of the other subjects' recordings of R.
+ * Per observation: its loss over consecutive disjoint windows covering the
+ * recording (a last partial one dropped), and correlations over the rows
+ * they cover: of prediction and target per channel (eeg, bold), and of the
+ * FC of the stitched predictions with the recorded FC (bold, fc).
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "rt.h"
 
@@ -233,12 +239,131 @@ static int load_heldout(Evaluator *ev, const RtOptions *o) {
   return RT_OK;
 }
 
+/* ---- observations ------------------------------------------------------ */
+
+typedef struct ObsResult {
+  int64_t rows, windows;     /* rows covered by the windows */
+  double loss, r, fc_r;      /* NAN where undefined or not reported */
+} ObsResult;
+
+/* The windows' mean loss; their predictions stitched into pred. */
+static double run_windows(const lobe_observation *ob, RtObsWindow *w, const DataTable *t,
+                          int64_t windows, float *pred) {
+  size_t span = (size_t)ob->window * (size_t)ob->channels;
+  double sum = 0;
+  for (int64_t i = 0; i < windows; i++) {
+    rt_obs_window_at(w, t, i * ob->window);
+    ob->forward_f32(w->forward_args);
+    ob->loss_grad_f32(w->loss_args);
+    sum += w->loss;
+    memcpy(pred + (size_t)i * span, w->out, span * sizeof *pred);
+  }
+  return sum / (double)windows;
+}
+
+/* DIR/NAME.fc.csv: the header names the regions, then N rows of N. */
+static int write_fc(const lobe_model *m, const lobe_observation *ob, const double *fc,
+                    const char *dir) {
+  char path[4096];
+  int n = ob->channels;
+  if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+    rt_error("--fc-out: cannot create directory %s: %s", dir, strerror(errno));
+    return RT_FAIL;
+  }
+  FILE *f = (size_t)snprintf(path, sizeof path, "%s/%s.fc.csv", dir, ob->name) < sizeof path
+                ? fopen(path, "w") : NULL;
+  if (!f) {
+    rt_error("--fc-out: cannot write %s: %s", path, strerror(errno));
+    return RT_FAIL;
+  }
+  for (int i = 0; i < n; i++)
+    fprintf(f, "%s%s", i ? "," : "", m->regions[ob->regions[i]].name);
+  for (int i = 0; i < n * n; i++)
+    fprintf(f, "%s%.9g", i % n ? "," : "\n", fc[i]);
+  fputc('\n', f);
+  if ((ferror(f) | fclose(f)) != 0) {
+    rt_error("--fc-out: cannot write %s", path);
+    return RT_FAIL;
+  }
+  return RT_OK;
+}
+
+/* fc_r over the covered rows; the model's FC written to fc_out if given. */
+static int fc_scores(const lobe_model *m, const lobe_observation *ob, const float *pred,
+                     const DataTable *t, ObsResult *res, const char *fc_out) {
+  size_t n = (size_t)ob->channels;
+  double *model = malloc(2 * n * n * sizeof *model);
+  int rc = model && rt_pearson(pred, res->rows, (int)n, model) == RT_OK &&
+           rt_pearson(t->values, res->rows, (int)n, model + n * n) == RT_OK ? RT_OK : RT_FAIL;
+  if (rc != RT_OK)
+    rt_error("out of memory");
+  else
+    res->fc_r = rt_upper_r(model, model + n * n, (int)n);
+  if (rc == RT_OK && fc_out)
+    rc = write_fc(m, ob, model, fc_out);
+  free(model);
+  return rc;
+}
+
+static int eval_observation(Evaluator *ev, int k, const char *fc_out, ObsResult *res) {
+  const lobe_observation *ob = &ev->m->observations[k];
+  const DataTable *t = &ev->tables[ev->m->nsources + k];
+  RtObsWindow w = {0};
+  *res = (ObsResult){.windows = t->rows / ob->window, .r = NAN, .fc_r = NAN};
+  res->rows = res->windows * ob->window;
+  float *pred = malloc((size_t)res->rows * (size_t)ob->channels * sizeof *pred);
+  int rc = pred ? rt_obs_window_alloc(&w, ev->m, ob, &ev->st.params, ev->st.obs_stat[k])
+                : RT_FAIL;
+  if (rc != RT_OK) {
+    rt_error("out of memory");
+  } else {
+    res->loss = run_windows(ob, &w, t, res->windows, pred);
+    if (ob->kind != LOBE_OBS_FC)
+      res->r = rt_columns_r(pred, t->values, res->rows, ob->channels);
+    if (ob->kind != LOBE_OBS_EEG)
+      rc = fc_scores(ev->m, ob, pred, t, res, fc_out);
+  }
+  rt_obs_window_free(&w);
+  free(pred);
+  return rc;
+}
+
+static void print_observations(const lobe_model *m, const ObsResult *res) {
+  static const char *const kinds[] = {"eeg", "bold", "fc"};
+  int w = 11;
+  for (int k = 0; k < m->nobservations; k++)
+    if ((int)strlen(m->observations[k].name) > w)
+      w = (int)strlen(m->observations[k].name);
+  printf("%-*s %4s %10s %8s %12s %8s %8s\n", w, "observation", "kind", "rows", "windows",
+         "loss", "r", "fc_r");
+  for (int k = 0; k < m->nobservations; k++) {
+    char r[32], fc_r[32];
+    format_value(r, sizeof r, "%.4f", res[k].r);
+    format_value(fc_r, sizeof fc_r, "%.4f", res[k].fc_r);
+    printf("%-*s %4s %10lld %8lld %12.6g %8s %8s\n", w, m->observations[k].name,
+           kinds[m->observations[k].kind], (long long)res[k].rows, (long long)res[k].windows,
+           res[k].loss, r, fc_r);
+  }
+}
+
+static int eval_observations(Evaluator *ev, const RtOptions *o) {
+  const lobe_model *m = ev->m;
+  ObsResult *res = calloc((size_t)m->nobservations + 1, sizeof *res);
+  int rc = res ? RT_OK : RT_FAIL;
+  for (int k = 0; rc == RT_OK && k < m->nobservations; k++)
+    rc = eval_observation(ev, k, o->fc_out, &res[k]);
+  if (rc == RT_OK && m->nobservations)
+    print_observations(m, res);
+  free(res);
+  return rc;
+}
+
 /* ---- the command ------------------------------------------------------- */
 
 static int setup(Evaluator *ev, const RtOptions *o) {
   const lobe_model *m = ev->m;
   size_t widest = (size_t)rt_max_channels(m);
-  ev->tables = calloc((size_t)m->nsources + 1, sizeof *ev->tables);
+  ev->tables = calloc((size_t)rt_ntables(m) + 1, sizeof *ev->tables);
   ev->held = calloc((size_t)o->nheldout + 1, sizeof *ev->held);
   ev->heads = calloc((size_t)o->nheldout + 1, sizeof *ev->heads);
   ev->others = calloc((size_t)m->nsources + 1, sizeof *ev->others);
@@ -261,6 +386,8 @@ static int setup(Evaluator *ev, const RtOptions *o) {
   }
   if (rc == RT_OK)
     rc = rt_tables_load(m, o, ev->tables);
+  for (int k = 0; rc == RT_OK && k < m->nobservations; k++)
+    rt_obs_targets(&m->observations[k], &ev->tables[m->nsources + k], ev->st.obs_stat[k]);
   return rc == RT_OK ? load_heldout(ev, o) : rc;
 }
 
@@ -291,9 +418,11 @@ int rt_cmd_eval(const lobe_model *m, const RtOptions *o) {
   if (rc == RT_OK) {
     for (int s = 0; s < m->nsources; s++)
       ev.res[s] = eval_source(&ev, s);
-    print_table(m, ev.tables, ev.res);
+    if (m->nsources)
+      print_table(m, ev.tables, ev.res);
     for (int i = 0; i < o->nheldout; i++)
       eval_heldout(&ev, &o->heldout[i], ev.heads[i], &ev.held[i]);
+    rc = eval_observations(&ev, o);
   }
   teardown(&ev, o);
   return rc;

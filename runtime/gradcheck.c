@@ -13,7 +13,8 @@
  * state from a held copy of the parameters that the differences leave alone.
  * A specialised source also has its merged specialised gradient (spec and
  * spec_vjp of every region of its window, loss_grad_spec, in f64) compared
- * with the checked one.
+ * with the checked one. Every observation with loss_grad_f64 is checked the
+ * same way on one window (by loss_held_f64 when it has one).
  */
 #include <math.h>
 #include <stdbool.h>
@@ -40,6 +41,7 @@ typedef struct Checker {
   double *max_err;                    /* per parameter; -1 until checked */
   double spec_err;                    /* specialised against unspecialised; -1: none */
   double prior_err;                   /* the prior's entries; -1: no prior */
+  double obs_err;                     /* the observations' entries; -1: none */
   void **args, **fd_args;             /* analytic and finite-difference calls */
 } Checker;
 
@@ -270,31 +272,39 @@ static int check_spec(Checker *c, const lobe_source *s) {
 
 /* ---- one source -------------------------------------------------------- */
 
-static void fill_args(Checker *c, const lobe_source *s, void **args, double **grads) {
+/* What a loss function reads after the parameters: t, module, subject, y. */
+typedef struct Inputs {
+  void *t, *module, *subject, *y;
+} Inputs;
+
+static void **fill_inputs(void **args, const Inputs *in, double *loss) {
+  args[0] = in->t;
+  args[1] = in->module;
+  args[2] = in->subject;
+  args[3] = in->y;
+  args[4] = loss;
+  return args + 5;
+}
+
+/* params, inputs, loss, gradients of ids: loss_grad_f64's layout. */
+static void fill_args(Checker *c, const Inputs *in, const int32_t *ids, int n, void **args,
+                      double **grads) {
   size_t np = (size_t)c->m->nparams;
   for (size_t k = 0; k < np; k++)
     args[k] = c->p64[k];
-  args[np] = c->t64;
-  args[np + 1] = c->batch.module;
-  args[np + 2] = c->batch.subject;
-  args[np + 3] = c->y64;
-  args[np + 4] = &c->loss64;
-  for (int k = 0; k < s->ngrad; k++)
-    args[np + 5 + k] = grads[s->grad_params[k]];
+  void **g = fill_inputs(args + np, in, &c->loss64);
+  for (int k = 0; k < n; k++)
+    g[k] = grads[ids[k]];
 }
 
-/* params, held params, t, ids, y, loss: loss_held_f64's layout. */
-static void fill_held_args(Checker *c, void **args) {
+/* params, held params, inputs, loss: loss_held_f64's layout. */
+static void fill_held_args(Checker *c, const Inputs *in, void **args) {
   size_t np = (size_t)c->m->nparams;
   for (size_t k = 0; k < np; k++) {
     args[k] = c->p64[k];
     args[np + k] = c->held64[k];
   }
-  args[2 * np] = c->t64;
-  args[2 * np + 1] = c->batch.module;
-  args[2 * np + 2] = c->batch.subject;
-  args[2 * np + 3] = c->y64;
-  args[2 * np + 4] = &c->loss64;
+  fill_inputs(args + 2 * np, in, &c->loss64);
 }
 
 /* Windows' times in double: the same starts as the float batch. */
@@ -351,12 +361,13 @@ static int check_source(Checker *c, int s) {
   const lobe_source *src = &c->m->sources[s];
   Term term = {src->loss_held_f64 ? src->loss_held_f64 : src->loss_grad_f64, c->fd_args,
                src->grad_params, src->ngrad, (uint64_t)s};
+  Inputs in = {c->t64, c->batch.module, c->batch.subject, c->y64};
   draw_batch(c, s);
-  fill_args(c, src, c->args, c->g64);
+  fill_args(c, &in, src->grad_params, src->ngrad, c->args, c->g64);
   if (src->loss_held_f64)
-    fill_held_args(c, c->fd_args);
+    fill_held_args(c, &in, c->fd_args);
   else
-    fill_args(c, src, c->fd_args, c->scratch64);
+    fill_args(c, &in, src->grad_params, src->ngrad, c->fd_args, c->scratch64);
   src->loss_grad_f64(c->args);
   if (src->loss_grad_spec_f64 && check_spec(c, src) != RT_OK) {
     rt_error("out of memory");
@@ -364,6 +375,52 @@ static int check_source(Checker *c, int s) {
   }
   check_term(c, &term);
   return RT_OK;
+}
+
+/* ---- one observation --------------------------------------------------- */
+
+/* One window drawn for observation k, its targets in double. */
+static void draw_window(Checker *c, int k, RtObsWindow *w, double *t64, double *y64) {
+  const lobe_observation *ob = &c->m->observations[k];
+  const DataTable *t = &c->tables[c->m->nsources + k];
+  uint64_t stream = rt_rng_stream(c->st.seed, RT_RNG_CHECK_OBS, 0, (uint64_t)k);
+  int64_t start = rt_obs_draw(ob, t, stream, 0);
+  size_t ny = ob->kind == LOBE_OBS_FC ? (size_t)ob->channels * (size_t)ob->channels
+                                      : (size_t)ob->window * (size_t)ob->channels;
+  rt_obs_window_at(w, t, start);
+  *t64 = rt_row_time(&ob->data, start);
+  for (size_t i = 0; i < ny; i++)
+    y64[i] = w->y[i];
+}
+
+static void check_window(Checker *c, int k, const Inputs *in) {
+  const lobe_observation *ob = &c->m->observations[k];
+  Term term = {ob->loss_held_f64 ? ob->loss_held_f64 : ob->loss_grad_f64, c->fd_args,
+               ob->grad_params, ob->ngrad, (uint64_t)(c->m->nsources + 1 + k)};
+  fill_args(c, in, ob->grad_params, ob->ngrad, c->args, c->g64);
+  if (ob->loss_held_f64)
+    fill_held_args(c, in, c->fd_args);
+  else
+    fill_args(c, in, ob->grad_params, ob->ngrad, c->fd_args, c->scratch64);
+  ob->loss_grad_f64(c->args);
+  c->obs_err = fmax(c->obs_err, check_term(c, &term));
+}
+
+static int check_observation(Checker *c, int k) {
+  const lobe_observation *ob = &c->m->observations[k];
+  size_t C = (size_t)ob->channels;
+  RtObsWindow w = {0};
+  double t64 = 0, *y64 = alloc_doubles(C * (C > (size_t)ob->window ? C : (size_t)ob->window));
+  int rc = y64 ? rt_obs_window_alloc(&w, c->m, ob, &c->st.params, c->st.obs_stat[k]) : RT_FAIL;
+  if (rc == RT_OK) {
+    draw_window(c, k, &w, &t64, y64);
+    check_window(c, k, &(Inputs){&t64, w.module, w.subject, y64});
+  } else {
+    rt_error("out of memory");
+  }
+  rt_obs_window_free(&w);
+  free(y64);
+  return rc;
 }
 
 /* params, loss, gradients: the prior's layout (lobe_model.h). */
@@ -407,6 +464,8 @@ static int report(const Checker *c) {
   }
   if (c->prior_err >= 0)
     printf("prior: max_rel_err=%.3g (included above)\n", c->prior_err);
+  if (c->obs_err >= 0)
+    printf("observations: max_rel_err=%.3g (included above)\n", c->obs_err);
   if (c->spec_err >= 0)
     printf("specialised: max_rel_err=%.3g (against the gradient above)\n", c->spec_err);
   printf("gradcheck: max_rel_err=%.3g params=%d\n", worst, checked);
@@ -415,14 +474,17 @@ static int report(const Checker *c) {
 
 static int start_state(Checker *c, const RtOptions *o) {
   int rc = rt_ckpt_load(&c->st, o->ckpt_dir);
-  if (rc == RT_NOCKPT)
-    rt_state_fresh(&c->st, o->have_seed ? o->seed : c->m->seed, c->tables);
+  if (rc == RT_NOCKPT &&
+      rt_state_fresh(&c->st, o->have_seed ? o->seed : c->m->seed, c->tables) != RT_OK) {
+    rt_error("out of memory");
+    return RT_FAIL;
+  }
   return rc == RT_FAIL ? RT_FAIL : RT_OK;
 }
 
 static int setup(Checker *c, const RtOptions *o) {
   const lobe_model *m = c->m;
-  c->tables = calloc((size_t)m->nsources + 1, sizeof *c->tables);
+  c->tables = calloc((size_t)rt_ntables(m) + 1, sizeof *c->tables);
   if (!c->tables || rt_state_alloc(&c->st, m) != RT_OK || rt_batch_alloc(&c->batch, m) != RT_OK) {
     rt_error("out of memory");
     return RT_FAIL;
@@ -430,8 +492,7 @@ static int setup(Checker *c, const RtOptions *o) {
   int rc = rt_tables_load(m, o, c->tables);
   if (rc != RT_OK || (rc = start_state(c, o)) != RT_OK)
     return rc;
-  for (int s = 0; s < m->nsources; s++)
-    rt_standardise(&c->tables[s], c->st.mean[s], c->st.std[s]);
+  rt_state_standardise(&c->st, c->tables);
   if (alloc_buffers(c) != RT_OK) {
     rt_error("out of memory");
     return RT_FAIL;
@@ -443,18 +504,23 @@ int rt_cmd_gradcheck(const lobe_model *m, const RtOptions *o) {
   Checker c;
   memset(&c, 0, sizeof c);
   c.m = m;
-  c.spec_err = c.prior_err = -1;
-  int rc = setup(&c, o), sources = 0;
+  c.spec_err = c.prior_err = c.obs_err = -1;
+  int rc = setup(&c, o), terms = 0;
   for (int s = 0; rc == RT_OK && s < m->nsources; s++)
     if (m->sources[s].loss_grad_f64) {
       rc = check_source(&c, s);
-      sources++;
+      terms++;
+    }
+  for (int k = 0; rc == RT_OK && k < m->nobservations; k++)
+    if (m->observations[k].loss_grad_f64) {
+      rc = check_observation(&c, k);
+      terms++;
     }
   if (rc == RT_OK && m->prior_f64)
     check_prior(&c);
-  if (rc == RT_OK && sources == 0 && !m->prior_f64) {
-    rt_error("no data source has an f64 loss function and there is no f64 prior: nothing "
-             "to check");
+  if (rc == RT_OK && terms == 0 && !m->prior_f64) {
+    rt_error("no data source or observation has an f64 loss function and there is no f64 "
+             "prior: nothing to check");
     rc = RT_FAIL;
   }
   if (rc == RT_OK)

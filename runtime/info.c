@@ -1,9 +1,11 @@
 /*
  * info.c — `brain info`: what the executable was compiled from: training
  * settings, parameters, regions, subjects, the region graph's edges, data
- * sources and which (region, subject) cells have data. The gates of the
- * edges show their trained values when a checkpoint is there.
+ * sources, observations and which (region, subject) cells have data: how
+ * many channels of local sources, and through which modalities. The gates of
+ * the edges show their trained values when a checkpoint is there.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -61,14 +63,38 @@ static void print_sources(const lobe_model *m) {
   for (int s = 0; s < m->nsources; s++)
     w = max_width(w, m->sources[s].name);
   printf("sources: %d\n", m->nsources);
-  printf("  %-*s %4s %8s %10s %10s %7s %8s  %s\n", w, "name", "kind", "channels", "rate_hz",
-         "t0_s", "loss", "weight", "path");
+  if (m->nsources)
+    printf("  %-*s %4s %8s %10s %10s %7s %8s  %s\n", w, "name", "kind", "channels",
+           "rate_hz", "t0_s", "loss", "weight", "path");
   for (int s = 0; s < m->nsources; s++) {
     const lobe_source *src = &m->sources[s];
     printf("  %-*s %4s %8d %10g %10g %7s %8g  %s\n", w, src->name,
            kind_name(src->kind), src->channels, src->rate, src->t0,
            src->loss_kind == LOBE_LOSS_POISSON ? "poisson" : "mse", src->loss_weight,
            src->path ? src->path : "(none: pass --data)");
+  }
+}
+
+static const char *measure_name(int kind) {
+  static const char *const names[] = {"eeg", "bold", "fc"};
+  return names[kind];
+}
+
+static void print_observations(const lobe_model *m) {
+  int w = 4;
+  if (m->nobservations == 0)
+    return;
+  for (int k = 0; k < m->nobservations; k++)
+    w = max_width(w, m->observations[k].name);
+  printf("observations: %d\n", m->nobservations);
+  printf("  %-*s %7s %7s %8s %6s %5s %10s %8s  %s\n", w, "name", "measure", "regions",
+         "channels", "window", "batch", "rate_hz", "weight", "path");
+  for (int k = 0; k < m->nobservations; k++) {
+    const lobe_observation *ob = &m->observations[k];
+    printf("  %-*s %7s %7d %8d %6d %5d %10g %8g  %s%s\n", w, ob->name, measure_name(ob->kind),
+           ob->nregions, ob->channels, ob->window, ob->batch, ob->data.rate, ob->loss_weight,
+           ob->data.path ? ob->data.path : "(none: pass --data)",
+           ob->loss_weight > 0 ? "" : " (eval only)");
   }
 }
 
@@ -83,7 +109,52 @@ static void cell_text(const lobe_model *m, int r, int subj, char *buf, size_t le
     snprintf(buf, len, ".");
 }
 
-static void print_coverage(const lobe_model *m) {
+/* Whether name is one of the '+'-separated items of list. */
+static bool has_item(const char *list, const char *name) {
+  size_t n = strlen(name);
+  for (const char *p = list; (p = strstr(p, name)) != NULL; p += n)
+    if ((p == list || p[-1] == '+') && (p[n] == '\0' || p[n] == '+'))
+      return true;
+  return false;
+}
+
+static void add_item(char *buf, size_t len, const char *name) {
+  size_t n = strlen(buf);
+  if (!has_item(buf, name) && n < len)
+    snprintf(buf + n, len - n, "%s%s", n ? "+" : "", name);
+}
+
+/* A local source's modality: spikes and series by what they hold, else its format. */
+static const char *source_modality(const lobe_source *s) {
+  if (s->kind == LOBE_SRC_NWB_UNITS)
+    return "spikes";
+  return s->kind == LOBE_SRC_NWB_SERIES ? "series" : kind_name(s->kind);
+}
+
+static bool observes(const lobe_observation *ob, int r, int subj) {
+  for (int i = 0; ob->subject == subj && i < ob->nregions; i++)
+    if (ob->regions[i] == r)
+      return true;
+  return false;
+}
+
+/* One cell: the modalities of the sources and observations there, or '-'. */
+static void modality_text(const lobe_model *m, int r, int subj, char *buf, size_t len) {
+  buf[0] = '\0';
+  for (int s = 0; s < m->nsources; s++)
+    if (m->sources[s].region == r && m->sources[s].subject == subj)
+      add_item(buf, len, source_modality(&m->sources[s]));
+  for (int k = 0; k < m->nobservations; k++)
+    if (observes(&m->observations[k], r, subj))
+      add_item(buf, len, measure_name(m->observations[k].kind));
+  if (!buf[0])
+    snprintf(buf, len, "-");
+}
+
+typedef void CellText(const lobe_model *m, int r, int subj, char *buf, size_t len);
+
+/* One line per region, one column per subject. */
+static void print_cells(const lobe_model *m, const char *title, CellText *text) {
   int w = 6, cw = 4;
   char cell[64];
   for (int r = 0; r < m->nregions; r++)
@@ -91,22 +162,28 @@ static void print_coverage(const lobe_model *m) {
   for (int s = 0; s < m->nsubjects; s++) {
     cw = max_width(cw, m->subjects[s]);
     for (int r = 0; r < m->nregions; r++) {
-      cell_text(m, r, s, cell, sizeof cell);
+      text(m, r, s, cell, sizeof cell);
       cw = max_width(cw, cell);
     }
   }
-  printf("coverage (channels of data per region x subject; . = none):\n  %-*s", w, "");
+  printf("%s:\n  %-*s", title, w, "");
   for (int s = 0; s < m->nsubjects; s++)
     printf(" %*s", cw, m->subjects[s]);
   printf("\n");
   for (int r = 0; r < m->nregions; r++) {
     printf("  %-*s", w, m->regions[r].name);
     for (int s = 0; s < m->nsubjects; s++) {
-      cell_text(m, r, s, cell, sizeof cell);
+      text(m, r, s, cell, sizeof cell);
       printf(" %*s", cw, cell);
     }
     printf("\n");
   }
+}
+
+static void print_coverage(const lobe_model *m) {
+  print_cells(m, "coverage (channels of data per region x subject; . = none)", cell_text);
+  print_cells(m, "modalities (per region x subject: local formats, spikes, series, eeg, bold, "
+              "fc; - = none)", modality_text);
 }
 
 /* The trained gate, or its initial value (random ones have none yet). */
@@ -168,6 +245,7 @@ int rt_cmd_info(const lobe_model *m, const RtOptions *o) {
   print_regions_subjects(m);
   print_edges(m, rc == RT_OK ? &st : NULL);
   print_sources(m);
+  print_observations(m);
   print_coverage(m);
   rt_state_free(&st);
   return rc == RT_FAIL ? RT_FAIL : RT_OK;

@@ -49,6 +49,28 @@
  * edges and l2 loss terms, added once per step:
  *   prior: params[0..P) -> loss[1], grad[k] for k < nprior_grad
  *                          (d params[prior_grad_params[k]])
+ * Observations (v6; docs/observations.md): a global measurement of one
+ * subject sees N regions of one AUNN together, over a window of T steps of the
+ * recording's sample period, through its operator. With C = channels:
+ *   forward:   params[0..P), t[1], module[N], subject[N] -> out[T,C]
+ *   loss_grad: params[0..P), t[1], module[N], subject[N], y -> loss[1],
+ *                grad[k] for k < ngrad (d params[grad_params[k]])
+ *   loss_held_f64: params[0..P), held[0..P), t[1], module[N], subject[N], y -> loss[1]
+ *                (NULL when nothing before the window is read)
+ * t is the time of the window's first step; module[i] = regions[i] and
+ * subject[i] = subject. Steps before the window that delays and the
+ * haemodynamics read are evaluated without input and pass no gradient (as a
+ * source's window does). out is the predicted recording: eeg the C channels
+ * (gain * L' activity, L' the average-referenced lead field), bold and fc the
+ * N regions' BOLD signal (bold: gain * BOLD + offset; fc: BOLD). y and the loss:
+ *   eeg:  y[T,C], the recording's channels in lead field order, each row minus
+ *         its mean over channels, all divided by one scale (the std of those
+ *         values over the whole recording); loss mean((out - y)^2)
+ *   bold: y[T,N], each column standardised over the whole recording;
+ *         loss mean((out - y)^2)
+ *   fc:   y[N,N], the Pearson correlations of the whole recording's columns;
+ *         loss the mean over i < j of (corr(out)[i][j] - y[i][j])^2, corr over
+ *         the window's T rows
  * Functions are not reentrant (each owns a static workspace).
  */
 #ifndef LOBE_MODEL_H
@@ -56,7 +78,7 @@
 
 #include <stdint.h>
 
-#define LOBE_ABI_VERSION 5
+#define LOBE_ABI_VERSION 6
 
 typedef void (*lobe_fn)(void *const *args);
 
@@ -72,6 +94,7 @@ enum {
   LOBE_SRC_NWB_UNITS = 4, LOBE_SRC_NWB_SERIES = 5, LOBE_SRC_NIFTI = 6,
 };
 enum { LOBE_LOSS_MSE = 0, LOBE_LOSS_POISSON = 1 };
+enum { LOBE_OBS_EEG = 0, LOBE_OBS_BOLD = 1, LOBE_OBS_FC = 2 };
 
 typedef struct lobe_param {
   const char *name;
@@ -155,6 +178,27 @@ typedef struct lobe_source {
   const char *atlas;        /* nifti: the label image, absolute */
 } lobe_source;
 
+/* v6: a global measurement (above). */
+typedef struct lobe_observation {
+  const char *name;         /* "MEASURE.SUBJECT", the key of --data */
+  int32_t kind;             /* LOBE_OBS_* */
+  int32_t subject;
+  int32_t nregions;         /* N */
+  const int32_t *regions;   /* module[] */
+  int32_t window;           /* T: steps of 1 / data.rate */
+  int32_t batch;            /* windows per training step */
+  int32_t channels;         /* C: eeg the lead field's columns; bold, fc N */
+  double loss_weight;       /* summed over the loss terms naming it; 0: eval only */
+  lobe_source data;         /* the recording, read as a source (region -1, no
+                               functions): eeg its C channels in lead field order
+                               (edf: select holds the lead field's labels), bold
+                               and fc one column per region in regions order */
+  lobe_fn forward_f32, loss_grad_f32;
+  lobe_fn loss_grad_f64, loss_held_f64;   /* for gradcheck */
+  int32_t ngrad;
+  const int32_t *grad_params;
+} lobe_observation;
+
 typedef struct lobe_model {
   int32_t abi_version;      /* LOBE_ABI_VERSION */
   const char *name;         /* spec file's base name */
@@ -179,6 +223,9 @@ typedef struct lobe_model {
   double lr, beta1, beta2, eps;
   uint64_t seed;
   int32_t checkpoint_every;
+  /* v6 */
+  int32_t nobservations;
+  const lobe_observation *observations;
 } lobe_model;
 
 extern const lobe_model lobe_model_desc;

@@ -53,6 +53,9 @@ static const char *id_list_problem(const lobe_model *m, const int32_t *ids, int3
   return NULL;
 }
 
+/* A prior or loss weight is a non-negative finite number. */
+static bool is_weight(double x) { return x >= 0 && isfinite(x); }
+
 static bool lists_has(const int32_t *ids, int32_t n, int32_t v) {
   for (int i = 0; i < n; i++)
     if (ids[i] == v)
@@ -130,6 +133,68 @@ static int check_source(const lobe_model *m, const lobe_source *s, int k) {
   return check_grads(m, s, k);
 }
 
+/* ---- observations ------------------------------------------------------ */
+
+/* n distinct regions of the model. */
+static bool regions_ok(const lobe_model *m, const int32_t *regions, int32_t n) {
+  if (n < 1 || n > m->nregions || !regions)
+    return false;
+  for (int i = 0; i < n; i++)
+    if (regions[i] < 0 || regions[i] >= m->nregions || lists_has(regions, i, regions[i]))
+      return false;
+  return true;
+}
+
+/* The recording: read as a source, with its clock and the observation's width. */
+static const char *obs_data_problem(const lobe_observation *o) {
+  const lobe_source *d = &o->data;
+  if (d->kind < LOBE_SRC_CSV || d->kind > LOBE_SRC_NIFTI)
+    return "unknown data format";
+  if (!(d->rate > 0) || !isfinite(d->rate) || !isfinite(d->t0))
+    return "rate or t0 out of range";
+  if (d->channels != o->channels || (d->nselect < 0 || (d->nselect > 0 && !d->select)))
+    return "data channels do not match";
+  return NULL;
+}
+
+static const char *obs_shape_problem(const lobe_model *m, const lobe_observation *o) {
+  if (o->kind < LOBE_OBS_EEG || o->kind > LOBE_OBS_FC)
+    return "unknown measure";
+  if (o->subject < 0 || o->subject >= m->nsubjects || !regions_ok(m, o->regions, o->nregions))
+    return "subject or regions out of range";
+  if (o->window < 1 || o->window > RT_MAX_WINDOW || o->batch < 1 || o->batch > RT_MAX_BATCH)
+    return "window or batch out of range";
+  if (o->channels < 1 || (o->kind != LOBE_OBS_EEG && o->channels != o->nregions))
+    return "channels out of range";
+  if ((double)o->window * o->channels > RT_MAX_NUMEL ||
+      (double)o->channels * o->channels > RT_MAX_NUMEL)
+    return "window x channels too large";
+  if (!is_weight(o->loss_weight))
+    return "loss weight out of range";
+  return obs_data_problem(o);
+}
+
+static int check_observation(const lobe_model *m, const lobe_observation *o, int k) {
+  if (!o->name)
+    return bad("observation", k, "no name");
+  const char *problem = obs_shape_problem(m, o);
+  if (!problem && (!o->forward_f32 || !o->loss_grad_f32 ||
+                   (o->loss_held_f64 && !o->loss_grad_f64)))
+    problem = "missing entry points";
+  if (!problem)
+    problem = id_list_problem(m, o->grad_params, o->ngrad);
+  return problem ? bad("observation", k, problem) : RT_OK;
+}
+
+static int check_observations(const lobe_model *m) {
+  if (m->nobservations < 0 || (m->nobservations && !m->observations))
+    return bad("model", 0, "negative observation count or missing table");
+  for (int k = 0; k < m->nobservations; k++)
+    if (check_observation(m, &m->observations[k], k) != RT_OK)
+      return RT_FAIL;
+  return RT_OK;
+}
+
 static int check_names(const lobe_model *m) {
   for (int r = 0; r < m->nregions; r++) {
     if (!m->regions[r].name)
@@ -142,9 +207,6 @@ static int check_names(const lobe_model *m) {
       return bad("subject", s, "no name");
   return RT_OK;
 }
-
-/* A prior weight is a non-negative finite number. */
-static bool is_weight(double x) { return x >= 0 && isfinite(x); }
 
 static bool edge_has_prior(const lobe_edge *e) {
   return e->l1 > 0 || e->distance * e->length > 0;
@@ -209,7 +271,7 @@ int rt_model_check(const lobe_model *m) {
   for (int k = 0; k < m->nsources; k++)
     if (check_source(m, &m->sources[k], k) != RT_OK)
       return RT_FAIL;
-  if (check_graph(m) != RT_OK)
+  if (check_graph(m) != RT_OK || check_observations(m) != RT_OK)
     return RT_FAIL;
   /* batch buffers hold B windows of the widest source */
   if ((double)m->batch * m->window * rt_max_channels(m) > RT_MAX_NUMEL)
@@ -220,13 +282,24 @@ int rt_model_check(const lobe_model *m) {
 /* ---- names ------------------------------------------------------------- */
 
 static int name_count(const lobe_model *m, RtNameKind kind) {
-  return kind == RT_REGION ? m->nregions : kind == RT_SUBJECT ? m->nsubjects : m->nsources;
+  switch (kind) {
+  case RT_REGION: return m->nregions;
+  case RT_SUBJECT: return m->nsubjects;
+  case RT_SOURCE: return m->nsources;
+  case RT_OBSERVATION: return m->nobservations;
+  default: return m->nsources + m->nobservations;
+  }
 }
 
 static const char *name_at(const lobe_model *m, RtNameKind kind, int i) {
-  if (kind == RT_REGION)
-    return m->regions[i].name;
-  return kind == RT_SUBJECT ? m->subjects[i] : m->sources[i].name;
+  switch (kind) {
+  case RT_REGION: return m->regions[i].name;
+  case RT_SUBJECT: return m->subjects[i];
+  case RT_SOURCE: return m->sources[i].name;
+  case RT_OBSERVATION: return m->observations[i].name;
+  default:
+    return i < m->nsources ? m->sources[i].name : m->observations[i - m->nsources].name;
+  }
 }
 
 int rt_find(const lobe_model *m, RtNameKind kind, const char *name) {
@@ -249,7 +322,8 @@ int rt_find_cell(const lobe_model *m, const char *cell, int *region, int *subjec
 }
 
 void rt_error_unknown(const lobe_model *m, RtNameKind kind, const char *name) {
-  static const char *const what[] = {"region", "subject", "source"};
+  static const char *const what[] = {"region", "subject", "source", "observation",
+                                     "source or observation"};
   char valid[1024] = "";
   size_t n = 0;
   for (int i = 0; i < name_count(m, kind) && n < sizeof valid; i++)

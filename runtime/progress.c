@@ -22,20 +22,33 @@ static double now(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* Rows of data a step reads: B windows of W per source, batch of T per observation. */
+static int64_t samples_per_step(const RtProgress *p) {
+  int64_t n = (int64_t)p->nactive * p->m->batch * p->m->window;
+  for (int j = 0; j < p->nobs_active; j++) {
+    const lobe_observation *ob = &p->m->observations[p->obs_active[j]];
+    n += (int64_t)ob->batch * ob->window;
+  }
+  return n;
+}
+
 int rt_progress_begin(RtProgress *p, const lobe_model *m, const int *active, int nactive,
-                      int64_t first, int64_t total, int64_t log_every) {
+                      const int *obs_active, int nobs_active, int64_t first, int64_t total,
+                      int64_t log_every) {
   memset(p, 0, sizeof *p);
   p->m = m;
   p->active = active;
   p->nactive = nactive;
-  p->nterms = nactive + (m->prior_f32 != NULL);
+  p->obs_active = obs_active;
+  p->nobs_active = nobs_active;
+  p->nterms = nactive + nobs_active + (m->prior_f32 != NULL);
   p->tty = isatty(STDERR_FILENO);
   p->first = first;
   p->total = total;
   p->log_every = log_every > 0 ? log_every : ((total - first) + 19) / 20;
   if (p->log_every < 1)
     p->log_every = 1;
-  p->samples_per_step = (int64_t)nactive * m->batch * m->window;   /* rows of data */
+  p->samples_per_step = samples_per_step(p);
   p->t_start = now();
   p->last_loss = NAN;
   p->src_sum = calloc((size_t)p->nterms + 1, sizeof *p->src_sum);
@@ -85,7 +98,10 @@ static void close_interval(RtProgress *p) {
 /* ---- output ------------------------------------------------------------ */
 
 static const char *term_name(const RtProgress *p, int a) {
-  return a < p->nactive ? p->m->sources[p->active[a]].name : "prior";
+  if (a < p->nactive)
+    return p->m->sources[p->active[a]].name;
+  a -= p->nactive;
+  return a < p->nobs_active ? p->m->observations[p->obs_active[a]].name : "prior";
 }
 
 static void log_line(const RtProgress *p, int64_t step) {

@@ -54,6 +54,7 @@ typedef struct RtOptions {
   RtDataArg *data;
   int nheldout;
   RtHeldout *heldout;
+  const char *fc_out;        /* eval --fc-out DIR */
   const char *ckpt_dir;
   int resume;
   int64_t log_every;         /* 0: about 20 lines per run */
@@ -72,8 +73,9 @@ void rt_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* ---------------------------------------------------------------- model.c */
 /* Checks the descriptor a compiled model hands us; RT_OK or RT_FAIL. */
 int rt_model_check(const lobe_model *m);
-typedef enum { RT_REGION, RT_SUBJECT, RT_SOURCE } RtNameKind;
-/* The index of a region, subject or source by name, or -1. */
+/* RT_DATA: the keys of --data, sources then observations. */
+typedef enum { RT_REGION, RT_SUBJECT, RT_SOURCE, RT_OBSERVATION, RT_DATA } RtNameKind;
+/* The index of a region, subject, source or observation by name, or -1. */
 int rt_find(const lobe_model *m, RtNameKind kind, const char *name);
 /* Prints "unknown region 'X' (valid: a, b, c)". */
 void rt_error_unknown(const lobe_model *m, RtNameKind kind, const char *name);
@@ -85,7 +87,10 @@ int rt_find_cell(const lobe_model *m, const char *cell, int *region, int *subjec
 /* ------------------------------------------------------------------ rng.c */
 /* Counter-based: every draw is a pure function of (seed, purpose, a, b, i),
  * so a batch at step k does not depend on what was drawn before. */
-enum { RT_RNG_INIT = 1, RT_RNG_BATCH, RT_RNG_CHECK_BATCH, RT_RNG_CHECK_PICK };
+enum {
+  RT_RNG_INIT = 1, RT_RNG_BATCH, RT_RNG_CHECK_BATCH, RT_RNG_CHECK_PICK,
+  RT_RNG_OBS_BATCH, RT_RNG_CHECK_OBS,   /* observations' windows: (step, observation) */
+};
 
 uint64_t rt_rng_stream(uint64_t seed, uint64_t purpose, uint64_t a, uint64_t b);
 uint64_t rt_rng_u64(uint64_t stream, uint64_t i);
@@ -124,20 +129,31 @@ typedef struct RtState {
   int64_t step;
   uint64_t seed;
   double **mean, **std;      /* per source, per channel */
+  double **obs_stat;         /* per observation: rt_obs_stat_count values */
 } RtState;
 
 int rt_state_alloc(RtState *st, const lobe_model *m);
 void rt_state_free(RtState *st);
-/* Fresh parameters from seed and statistics from the data. */
-void rt_state_fresh(RtState *st, uint64_t seed, const DataTable *tables);
+/* Fresh parameters from seed and statistics from the data (rt_tables_load's);
+ * RT_FAIL only when out of memory. */
+int rt_state_fresh(RtState *st, uint64_t seed, const DataTable *tables);
+/* Turns the tables into training targets with st's statistics. */
+void rt_state_standardise(const RtState *st, DataTable *tables);
 
 /* -------------------------------------------------------------- sources.c */
-/* Loads every source's table (compiled path or --data) and checks it: the
- * channel count, at least one window of rows, counts for a poisson source;
- * RT_OK, or RT_EDATA after printing why. tables[nsources] must be zeroed;
- * free with rt_tables_free either way. */
+/* Sources, then observations: tables[nsources + k] is observation k's. */
+int rt_ntables(const lobe_model *m);
+/* Loads every source's and observation's table (compiled path or --data)
+ * and checks it: the channel count, at least one window of rows, counts for
+ * a poisson source; RT_OK, or RT_EDATA after printing why. tables[rt_ntables]
+ * must be zeroed; free with rt_tables_free either way. */
 int rt_tables_load(const lobe_model *m, const RtOptions *o, DataTable *tables);
 void rt_tables_free(const lobe_model *m, DataTable *tables);
+/* The file --data binds to name, else the compiled path. */
+const char *rt_data_path(const RtOptions *o, const char *name, const char *compiled);
+/* Reads s's file (a csv or npy one by its extension) and checks its channel
+ * count and rate; what names s in messages ("source", "observation"). */
+int rt_table_read(const lobe_source *s, const char *what, const char *path, DataTable *t);
 /* One file read as source s's data (its format follows the extension) and
  * checked as above; *t must be zeroed and is freed by the caller. */
 int rt_source_load(const lobe_model *m, const lobe_source *s, const char *path, DataTable *t);
@@ -182,6 +198,47 @@ void rt_batch_windows(RtBatch *b, const lobe_source *s, int subject, const int64
 /* args for forward (out) or loss_grad (y, loss, scratch grads); caller frees. */
 void **rt_forward_args(const lobe_model *m, RtParams *p, RtBatch *b);
 void **rt_loss_grad_args(const lobe_model *m, const lobe_source *s, RtParams *p, RtBatch *b);
+
+/* -------------------------------------------------------------- observe.c */
+/* The statistics of an observation's targets (lobe_model.h): eeg [1] the
+ * scale; bold [2C] the columns' means then stds; fc [C*C] the Pearson matrix. */
+size_t rt_obs_stat_count(const lobe_observation *ob);
+/* Observation ob's recording from path, checked: RT_OK or RT_EDATA. */
+int rt_obs_load(const lobe_observation *ob, const char *path, DataTable *t);
+/* From the whole recording; RT_FAIL only when out of memory. */
+int rt_obs_stats_compute(const lobe_observation *ob, const DataTable *t, double *stat);
+/* Turns the recording into the targets y (eeg, bold); fc's y is its stat. */
+void rt_obs_targets(const lobe_observation *ob, DataTable *t, const double *stat);
+/* The Pearson correlations of the columns of x[rows, cols] into r[cols*cols];
+ * a constant column correlates 0 with every column, itself included. */
+int rt_pearson(const float *x, int64_t rows, int cols, double *r);
+/* The Pearson correlation of a[i] and b[i], n of them; NAN when either is constant. */
+double rt_correlation(const double *a, const double *b, int64_t n, int64_t stride);
+/* The mean over the columns of a and b [rows, cols] of their Pearson
+ * correlation, over the columns where both vary; NAN when none does. */
+double rt_columns_r(const float *a, const float *b, int64_t rows, int cols);
+/* The Pearson correlation over i < j of two n x n matrices; NAN if undefined. */
+double rt_upper_r(const double *a, const double *b, int n);
+
+/* One window of an observation, with the arguments of its entry points. */
+typedef struct RtObsWindow {
+  const lobe_observation *obs;
+  float t[1], loss;
+  int32_t *module, *subject;  /* [N]: regions, subject */
+  float *y;                   /* [T*C]; fc [N*N]: the stat, fixed */
+  float *out;                 /* [T*C]: forward's */
+  void **loss_args;           /* loss_grad_f32: gradients into the scratch buffers */
+  void **forward_args;
+} RtObsWindow;
+
+int rt_obs_window_alloc(RtObsWindow *w, const lobe_model *m, const lobe_observation *ob,
+                        RtParams *p, const double *stat);
+void rt_obs_window_free(RtObsWindow *w);
+/* The window of rows [start, start + T) of the targets t: time and y. */
+void rt_obs_window_at(RtObsWindow *w, const DataTable *t, int64_t start);
+/* Draw i of stream: a window start uniform over [0, rows - T]. */
+int64_t rt_obs_draw(const lobe_observation *ob, const DataTable *t, uint64_t stream,
+                    uint64_t i);
 
 /* ----------------------------------------------------------------- spec.c */
 /* One (region, subject) that a step specialises (lobe_model.h). */
@@ -238,7 +295,8 @@ int rt_ckpt_load(RtState *st, const char *dir);
 typedef struct RtProgress {
   const lobe_model *m;
   const int *active;         /* trained sources, nactive of them */
-  int nactive, nterms;       /* nterms: nactive, plus 1 with a prior */
+  const int *obs_active;     /* trained observations, nobs_active of them */
+  int nactive, nobs_active, nterms;   /* nterms: both, plus 1 with a prior */
   int tty;
   int64_t first, total, log_every, samples_per_step;
   double t_start, t_drawn;
@@ -247,9 +305,11 @@ typedef struct RtProgress {
   double last_loss, *last_src;   /* means of the last completed interval */
 } RtProgress;
 
-/* The terms shown are the active sources, then the prior if the model has one. */
+/* The terms shown are the active sources, the active observations, then the
+ * prior if the model has one. */
 int rt_progress_begin(RtProgress *p, const lobe_model *m, const int *active, int nactive,
-                      int64_t first, int64_t total, int64_t log_every);
+                      const int *obs_active, int nobs_active, int64_t first, int64_t total,
+                      int64_t log_every);
 /* Called after each step with its total loss and the terms' losses. */
 void rt_progress_step(RtProgress *p, int64_t step, double loss, const double *src_loss);
 void rt_progress_end(RtProgress *p);

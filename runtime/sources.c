@@ -10,11 +10,11 @@
 
 #include "rt.h"
 
-static const char *source_path(const lobe_source *s, const RtOptions *o) {
+const char *rt_data_path(const RtOptions *o, const char *name, const char *compiled) {
   for (int i = 0; i < o->ndata; i++)
-    if (strcmp(o->data[i].name, s->name) == 0)
+    if (strcmp(o->data[i].name, name) == 0)
       return o->data[i].path;
-  return s->path;
+  return compiled;
 }
 
 /* A rebound csv or npy file may change format: trust its extension over the
@@ -51,24 +51,19 @@ static int check_counts(const lobe_source *s, const char *path, const DataTable 
   return RT_OK;
 }
 
-static int check_table(const lobe_model *m, const lobe_source *s, const char *path,
+static int check_table(const lobe_source *s, const char *what, const char *path,
                        const DataTable *t, const DataClock *clk) {
   if (t->cols != s->channels) {
-    rt_error("%s: expected %d channel%s for source '%s', found %d", path, s->channels,
-             s->channels == 1 ? "" : "s", s->name, t->cols);
-    return RT_EDATA;
-  }
-  if (t->rows < m->window) {
-    rt_error("%s: expected at least %d rows for source '%s' (one window, train { window: "
-             "%d }), found %d", path, m->window, s->name, m->window, t->rows);
+    rt_error("%s: expected %d channel%s for %s '%s', found %d", path, s->channels,
+             s->channels == 1 ? "" : "s", what, s->name, t->cols);
     return RT_EDATA;
   }
   if (clk->rate > 0 && fabs(clk->rate - s->rate) > 1e-6 * s->rate) {
-    rt_error("%s: expected a rate of %g Hz for source '%s', found %g Hz", path, s->rate,
+    rt_error("%s: expected a rate of %g Hz for %s '%s', found %g Hz", path, s->rate, what,
              s->name, clk->rate);
     return RT_EDATA;
   }
-  return s->loss_kind == LOBE_LOSS_POISSON ? check_counts(s, path, t) : RT_OK;
+  return RT_OK;
 }
 
 static DataOptions source_options(const lobe_source *s) {
@@ -77,10 +72,10 @@ static DataOptions source_options(const lobe_source *s) {
                        .atlas = s->atlas};
 }
 
-int rt_source_load(const lobe_model *m, const lobe_source *s, const char *path, DataTable *t) {
+int rt_table_read(const lobe_source *s, const char *what, const char *path, DataTable *t) {
   char err[1024];
   if (!path || !*path) {
-    rt_error("source '%s' has no data file; pass --data %s=PATH", s->name, s->name);
+    rt_error("%s '%s' has no data file; pass --data %s=PATH", what, s->name, s->name);
     return RT_EDATA;
   }
   DataOptions opt = source_options(s);
@@ -89,18 +84,42 @@ int rt_source_load(const lobe_model *m, const lobe_source *s, const char *path, 
     rt_error("%s", err);
     return RT_EDATA;
   }
-  return check_table(m, s, path, t, &clk);
+  return check_table(s, what, path, t, &clk);
+}
+
+int rt_source_load(const lobe_model *m, const lobe_source *s, const char *path, DataTable *t) {
+  int rc = rt_table_read(s, "source", path, t);
+  if (rc == RT_OK && t->rows < m->window) {
+    rt_error("%s: expected at least %d rows for source '%s' (one window, train { window: "
+             "%d }), found %d", path, m->window, s->name, m->window, t->rows);
+    return RT_EDATA;
+  }
+  if (rc == RT_OK && s->loss_kind == LOBE_LOSS_POISSON)
+    return check_counts(s, path, t);
+  return rc;
+}
+
+int rt_ntables(const lobe_model *m) {
+  return m->nsources + m->nobservations;
 }
 
 int rt_tables_load(const lobe_model *m, const RtOptions *o, DataTable *tables) {
-  for (int s = 0; s < m->nsources; s++)
-    if (rt_source_load(m, &m->sources[s], source_path(&m->sources[s], o), &tables[s]) != RT_OK)
+  for (int s = 0; s < m->nsources; s++) {
+    const lobe_source *src = &m->sources[s];
+    if (rt_source_load(m, src, rt_data_path(o, src->name, src->path), &tables[s]) != RT_OK)
       return RT_EDATA;
+  }
+  for (int k = 0; k < m->nobservations; k++) {
+    const lobe_observation *ob = &m->observations[k];
+    const char *path = rt_data_path(o, ob->name, ob->data.path);
+    if (rt_obs_load(ob, path, &tables[m->nsources + k]) != RT_OK)
+      return RT_EDATA;
+  }
   return RT_OK;
 }
 
 void rt_tables_free(const lobe_model *m, DataTable *tables) {
-  for (int s = 0; tables && s < m->nsources; s++)
+  for (int s = 0; tables && s < rt_ntables(m); s++)
     data_free(&tables[s]);
   free(tables);
 }

@@ -4,9 +4,11 @@
  * the end, every checkpoint_every steps and on SIGINT/SIGTERM. A source with
  * specialised entry points trains through them (spec.c: each (region,
  * subject) its windows read folded once per step), one without through
- * loss_grad; a model may mix both. The batch of step k is drawn from a stream
- * keyed by (seed, k, source), so a resumed run repeats an uninterrupted one
- * exactly.
+ * loss_grad; a model may mix both. An observation with a non-zero weight
+ * adds its batch of windows, one loss_grad call each, weighted by
+ * loss_weight / batch. The batch of step k is drawn from a stream keyed by
+ * (seed, k, source or observation), so a resumed run repeats an
+ * uninterrupted one exactly.
  */
 #include <math.h>
 #include <signal.h>
@@ -26,9 +28,12 @@ typedef struct Trainer {
   int nactive;
   void ***args;              /* loss_grad arguments per active source */
   RtSpec spec;               /* the specialised sources and their groups */
+  int *obs_active;           /* observations with a non-zero loss weight */
+  int nobs_active;
+  RtObsWindow *obs_win;      /* per active observation */
   void **prior_args;         /* NULL: the model has no prior */
   float prior_loss;
-  double *src_loss;          /* per active source, then the prior */
+  double *src_loss;          /* per active source, active observation, then the prior */
   int64_t total;
 } Trainer;
 
@@ -62,8 +67,10 @@ static void restore_signals(const SavedSignals *saved) {
 static int start_state(Trainer *tr) {
   const RtOptions *o = tr->o;
   if (!o->resume) {
-    rt_state_fresh(&tr->st, o->have_seed ? o->seed : tr->m->seed, tr->tables);
-    return RT_OK;
+    if (rt_state_fresh(&tr->st, o->have_seed ? o->seed : tr->m->seed, tr->tables) == RT_OK)
+      return RT_OK;
+    rt_error("out of memory");
+    return RT_FAIL;
   }
   int rc = rt_ckpt_load(&tr->st, o->ckpt_dir);
   if (rc == RT_NOCKPT)
@@ -83,10 +90,27 @@ static int prepare_source(Trainer *tr, const lobe_source *src, int a) {
   return tr->args[a] ? RT_OK : RT_FAIL;
 }
 
+static int find_active_observations(Trainer *tr) {
+  const lobe_model *m = tr->m;
+  tr->obs_active = calloc((size_t)m->nobservations + 1, sizeof *tr->obs_active);
+  tr->obs_win = calloc((size_t)m->nobservations + 1, sizeof *tr->obs_win);
+  if (!tr->obs_active || !tr->obs_win)
+    return RT_FAIL;
+  for (int k = 0; k < m->nobservations; k++)
+    if (m->observations[k].loss_weight > 0) {
+      int j = tr->nobs_active++;
+      tr->obs_active[j] = k;
+      if (rt_obs_window_alloc(&tr->obs_win[j], m, &m->observations[k], &tr->st.params,
+                              tr->st.obs_stat[k]) != RT_OK)
+        return RT_FAIL;
+    }
+  return RT_OK;
+}
+
 static int find_active(Trainer *tr) {
   const lobe_model *m = tr->m;
   tr->active = calloc((size_t)m->nsources + 1, sizeof *tr->active);
-  tr->src_loss = calloc((size_t)m->nsources + 2, sizeof *tr->src_loss);
+  tr->src_loss = calloc((size_t)rt_ntables(m) + 2, sizeof *tr->src_loss);
   tr->args = calloc((size_t)m->nsources + 1, sizeof *tr->args);
   if (!tr->active || !tr->src_loss || !tr->args ||
       rt_batch_alloc(&tr->batch, m) != RT_OK)
@@ -100,12 +124,14 @@ static int find_active(Trainer *tr) {
       if (prepare_source(tr, &m->sources[s], a) != RT_OK)
         return RT_FAIL;
     }
+  if (find_active_observations(tr) != RT_OK)
+    return RT_FAIL;
   return rt_spec_alloc(&tr->spec, m, tr->active, tr->nactive, &tr->st.params, &tr->batch);
 }
 
 static int setup(Trainer *tr) {
   const lobe_model *m = tr->m;
-  tr->tables = calloc((size_t)m->nsources + 1, sizeof *tr->tables);
+  tr->tables = calloc((size_t)rt_ntables(m) + 1, sizeof *tr->tables);
   if (!tr->tables || rt_state_alloc(&tr->st, m) != RT_OK) {
     rt_error("out of memory");
     return RT_FAIL;
@@ -117,14 +143,13 @@ static int setup(Trainer *tr) {
     rc = rt_ckpt_prepare(tr->o->ckpt_dir);
   if (rc != RT_OK)
     return rc;
-  for (int s = 0; s < m->nsources; s++)
-    rt_standardise(&tr->tables[s], tr->st.mean[s], tr->st.std[s]);
+  rt_state_standardise(&tr->st, tr->tables);
   if (find_active(tr) != RT_OK) {
     rt_error("out of memory");
     return RT_FAIL;
   }
-  if (tr->nactive == 0) {
-    rt_error("no data source has a non-zero loss weight: nothing to train");
+  if (tr->nactive == 0 && tr->nobs_active == 0) {
+    rt_error("no data source or observation has a non-zero loss weight: nothing to train");
     return RT_FAIL;
   }
   return RT_OK;
@@ -134,6 +159,10 @@ static void teardown(Trainer *tr) {
   for (int a = 0; tr->args && a < tr->nactive; a++)
     free(tr->args[a]);
   rt_spec_free(&tr->spec);
+  for (int j = 0; tr->obs_win && j < tr->nobs_active; j++)
+    rt_obs_window_free(&tr->obs_win[j]);
+  free(tr->obs_win);
+  free(tr->obs_active);
   free(tr->args);
   free(tr->prior_args);
   free(tr->active);
@@ -167,6 +196,34 @@ static double sources_step(Trainer *tr, int64_t step) {
   return loss;
 }
 
+/* Observation j's batch of windows: its mean loss. */
+static double observation_step(Trainer *tr, int j, int64_t step) {
+  int k = tr->obs_active[j];
+  const lobe_observation *ob = &tr->m->observations[k];
+  const DataTable *t = &tr->tables[tr->m->nsources + k];
+  RtObsWindow *w = &tr->obs_win[j];
+  uint64_t stream = rt_rng_stream(tr->st.seed, RT_RNG_OBS_BATCH, (uint64_t)step, (uint64_t)k);
+  float weight = (float)(ob->loss_weight / ob->batch);
+  double sum = 0;
+  for (int b = 0; b < ob->batch; b++) {
+    rt_obs_window_at(w, t, rt_obs_draw(ob, t, stream, (uint64_t)b));
+    ob->loss_grad_f32(w->loss_args);
+    rt_params_accumulate(&tr->st.params, ob->grad_params, ob->ngrad, weight);
+    sum += w->loss;
+  }
+  return sum / ob->batch;
+}
+
+static double observations_step(Trainer *tr, int64_t step) {
+  double loss = 0;
+  for (int j = 0; j < tr->nobs_active; j++) {
+    double mean = observation_step(tr, j, step);
+    tr->src_loss[tr->nactive + j] = mean;
+    loss += tr->m->observations[tr->obs_active[j]].loss_weight * mean;
+  }
+  return loss;
+}
+
 /* Regularisers count once per step, however many sources there are. */
 static double prior_step(Trainer *tr) {
   const lobe_model *m = tr->m;
@@ -174,13 +231,14 @@ static double prior_step(Trainer *tr) {
     return 0;
   m->prior_f32(tr->prior_args);
   rt_params_accumulate(&tr->st.params, m->prior_grad_params, m->nprior_grad, 1);
-  tr->src_loss[tr->nactive] = tr->prior_loss;
+  tr->src_loss[tr->nactive + tr->nobs_active] = tr->prior_loss;
   return tr->prior_loss;
 }
 
 static double train_step(Trainer *tr, int64_t step) {
   rt_params_zero_grad(&tr->st.params);
   double loss = sources_step(tr, step);
+  loss += observations_step(tr, step);
   loss += prior_step(tr);
   rt_adam_step(&tr->st.params, tr->m, step + 1);
   return loss;
@@ -235,8 +293,8 @@ static int train(Trainer *tr) {
     return RT_OK;
   }
   RtProgress pr;
-  if (rt_progress_begin(&pr, tr->m, tr->active, tr->nactive, tr->st.step, tr->total,
-                        tr->o->log_every) != RT_OK) {
+  if (rt_progress_begin(&pr, tr->m, tr->active, tr->nactive, tr->obs_active,
+                        tr->nobs_active, tr->st.step, tr->total, tr->o->log_every) != RT_OK) {
     rt_progress_end(&pr);
     rt_error("out of memory");
     return RT_FAIL;

@@ -37,7 +37,7 @@ static bool is_const(const IrFunc *f, int v, double value) {
 static void become_const(IrInstr *in, double value) {
   free(in->args);
   free(in->data);
-  *in = (IrInstr){.op = IR_CONST, .type = TY_REAL, .shape = in->shape,
+  *in = (IrInstr){.op = IR_CONST, .type = in->type, .shape = in->shape,
                   .value = value, .name = in->name};
 }
 

@@ -276,77 +276,17 @@ END_TEST
 
 /* ---- compiled against interpreted ------------------------------------------ */
 
-static void *compile(const Lowered *fx, char *dir) {
-  char obj[512], so[512], err[1024];
-  snprintf(obj, sizeof obj, "%s/model.o", dir);
-  snprintf(so, sizeof so, "%s/model.so", dir);
-  for (int i = 0; i < fx->mod->nfuncs; i++)
-    pass_run_all(fx->mod->funcs[i], NULL, NULL);
-  CgOptions opt = {.opt_level = 2, .descriptor = false};
-  ck_assert_msg(cg_emit_object(fx->mod, &opt, obj, err, sizeof err) == 0, "%s", err);
-  ck_assert_msg(link_executable(obj, so, true, err, sizeof err) == 0, "%s", err);
-  void *lib = dlopen(so, RTLD_NOW | RTLD_LOCAL);
-  ck_assert_msg(lib != NULL, "%s", dlerror());
-  unlink(obj);
-  unlink(so);
-  return lib;
-}
-
-/* Calls f's compiled form with the interpreter's inputs converted to its
- * precision; returns the largest norm-wise relative error over outputs. */
-static double compiled_error(void *lib, const IrFunc *f, double **in, double **want,
-                             bool f64) {
-  char sym[256];
-  cg_symbol(f, f64 ? "f64" : "f32", sym, sizeof sym);
-  lobe_fn fn = (lobe_fn)dlsym(lib, sym);
-  ck_assert_msg(fn != NULL, "no symbol %s", sym);
-  int nargs = f->ninputs + f->noutputs;
-  void **args = calloc(nargs, sizeof *args);
-  for (int k = 0; k < nargs; k++) {
-    const IrInstr *x = &f->ins[k < f->ninputs ? ir_input_value(f, k)
-                                               : f->outputs[k - f->ninputs]];
-    long n = ir_numel(x->shape);
-    size_t size = x->type == TY_I32 ? 4 : f64 ? 8 : 4;
-    args[k] = calloc(n, size);
-    for (long i = 0; k < f->ninputs && i < n; i++) {
-      if (x->type == TY_I32)
-        ((int32_t *)args[k])[i] = (int32_t)in[k][i];
-      else if (f64)
-        ((double *)args[k])[i] = in[k][i];
-      else
-        ((float *)args[k])[i] = (float)in[k][i];
-    }
-  }
-  fn(args);
-  double worst = 0;
-  for (int o = 0; o < f->noutputs; o++) {
-    long n = ir_numel(f->ins[f->outputs[o]].shape);
-    double diff = 0, norm = 0;
-    for (long i = 0; i < n; i++) {
-      void *buf = args[f->ninputs + o];
-      double got = f64 ? ((double *)buf)[i] : ((float *)buf)[i];
-      diff += (got - want[o][i]) * (got - want[o][i]);
-      norm += want[o][i] * want[o][i];
-    }
-    worst = fmax(worst, sqrt(diff) / fmax(sqrt(norm), 1e-12));
-  }
-  for (int k = 0; k < nargs; k++)
-    free(args[k]);
-  free(args);
-  return worst;
-}
-
 static void check_compiled(const char *index, const char *condition, const char *activation,
                            int latent) {
   char dir[] = "/tmp/lobe-test-XXXXXX";
   ck_assert_ptr_nonnull(mkdtemp(dir));
   Lowered fx = build(index, condition, activation, latent);
-  void *lib = compile(&fx, dir);
+  void *lib = test_compile(&fx, dir);
   for (int i = 0; i < fx.mod->nfuncs; i++) {
     const IrFunc *f = fx.mod->funcs[i];
     double **in = make_inputs(&fx, f, 11 + i), **want = run_interp(f, in);
-    double e32 = compiled_error(lib, f, in, want, false);
-    double e64 = compiled_error(lib, f, in, want, true);
+    double e32 = test_compiled_error(lib, f, in, want, false);
+    double e64 = test_compiled_error(lib, f, in, want, true);
     ck_assert_msg(e32 < 1e-4, "%s f32: relative error %g", f->name, e32);
     ck_assert_msg(e64 < 1e-10, "%s f64: relative error %g", f->name, e64);
     free_buffers(in, f->ninputs);
@@ -417,9 +357,9 @@ START_TEST(binary_encoding_is_exact) {
     for (int k = 0; k < NBITS; k++)
       ck_assert_msg(out[0][n * NBITS + k] == ((n >> k) & 1), "bit %d of %d is %g", k, n,
                     out[0][n * NBITS + k]);
-  void *lib = compile(&fx, dir);
-  ck_assert_msg(compiled_error(lib, f, in, out, false) == 0, "f32 bits differ");
-  ck_assert_msg(compiled_error(lib, f, in, out, true) == 0, "f64 bits differ");
+  void *lib = test_compile(&fx, dir);
+  ck_assert_msg(test_compiled_error(lib, f, in, out, false) == 0, "f32 bits differ");
+  ck_assert_msg(test_compiled_error(lib, f, in, out, true) == 0, "f64 bits differ");
   dlclose(lib);
   free_buffers(in, f->ninputs);
   free_buffers(out, f->noutputs);

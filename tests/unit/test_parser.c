@@ -382,10 +382,10 @@ START_TEST(errors_inside_blocks) {
 END_TEST
 
 START_TEST(reserved_keywords) {
-  Parsed *p = parse_errors("simulate A\nregion observe : c\nconnect A -> B\n", 2);
+  Parsed *p = parse_errors("simulate A\nregion simulate : c\nconnect A -> B\n", 2);
   const char *out = messages(p);
   ck_assert_ptr_nonnull(strstr(out, "1:1: error[E0011]: 'simulate' is reserved"));
-  ck_assert_ptr_nonnull(strstr(out, "2:8: error[E0011]: 'observe' is reserved"));
+  ck_assert_ptr_nonnull(strstr(out, "2:8: error[E0011]: 'simulate' is reserved"));
   ck_assert_int_eq(p->prog->ndecls, 1);
   parsed_free(p);
 }
@@ -434,7 +434,7 @@ END_TEST
 START_TEST(statement_list) {
   Parsed *p = parse_errors("frobnicate\n", 1);
   ck_assert_ptr_nonnull(strstr(messages(p), "expected a statement (import, let, subjects, "
-                                            "aunn, region, connect, data, loss or train)"));
+                                            "aunn, region, connect, data, observe, loss or train)"));
   parsed_free(p);
 }
 END_TEST

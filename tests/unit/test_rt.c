@@ -411,48 +411,14 @@ static void teardown(void) {
 
 /* ---- running the CLI ---------------------------------------------------- */
 
-static void slurp_fd(FILE *f, char *buf, size_t cap) {
-  fflush(f);
-  rewind(f);
-  size_t n = fread(buf, 1, cap - 1, f);
-  buf[n] = '\0';
-  fclose(f);
-}
-
 /* rt_main(&model, "brain", args..., NULL) with stdout and stderr captured. */
 static int run(const char *first, ...) {
-  char *argv[32] = {"brain"};
-  int argc = 1;
   va_list ap;
   va_start(ap, first);
-  for (const char *a = first; a; a = va_arg(ap, const char *))
-    argv[argc++] = (char *)a;
+  int rc = test_rt_vmain(&model, out_text, sizeof out_text, err_text, sizeof err_text,
+                         first, ap);
   va_end(ap);
-  fflush(stdout);
-  fflush(stderr);
-  int saved_out = dup(1), saved_err = dup(2);
-  FILE *fo = tmpfile(), *fe = tmpfile();
-  dup2(fileno(fo), 1);
-  dup2(fileno(fe), 2);
-  int rc = rt_main(&model, argc, argv);
-  fflush(stdout);
-  fflush(stderr);
-  dup2(saved_out, 1);
-  dup2(saved_err, 2);
-  close(saved_out);
-  close(saved_err);
-  slurp_fd(fo, out_text, sizeof out_text);
-  slurp_fd(fe, err_text, sizeof err_text);
   return rc;
-}
-
-#define ck_assert_has(text, part) ck_assert_msg(strstr(text, part) != NULL, \
-    "output \"%s\" lacks \"%s\"", text, part)
-
-static double field(const char *text, const char *key) {
-  const char *p = strstr(text, key);
-  ck_assert_msg(p != NULL, "no %s in \"%s\"", key, text);
-  return atof(p + strlen(key));
 }
 
 /* The state in DIR's checkpoint; the caller frees it with rt_state_free. */
@@ -475,10 +441,10 @@ static int count_lines(const char *text) {
  * rounding. */
 START_TEST(specialised_training_agrees) {
   ck_assert_int_eq(run("train", "--steps", "100", "--checkpoint", tmp_path("plain"), NULL), 0);
-  double plain = field(out_text, "trained steps=100 loss=");
+  double plain = test_field(out_text, "trained steps=100 loss=");
   specialise_a();
   ck_assert_int_eq(run("train", "--steps", "100", "--checkpoint", tmp_path("spec"), NULL), 0);
-  double spec = field(out_text, "trained steps=100 loss=");
+  double spec = test_field(out_text, "trained steps=100 loss=");
   ck_assert_msg(fabs(spec - plain) <= 1e-4 * fabs(plain), "loss %.6g specialised, %.6g not",
                 spec, plain);
 }
@@ -489,11 +455,11 @@ START_TEST(train_reduces_loss) {
   ck_assert_int_eq(run("train", "--steps", "100", "--log-every", "10", "--checkpoint", ck,
                        NULL), 0);
   /* the poisson term has a non-zero minimum: V1's mse shows the progress */
-  double first = field(strstr(err_text, "step=10 "), "loss[V1.m1]=");
-  double last = field(strstr(err_text, "step=100 "), "loss[V1.m1]=");
+  double first = test_field(strstr(err_text, "step=10 "), "loss[V1.m1]=");
+  double last = test_field(strstr(err_text, "step=100 "), "loss[V1.m1]=");
   ck_assert_msg(last < 0.2 * first, "loss %g -> %g", first, last);
-  ck_assert_double_eq_tol(field(out_text, "trained steps=100 loss="),
-                          field(strstr(err_text, "step=100 "), "loss="), 1e-5);
+  ck_assert_double_eq_tol(test_field(out_text, "trained steps=100 loss="),
+                          test_field(strstr(err_text, "step=100 "), "loss="), 1e-5);
   ck_assert_has(err_text, "loss[V1.m1]=");
   ck_assert_has(err_text, "loss[LGN.m2]=");
   ck_assert_has(err_text, "loss[prior]=");
@@ -510,8 +476,8 @@ START_TEST(prior_once_per_step) {
   ck_assert_int_eq(prior_calls, 10);
   const char *line = strstr(err_text, "step=10 ");
   ck_assert_ptr_nonnull(line);
-  double total = field(line, "loss="), a = field(line, "loss[V1.m1]="),
-         b = field(line, "loss[LGN.m2]="), prior = field(line, "loss[prior]=");
+  double total = test_field(line, "loss="), a = test_field(line, "loss[V1.m1]="),
+         b = test_field(line, "loss[LGN.m2]="), prior = test_field(line, "loss[prior]=");
   ck_assert_double_eq_tol(total, a + 0.5 * b + prior, 1e-5 * fabs(total));
   ck_assert_double_gt(prior, edge_weight() * 0.9);   /* |gate| is about 1 */
   /* W_b trained by the prior alone: with eps = 1, Adam's first step is
@@ -660,7 +626,7 @@ START_TEST(predict_window_placement) {
   for (int i = 0; i < B; i++)
     t[i] = (float)(1 - (WIN - 1) / 20.0);
   toy(&head_a, st.params.value[0][0], st.params.value[5][0], W, b, t, NULL, out, NULL);
-  double x = field(strchr(out_text, '\n') + 1, "1,");
+  double x = test_field(strchr(out_text, '\n') + 1, "1,");
   double want = out[(WIN - 1) * 2] * st.std[0][0] + st.mean[0][0];
   ck_assert_double_eq_tol(x, want, 1e-5 * fmax(1, fabs(want)));
   rt_state_free(&st);
@@ -781,10 +747,10 @@ START_TEST(heldout_baseline) {
                        "V1.m1", "--checkpoint", ck, NULL), 0);
   const char *line = strstr(out_text, "\nheldout V1.m3 head=V1.m1 rows=6 channels=2 ");
   ck_assert_msg(line != NULL, "%s", out_text);
-  ck_assert_int_eq((int)field(line, "baseline_sources="), 2);
-  ck_assert_double_eq_tol(field(line, "baseline_r2="), (1 - 5 / 17.5 + 1 - 36 / 30.0) / 2,
+  ck_assert_int_eq((int)test_field(line, "baseline_sources="), 2);
+  ck_assert_double_eq_tol(test_field(line, "baseline_r2="), (1 - 5 / 17.5 + 1 - 36 / 30.0) / 2,
                           1e-4);
-  ck_assert_double_eq_tol(field(line, "baseline_mse="), 41 / 12.0, 1e-5);
+  ck_assert_double_eq_tol(test_field(line, "baseline_mse="), 41 / 12.0, 1e-5);
   ck_assert_has(line, " r2=");
   ck_assert_has(line, " mse=");
   ck_assert_int_eq(seen_subject, 2);   /* V1's head read for m3 */
@@ -836,19 +802,19 @@ START_TEST(gradcheck_passes) {
   const char *last = strstr(out_text, "gradcheck: max_rel_err=");
   ck_assert_ptr_nonnull(last);
   ck_assert_has(last, "params=6\n");
-  ck_assert_msg(field(last, "max_rel_err=") < 1e-6, "%s", out_text);
-  ck_assert_msg(field(out_text, "prior: max_rel_err=") < 1e-6, "%s", out_text);
+  ck_assert_msg(test_field(last, "max_rel_err=") < 1e-6, "%s", out_text);
+  ck_assert_msg(test_field(out_text, "prior: max_rel_err=") < 1e-6, "%s", out_text);
 }
 END_TEST
 
 START_TEST(gradcheck_catches_wrong_gradient) {
   break_gradient = 1;
   ck_assert_int_eq(run("gradcheck", "--checkpoint", tmp_path("none"), NULL), RT_FAIL);
-  ck_assert_msg(field(out_text, "gradcheck: max_rel_err=") > 1e-3, "%s", out_text);
+  ck_assert_msg(test_field(out_text, "gradcheck: max_rel_err=") > 1e-3, "%s", out_text);
   break_gradient = 0;
   break_prior = 1;
   ck_assert_int_eq(run("gradcheck", "--checkpoint", tmp_path("none"), NULL), RT_FAIL);
-  ck_assert_msg(field(out_text, "prior: max_rel_err=") > 1e-3, "%s", out_text);
+  ck_assert_msg(test_field(out_text, "prior: max_rel_err=") > 1e-3, "%s", out_text);
 }
 END_TEST
 

@@ -128,4 +128,123 @@ static inline void free_buffers(double **b, int n) {
 }
 #endif
 
+#if defined(LOBE_BACKEND_H) && defined(LOBE_MODEL_H) && defined(LOBE_IR_H)
+#include <dlfcn.h>
+#include <math.h>
+#include <unistd.h>
+
+/* The lowered module's functions, optimised, compiled and loaded from a
+ * shared object in dir (removed once loaded). */
+static inline void *test_compile(const Lowered *fx, char *dir) {
+  char obj[512], so[512], err[1024];
+  snprintf(obj, sizeof obj, "%s/model.o", dir);
+  snprintf(so, sizeof so, "%s/model.so", dir);
+  for (int i = 0; i < fx->mod->nfuncs; i++)
+    pass_run_all(fx->mod->funcs[i], NULL, NULL);
+  CgOptions opt = {.opt_level = 2, .descriptor = false};
+  ck_assert_msg(cg_emit_object(fx->mod, &opt, obj, err, sizeof err) == 0, "%s", err);
+  ck_assert_msg(link_executable(obj, so, true, err, sizeof err) == 0, "%s", err);
+  void *lib = dlopen(so, RTLD_NOW | RTLD_LOCAL);
+  ck_assert_msg(lib != NULL, "%s", dlerror());
+  unlink(obj);
+  unlink(so);
+  return lib;
+}
+
+/* Calls f's compiled form with the interpreter's inputs converted to its
+ * precision; returns the largest norm-wise relative error over outputs. */
+static inline double test_compiled_error(void *lib, const IrFunc *f, double **in, double **want,
+                             bool f64) {
+  char sym[256];
+  cg_symbol(f, f64 ? "f64" : "f32", sym, sizeof sym);
+  lobe_fn fn = (lobe_fn)dlsym(lib, sym);
+  ck_assert_msg(fn != NULL, "no symbol %s", sym);
+  int nargs = f->ninputs + f->noutputs;
+  void **args = calloc(nargs, sizeof *args);
+  for (int k = 0; k < nargs; k++) {
+    const IrInstr *x = &f->ins[k < f->ninputs ? ir_input_value(f, k)
+                                               : f->outputs[k - f->ninputs]];
+    long n = ir_numel(x->shape);
+    size_t size = x->type == TY_I32 ? 4 : f64 ? 8 : 4;
+    args[k] = calloc(n, size);
+    for (long i = 0; k < f->ninputs && i < n; i++) {
+      if (x->type == TY_I32)
+        ((int32_t *)args[k])[i] = (int32_t)in[k][i];
+      else if (f64)
+        ((double *)args[k])[i] = in[k][i];
+      else
+        ((float *)args[k])[i] = (float)in[k][i];
+    }
+  }
+  fn(args);
+  double worst = 0;
+  for (int o = 0; o < f->noutputs; o++) {
+    long n = ir_numel(f->ins[f->outputs[o]].shape);
+    double diff = 0, norm = 0;
+    for (long i = 0; i < n; i++) {
+      void *buf = args[f->ninputs + o];
+      double got = f64 ? ((double *)buf)[i] : ((float *)buf)[i];
+      diff += (got - want[o][i]) * (got - want[o][i]);
+      norm += want[o][i] * want[o][i];
+    }
+    worst = fmax(worst, sqrt(diff) / fmax(sqrt(norm), 1e-12));
+  }
+  for (int k = 0; k < nargs; k++)
+    free(args[k]);
+  free(args);
+  return worst;
+}
+#endif
+
+#ifdef LOBE_RT_H
+#include <stdarg.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The whole of f, read from its start into buf (NUL-terminated); closes f. */
+static inline void test_slurp(FILE *f, char *buf, size_t cap) {
+  fflush(f);
+  rewind(f);
+  size_t n = fread(buf, 1, cap - 1, f);
+  buf[n] = '\0';
+  fclose(f);
+}
+
+/* rt_main(m, "brain", first, the rest of ap up to NULL) with stdout and
+ * stderr captured into out and err. */
+static inline int test_rt_vmain(const lobe_model *m, char *out, size_t outcap, char *err,
+                                size_t errcap, const char *first, va_list ap) {
+  char *argv[32] = {"brain"};
+  int argc = 1;
+  for (const char *a = first; a && argc < 31; a = va_arg(ap, const char *))
+    argv[argc++] = (char *)a;
+  fflush(stdout);
+  fflush(stderr);
+  int saved_out = dup(1), saved_err = dup(2);
+  FILE *fo = tmpfile(), *fe = tmpfile();
+  dup2(fileno(fo), 1);
+  dup2(fileno(fe), 2);
+  int rc = rt_main(m, argc, argv);
+  fflush(stdout);
+  fflush(stderr);
+  dup2(saved_out, 1);
+  dup2(saved_err, 2);
+  close(saved_out);
+  close(saved_err);
+  test_slurp(fo, out, outcap);
+  test_slurp(fe, err, errcap);
+  return rc;
+}
+
+#define ck_assert_has(text, part) ck_assert_msg(strstr(text, part) != NULL, \
+    "output \"%s\" lacks \"%s\"", text, part)
+
+/* The number after key in text. */
+static inline double test_field(const char *text, const char *key) {
+  const char *p = strstr(text, key);
+  ck_assert_msg(p != NULL, "no %s in \"%s\"", key, text);
+  return atof(p + strlen(key));
+}
+#endif
+
 #endif
