@@ -1859,17 +1859,19 @@ static IrFunc *lower_obs_loss(const Lowering *L, const ObsWindow *w, bool held_f
   const Observation *o = w->o;
   int *held = NULL;
   Builder b = begin_observation(L, w, held_form ? "loss_held" : "loss", held_form ? &held : NULL);
-  Builder state = b;
-  if (held)
-    state = held_builder(&b, held);
+  Builder held_state, *state = &b;
+  if (held) {
+    held_state = held_builder(&b, held);
+    state = &held_state;
+  }
   int n = o->nregions;
   IrShape y_shape = o->kind == OBS_FC ? IR_MAT(n, n) : IR_MAT(w->g.steps, o->data.channels);
   int y = ir_input(b.f, "y", TY_REAL, y_shape);
-  int out = obs_out(&b, &state, w);
+  int out = obs_out(&b, state, w);
   ir_output(b.f, o->kind == OBS_FC ? obs_upper_mse(b.f, obs_pearson(b.f, out), y)
                                    : lower_mse(&b, out, y));
   if (held)
-    finish(&state);
+    finish(&held_state);
   return finish(&b);
 }
 

@@ -2233,17 +2233,15 @@ static const char *const observation_examples[NOBS_KINDS] = {
 static const char *const haemodynamics[] = {"hrf", "balloon"};
 enum { OBS_DEFAULT_BATCH = 4 };
 
-/* Defines the observation "MEASURE.SUBJECT"; NULL (after reporting) if defined. */
+/* The observation's name "MEASURE.SUBJECT"; NULL (after reporting) if defined. */
 static char *observation_name(Sema *s, const Decl *d, int subject) {
   char *name;
   if (asprintf(&name, "%.*s.%s", d->name.len, d->name.start,
                s->m->subjects[subject].name) < 0)
     return NULL;
   const Entry *prev = table_find(&s->observations, name, (int)strlen(name));
-  if (!prev && !table_find(&s->sources, name, (int)strlen(name))) {
-    table_put(&s->observations, (Entry){name, s->m->nobservations, d->pos});
+  if (!prev && !table_find(&s->sources, name, (int)strlen(name)))
     return name;
-  }
   diag_error(s->d, DIAG_DUPLICATE_DATA, d->pos,
              "'%s' is already observed (one observation per measure and subject)", name);
   if (prev)
@@ -2366,6 +2364,7 @@ static void check_observe(Sema *s, const Decl *d) {
     return;
   }
   o.data.name = strdup(o.name);
+  table_put(&s->observations, (Entry){o.name, m->nobservations, d->pos});
   m->observations = grow(m->observations, m->nobservations, sizeof *m->observations);
   m->observations[m->nobservations++] = o;
 }
