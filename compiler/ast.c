@@ -287,7 +287,7 @@ const char *ast_decl_keyword(DeclKind kind) {
       [DECL_IMPORT] = "import", [DECL_SUBJECTS] = "subjects", [DECL_AUNN] = "aunn",
       [DECL_REGION] = "region", [DECL_DATA] = "data",         [DECL_LOSS] = "loss",
       [DECL_TRAIN] = "train",   [DECL_CONNECT] = "connect",   [DECL_LET] = "let",
-      [DECL_OBSERVE] = "observe"};
+      [DECL_OBSERVE] = "observe", [DECL_STRUCTURE] = "structure"};
   return keywords[kind];
 }
 
@@ -304,6 +304,10 @@ static void dump_decl(FILE *out, const Decl *d) {
   case DECL_REGION:
     fputc(' ', out);
     print_names(out, d->names, d->nnames);
+    if (d->value) {
+      fputs("from ", out);
+      ast_expr_print(out, d->value);
+    }
     fprintf(out, " : %.*s", d->ref.len, d->ref.start);
     print_option(out, "at", d->position);
     break;
@@ -315,6 +319,10 @@ static void dump_decl(FILE *out, const Decl *d) {
   case DECL_DATA:
   case DECL_OBSERVE:
     fprintf(out, " %.*s of %.*s = ", d->name.len, d->name.start, d->ref.len, d->ref.start);
+    ast_expr_print(out, d->value);
+    break;
+  case DECL_STRUCTURE:
+    fprintf(out, " of %.*s = ", d->ref.len, d->ref.start);
     ast_expr_print(out, d->value);
     break;
   case DECL_LOSS: fputc(' ', out); ast_expr_print(out, d->value); break;

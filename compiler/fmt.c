@@ -40,9 +40,11 @@ enum { NO_KEY = -1 };
 
 /* ---- tokens to text -------------------------------------------------------- */
 
+/* `from` too: it is a name wherever an operand can be. */
 static bool ends_operand(int kind) {
   return kind == TK_NUMBER || kind == TK_STRING || kind == TK_IDENT ||
-         kind == TK_QNAME || kind == TK_RPAREN || kind == TK_RBRACKET;
+         kind == TK_QNAME || kind == TK_RPAREN || kind == TK_RBRACKET ||
+         kind == TK_FROM;
 }
 
 /* spaced_colon: the colon of `region V1 : cortex`, not of `rate: 1Hz`. */

@@ -164,7 +164,14 @@ typedef struct Edge {
   /* prior on the gate: (l1 + distance * length) * |gate| per step */
   double l1;
   double distance;         /* per metre of length */
-  double length;           /* metres between the regions' positions; 0 if unknown */
+  double length;           /* metres: the structure's mean tract length when it
+                              gives one, else between the regions' positions;
+                              0 if unknown */
+  double *weight;          /* Model.nsubjects structural weights w_s[from][to]
+                              (docs/semantics.md#structure): r receives
+                              gate * weight[s] * z_u(t - delay) in subject s;
+                              NULL when the model has no structure statement
+                              (every weight 1). Owned by the Model. */
 } Edge;
 
 /* A global measurement of one subject (docs/semantics.md#observations): the
@@ -280,7 +287,7 @@ typedef struct Item {
 
 typedef enum {
   DECL_IMPORT, DECL_SUBJECTS, DECL_AUNN, DECL_REGION, DECL_DATA, DECL_LOSS,
-  DECL_TRAIN, DECL_CONNECT, DECL_LET, DECL_OBSERVE
+  DECL_TRAIN, DECL_CONNECT, DECL_LET, DECL_OBSERVE, DECL_STRUCTURE
 } DeclKind;
 
 /* Names that may be qualified by an import's namespace (`areas.cortex`) are
@@ -294,9 +301,11 @@ typedef struct Decl {
   Name name;          /* aunn, let: its name; data: the region; observe: the measure */
   Name *names;        /* subjects, region: the names declared */
   int nnames;
-  Name ref;           /* region: its aunn (maybe qualified); data, observe: the subject */
+  Name ref;           /* region: its aunn (maybe qualified); data, observe,
+                         structure: the subject (or `all`) */
   Expr *value;        /* data: the source call; observe: the observation call;
-                         loss: the sum of terms; let: its value */
+                         structure, `region from`: the connectome call (nnames
+                         is then 0); loss: the sum of terms; let: its value */
   Expr *position;     /* region ... at [x, y, z]; NULL if none */
   /* connect FROM -> TO [delay D] [prior P]: FROM and TO are a region name,
    * `all` (a name) or a list of names; delay and prior NULL when absent */
@@ -388,6 +397,10 @@ int lex_next(Lexer *lx, Token *t);
 /* How messages name a token kind: "'{'", "a name", "end of line". */
 const char *lex_kind_name(int kind);
 bool lex_is_statement_keyword(int kind);
+/* Whether the string s is one name token, not a keyword (but `x` and
+ * `from`, which are names where no keyword fits): what a region declared
+ * from a connectome's label must be. */
+bool lex_is_name(const char *s);
 /* The value of a NUMBER token and the length of its numeric part (the rest is
  * its unit); false if out of range (the lexer has reported it). */
 bool lex_number_value(const Token *t, double *value, int *digits);
@@ -441,11 +454,42 @@ const Namespace *import_namespace(const ModuleSet *set, int m, const char *name,
  * source tree's stdlib/. */
 char *import_stdlib_folder(void);
 
+/* ----------------------------------------------------------- structure.c */
+/* Structural connectomes read at compile time (docs/semantics.md#structure).
+ * Sema reads them through a StructureReader, so that the front end alone
+ * (the fuzzer) needs no file formats; structure_reader reads them through
+ * the runtime's readers (lobe_data). Errors: -1 and a message in err naming
+ * the file, what was expected and what was found. */
+
+typedef struct Connectome {
+  int n;                   /* regions: rows and columns */
+  char **labels;           /* n labels, or NULL: a bare matrix */
+  double *centres;         /* n x 3, millimetres; NULL without labels */
+  double *weights;         /* n x n, >= 0: weights[u * n + r] for u -> r */
+  double *lengths;         /* n x n, millimetres; NULL if not given */
+} Connectome;
+
+typedef struct StructureReader {
+  /* A TVB connectivity zip: labels, centres, weights and tract lengths. */
+  int (*read_zip)(const char *path, Connectome *out, char *err, size_t errlen);
+  /* A square matrix of values >= 0 from a csv, npy or mat (variable var)
+   * file: *out gets n x n values, malloc'd. */
+  int (*read_matrix)(SourceKind kind, const char *path, const char *var, double **out,
+                     int *n, char *err, size_t errlen);
+} StructureReader;
+
+extern const StructureReader structure_reader;
+
 /* ---------------------------------------------------------------- sema.c */
 
 /* Checks the program; on success returns a Model (errors reported to d
  * otherwise, and NULL). The Model owns its strings; free with sema_free. */
 Model *sema_check(Diag *d, const Program *p);
+/* The same, reading connectomes with reader; sema_check reads none (a
+ * connectome is then an error). */
+Model *sema_check_with(Diag *d, const Program *p, const StructureReader *reader);
+/* Frees what a StructureReader put in c. */
+void sema_connectome_free(Connectome *c);
 /* Sources sharing a probe must agree on their channel count: checked by
  * sema for declared counts, and again by the driver once files are bound. */
 void sema_check_probes(Diag *d, const Model *m);

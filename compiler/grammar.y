@@ -130,12 +130,13 @@ static void add_decl(ParseState *ps, Decl decl) {
 
 %token NEWLINE IDENT NUMBER STRING
        IMPORT SUBJECTS AUNN REGION DATA OF LOSS TRAIN CONNECT DELAY X
-       QNAME PRIOR LET AS AT SIMULATE OBSERVE
+       QNAME PRIOR LET AS AT SIMULATE OBSERVE STRUCTURE FROM
        LBRACE RBRACE LPAREN RPAREN LBRACKET RBRACKET COMMA COLON DOT EQ ARROW
        PLUS MINUS STAR SLASH.
 
-/* `x` is an operator in `64 x 2` and a name anywhere else. */
-%fallback IDENT X.
+/* `x` is an operator in `64 x 2` and a name anywhere else; `from` is a
+ * keyword only right after `region`. */
+%fallback IDENT X FROM.
 
 %left X.
 %left PLUS MINUS.
@@ -222,6 +223,10 @@ statement ::= REGION(K) names(N) COLON qualified(T) position(P) NEWLINE. {
   add_decl(ps, (Decl){.kind = DECL_REGION, .pos = K.pos, .names = N.v,
                       .nnames = N.n, .ref = T, .position = P});
 }
+/* region from connectome("tvb.zip") : AUNN: a region per row, named by its label. */
+statement ::= REGION(K) FROM expr(E) COLON qualified(T) NEWLINE. {
+  add_decl(ps, (Decl){.kind = DECL_REGION, .pos = K.pos, .value = E, .ref = T});
+}
 position(A) ::= . { A = NULL; }
 position(A) ::= AT expr(E). { A = E; }
 
@@ -248,6 +253,10 @@ statement ::= DATA(K) IDENT(R) OF IDENT(S) EQ expr(E) NEWLINE. {
 statement ::= OBSERVE(K) IDENT(N) OF IDENT(S) EQ expr(E) NEWLINE. {
   add_decl(ps, (Decl){.kind = DECL_OBSERVE, .pos = K.pos, .name = name_of(N),
                       .ref = name_of(S), .value = E});
+}
+
+statement ::= STRUCTURE(K) OF IDENT(S) EQ expr(E) NEWLINE. {
+  add_decl(ps, (Decl){.kind = DECL_STRUCTURE, .pos = K.pos, .ref = name_of(S), .value = E});
 }
 
 statement ::= LOSS(K) expr(E) NEWLINE. {
@@ -383,7 +392,7 @@ static bool is_operator(int kind) {
 
 static const int statement_starts[] = {TK_IMPORT, TK_LET, TK_SUBJECTS, TK_AUNN,
                                        TK_REGION, TK_CONNECT, TK_DATA, TK_OBSERVE,
-                                       TK_LOSS, TK_TRAIN};
+                                       TK_STRUCTURE, TK_LOSS, TK_TRAIN};
 static const int expression_starts[] = {TK_NUMBER, TK_STRING, TK_IDENT, TK_QNAME,
                                         TK_LPAREN, TK_LBRACKET, TK_MINUS};
 enum {
@@ -402,6 +411,7 @@ static bool all_in(const bool *ok, const int *kinds, int n) {
 static int expected_names(const bool *expected, const char **names) {
   bool ok[YYNTOKEN];
   memcpy(ok, expected, sizeof ok);
+  ok[TK_FROM] &= !ok[TK_IDENT];    /* where a name goes, `from` falls back to one */
   int n = 0;
   if (all_in(ok, expression_starts, NEXPRESSION)) {
     for (int i = 0; i < NEXPRESSION; i++)
@@ -445,7 +455,7 @@ static void found_text(char *buf, size_t size, Token t) {
 /* The words of statement_starts, in its order. */
 static const char *const statement_words[] = {"import", "let", "subjects", "aunn",
                                               "region", "connect", "data", "observe",
-                                              "loss", "train"};
+                                              "structure", "loss", "train"};
 _Static_assert(sizeof statement_words / sizeof *statement_words == NSTATEMENT,
                "statement_words and statement_starts differ");
 
@@ -474,7 +484,7 @@ static void report_bad_statement(ParseState *ps, Token found, const char *what) 
   else if (!ps->statement_failed)
     diag_error(ps->diag, DIAG_NOT_STATEMENT, found.pos,
                "expected a statement (import, let, subjects, aunn, region, connect, "
-               "data, observe, loss or train), found %s", what);
+               "data, observe, structure, loss or train), found %s", what);
 }
 
 /* `areas . cortex`: blanks split a qualified name into tokens that make no

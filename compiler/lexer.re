@@ -33,6 +33,9 @@
   number = digits ("." digits)? ([eE] [+-]? digits)?;
   ident = [a-zA-Z_] [a-zA-Z0-9_]*;
   qualified = ident ("." ident)+;
+  keyword = "import" | "subjects" | "aunn" | "region" | "data" | "of" | "loss"
+          | "train" | "connect" | "delay" | "prior" | "let" | "as" | "at"
+          | "simulate" | "observe" | "structure";
 */
 
 void lex_init(Lexer *lx, Diag *d, const SrcFile *file) {
@@ -258,6 +261,8 @@ static int scan(Lexer *lx, Token *t) {
       "at"                  { return TOKEN(TK_AT); }
       "simulate"            { return TOKEN(TK_SIMULATE); }
       "observe"             { return TOKEN(TK_OBSERVE); }
+      "structure"           { return TOKEN(TK_STRUCTURE); }
+      "from"                { return TOKEN(TK_FROM); }
       "x"                   { return TOKEN(TK_X); }
       "x" / [0-9]           {      /* the x of 64x2, else a name like x2 */
         if (start > lx->line_start && start[-1] >= '0' && start[-1] <= '9')
@@ -390,12 +395,23 @@ int lex_next(Lexer *lx, Token *t) {
   return t->kind;
 }
 
+bool lex_is_name(const char *s) {
+  const unsigned char *YYCURSOR = (const unsigned char *)s, *YYMARKER;
+  (void)YYMARKER;
+  /*!re2c
+    keyword "\x00" { return false; }
+    ident "\x00"   { return true; }
+    *              { return false; }
+  */
+}
+
 /* ---- names of token kinds ----------------------------------------------------- */
 
 bool lex_is_statement_keyword(int kind) {
   switch (kind) {
   case TK_IMPORT: case TK_SUBJECTS: case TK_AUNN: case TK_REGION: case TK_DATA:
   case TK_OBSERVE: case TK_LOSS: case TK_TRAIN: case TK_CONNECT: case TK_LET:
+  case TK_STRUCTURE:
     return true;
   }
   return false;
@@ -425,6 +441,8 @@ const char *lex_kind_name(int kind) {
   case TK_AT: return "'at'";
   case TK_SIMULATE: return "'simulate'";
   case TK_OBSERVE: return "'observe'";
+  case TK_STRUCTURE: return "'structure'";
+  case TK_FROM: return "'from'";
   case TK_X: return "'x'";
   case TK_LBRACE: return "'{'";
   case TK_RBRACE: return "'}'";

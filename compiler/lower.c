@@ -336,6 +336,7 @@ typedef struct PreBlock {
 
 typedef struct Graph {
   int region;              /* the source's region r */
+  int subject;             /* the source's subject: the edges' structural weights */
   int steps;               /* W */
   double rate;             /* the source's: a step is 1 / rate seconds */
   bool *reads;             /* per region: r depends on it (r included) */
@@ -488,8 +489,8 @@ static void find_pre_blocks(const Lowering *L, Graph *g) {
 static Graph graph_new(const Lowering *L, int s) {
   const Model *m = L->model;
   int n = m->nregions;
-  Graph g = {.region = m->sources[s].region, .steps = m->train.window,
-             .rate = m->sources[s].rate};
+  Graph g = {.region = m->sources[s].region, .subject = m->sources[s].subject,
+             .steps = m->train.window, .rate = m->sources[s].rate};
   g.reads = ir_xcalloc(n, sizeof *g.reads);
   g.cyclic = ir_xcalloc(n, sizeof *g.cyclic);
   g.component = ir_xcalloc(n, sizeof *g.component);
@@ -1056,14 +1057,18 @@ static int step_embedding(Builder *b, int w, int k) {
 /* Edge e's structural weight in `subject` (docs/semantics.md): 1 without
  * a structure. */
 static double edge_weight(const Model *m, int e, int subject) {
-  (void)m, (void)e, (void)subject;
-  return 1.0;
+  return m->edges[e].weight ? m->edges[e].weight[subject] : 1.0;
 }
 
-/* gate_e * z: the gate is a one-element parameter */
+/* gate_e w_e z, w_e the edge's structural weight in the window's subject:
+ * the gate is a one-element parameter */
 static int gated(Builder *b, int e, int z) {
-  if (b->gate[e] < 0)
+  if (b->gate[e] < 0) {
     b->gate[e] = ir_sum(b->f, b->param[b->L->mod->gate_params[e]], -1);
+    double w = edge_weight(b->L->model, e, b->g->subject);
+    if (w != 1.0)
+      b->gate[e] = ir_binary(b->f, IR_MUL, b->gate[e], ir_const(b->f, w, IR_SCALAR));
+  }
   return ir_binary(b->f, IR_MUL, ir_bcast(b->f, b->gate[e], -1, shape_of(b, z)), z);
 }
 
@@ -1655,8 +1660,8 @@ static int haemo_steps(const Observation *o) {
  * through a delay. */
 static bool obs_window_new(const Lowering *L, const Observation *o, ObsWindow *w) {
   const Model *m = L->model;
-  *w = (ObsWindow){.o = o, .g = {.region = o->regions[0], .steps = o->window,
-                                 .rate = o->data.rate}};
+  *w = (ObsWindow){.o = o, .g = {.region = o->regions[0], .subject = o->subject,
+                                 .steps = o->window, .rate = o->data.rate}};
   w->local = ir_xcalloc(m->nregions, sizeof *w->local);
   fill(w->local, m->nregions);
   for (int i = 0; i < o->nregions; i++)

@@ -151,7 +151,7 @@ static Model *check_spec(Diag *d, const char *path, Program **prog) {
   *prog = parse_file(d, file);
   if (!*prog || diag_errors(d))
     return NULL;
-  return sema_check(d, *prog);
+  return sema_check_with(d, *prog, &structure_reader);
 }
 
 static DataOptions source_options(const Source *src) {

@@ -8,7 +8,9 @@
  *      the scope of its file (duplicates are errors, with a note at the
  *      first); lets are checked for cycles;
  *   3. resolve: aunn items, the aunn and position of each region, data
- *      sources, and the edges of connect statements;
+ *      sources, structure statements (connectomes read through the
+ *      StructureReader; `region from` ones are read while declaring), and
+ *      the edges of connect statements, with their structural weights;
  *   4. the graph: embedding widths, cycles without a delay;
  *   5. finish: the loss, the train settings, warnings.
  * Every value is read through value(), which follows names bound by let, so
@@ -127,6 +129,16 @@ typedef struct Scope {
   NameTable aunns;                 /* -> Sema.slots */
 } Scope;
 
+/* A structure statement, read (docs/semantics.md#structure). */
+typedef struct Structure {
+  const Decl *decl;
+  bool failed;                     /* reported; the rest is not to be used */
+  const char *file;                /* the zip or weights, as the spec names it */
+  Connectome c;
+  double scale;                    /* 1 / the largest weight */
+  int *row;                        /* per Model.regions: its row and column of c */
+} Structure;
+
 /* What sema keeps of an edge to report about it. */
 typedef struct EdgeInfo {
   const Decl *decl;                /* the first connect statement declaring it */
@@ -136,6 +148,7 @@ typedef struct EdgeInfo {
 typedef struct Sema {
   Diag *d;
   const Program *prog;
+  const StructureReader *reader;   /* NULL: connectomes are not read */
   ModuleSet *mods;
   Scope *scopes;                   /* per module */
   Model *m;
@@ -155,6 +168,11 @@ typedef struct Sema {
   int *edge_keys;                  /* hash of (from, to, delay) -> edge + 1 */
   int edge_keys_cap;
   bool edges_lost;                 /* a connect statement had errors */
+  Structure *structures;
+  int nstructures;
+  int *subject_structure;          /* per Model.subjects: index into structures */
+  int all_structure;               /* `structure of all`, or -1 */
+  bool structure_failed;           /* a structure statement had errors */
   const Decl *loss, *train;
   char *folder;                    /* the spec's folder, absolute */
   int errors_before;
@@ -1146,8 +1164,21 @@ static void declare_aunn(Sema *s, int module, const Decl *d) {
   aunn_defaults(&slot->def);
 }
 
-static void declare_regions(Sema *s, const Decl *d) {
+static void add_region(Sema *s, const Decl *d, Region r) {
   Model *m = s->m;
+  s->region_decls = grow(s->region_decls, m->nregions, sizeof *s->region_decls);
+  s->region_decls[m->nregions] = d;
+  m->regions = grow(m->regions, m->nregions, sizeof *m->regions);
+  m->regions[m->nregions++] = r;
+}
+
+static void declare_connectome_regions(Sema *s, const Decl *d);
+
+static void declare_regions(Sema *s, const Decl *d) {
+  if (d->value) {
+    declare_connectome_regions(s, d);
+    return;
+  }
   if (d->position && d->nnames > 1)
     diag_error(s->d, DIAG_SHARED_POSITION, d->position->pos,
                "'at' gives one position, but this statement declares %d regions; "
@@ -1159,13 +1190,9 @@ static void declare_regions(Sema *s, const Decl *d) {
                  "connect; choose another name for the region");
       continue;
     }
-    char *name = define(s, &s->regions, "region", n, m->nregions);
-    if (!name)
-      continue;
-    s->region_decls = grow(s->region_decls, m->nregions, sizeof *s->region_decls);
-    s->region_decls[m->nregions] = d;
-    m->regions = grow(m->regions, m->nregions, sizeof *m->regions);
-    m->regions[m->nregions++] = (Region){.name = name, .pos = n.pos, .aunn = -1};
+    char *name = define(s, &s->regions, "region", n, s->m->nregions);
+    if (name)
+      add_region(s, d, (Region){.name = name, .pos = n.pos, .aunn = -1});
   }
 }
 
@@ -1572,6 +1599,356 @@ static void check_data(Sema *s, const Decl *d) {
 }
 
 
+/* ---- structural connectomes: region from connectome(...), structure of ----------- */
+
+static const char *const connectome_options[] = {"path", "weights", "lengths"};
+static const char *const connectome_example =
+    "connectome(\"tvb.zip\") or connectome(weights: mat(\"sc.mat\", var: sc))";
+/* In the order of their SourceKind. */
+static const char *const matrix_formats[] = {"csv", "npy", "mat"};
+static const SourceKind matrix_kinds[] = {SRC_CSV, SRC_NPY, SRC_MAT};
+static const char *const matrix_options[] = {"path", "var"};
+
+/* What e stands for: through lets, unless literal (`region from` is read
+ * while declaring, before lets are resolved). */
+static const Expr *operand(Sema *s, const Expr *e, bool literal) {
+  if (!literal)
+    return value(s, e);
+  return e->kind == EXPR_ERROR ? NULL : e;
+}
+
+/* A file path string, resolved; NULL after reporting. *written gets it as
+ * written. */
+static char *file_path(Sema *s, const Expr *e, bool literal, const char **written) {
+  const Expr *v = operand(s, e, literal);
+  if (!v)
+    return NULL;
+  if (v->kind != EXPR_STRING) {
+    report_expected(s, e, v, "a file path in double quotes");
+    return NULL;
+  }
+  if (!v->string[0]) {
+    diag_error(s->d, DIAG_EMPTY_PATH, e->pos, "the file path is empty");
+    return NULL;
+  }
+  *written = v->string;
+  return resolve_path(s, v->string);
+}
+
+/* A reader's message names the file by its resolved path: name it as the
+ * spec does instead, so that messages read the same on every machine. */
+static void report_connectome(Sema *s, SrcPos at, const char *written, const char *path,
+                              const char *err) {
+  size_t n = strlen(path);
+  if (strncmp(err, path, n) == 0)
+    diag_error(s->d, DIAG_CANNOT_READ_CONNECTOME, at, "cannot read the connectome: %s%s",
+               written, err + n);
+  else
+    diag_error(s->d, DIAG_CANNOT_READ_CONNECTOME, at, "cannot read the connectome: %s",
+               err);
+}
+
+static int no_reader(char *err, size_t errlen, const char *path) {
+  snprintf(err, errlen, "%s: this program reads no connectome files", path);
+  return -1;
+}
+
+static bool read_zip(Sema *s, const Expr *e, bool literal, Connectome *c,
+                     const char **written) {
+  char err[1024];
+  char *path = file_path(s, e, literal, written);
+  if (!path)
+    return false;
+  int rc = s->reader ? s->reader->read_zip(path, c, err, sizeof err)
+                     : no_reader(err, sizeof err, path);
+  if (rc != 0)
+    report_connectome(s, e->pos, *written, path, err);
+  free(path);
+  return rc == 0;
+}
+
+/* csv("w.csv"), npy("w.npy") or mat("w.mat", var: w): n x n values. */
+static double *read_matrix(Sema *s, const Expr *e, int *n, const char **written) {
+  static const char *const example = "mat(\"sc.mat\", var: sc)";
+  Name callee;
+  Args args;
+  const Arg *opt[2];
+  double *values = NULL;
+  char err[1024];
+  if (!call_value(s, e, "a matrix file, as in mat(\"sc.mat\", var: sc)", &callee, &args))
+    return NULL;
+  int k = lookup_word(s, DIAG_UNKNOWN_FORMAT, callee, "matrix format", matrix_formats, 3);
+  if (k < 0 || !bind_options(s, callee, args, matrix_options, 2, 1, opt))
+    return NULL;
+  if (opt[1] && matrix_kinds[k] != SRC_MAT) {
+    diag_error(s->d, DIAG_UNKNOWN_OPTION, opt[1]->name.pos,
+               "'%.*s' has no option 'var' (only mat files hold named variables)",
+               callee.len, callee.start);
+    return NULL;
+  }
+  if (!opt[0] || (matrix_kinds[k] == SRC_MAT && !opt[1])) {
+    report_missing(s, callee, opt[0] ? "'var'" : "a file path", example);
+    return NULL;
+  }
+  char *var = opt[1] ? string_option(s, opt[1]->value, true, "a variable name, as in var: sc")
+                     : NULL;
+  char *path = file_path(s, opt[0]->value, false, written);
+  if (path && (var || !opt[1]) &&
+      (s->reader ? s->reader->read_matrix(matrix_kinds[k], path, var, &values, n, err,
+                                          sizeof err)
+                 : no_reader(err, sizeof err, path)) != 0)
+    report_connectome(s, opt[0]->value->pos, *written, path, err);
+  free(path);
+  free(var);
+  return values;
+}
+
+/* connectome(weights: M, lengths: M): lengths must match the weights. */
+static bool read_matrices(Sema *s, const Expr *weights, const Expr *lengths, Connectome *c,
+                          const char **written) {
+  const char *lengths_file;
+  int n = 0;
+  if (!(c->weights = read_matrix(s, weights, &c->n, written)))
+    return false;
+  if (!lengths)
+    return true;
+  if (!(c->lengths = read_matrix(s, lengths, &n, &lengths_file)))
+    return false;
+  if (n == c->n)
+    return true;
+  diag_error(s->d, DIAG_CONNECTOME_SIZE, lengths->pos, "expected %d x %d tract lengths, "
+             "like the weights, found %d x %d", c->n, c->n, n, n);
+  return false;
+}
+
+/* connectome(PATH) or connectome(weights: M[, lengths: M]); *at and *file
+ * get the place and name of its zip or weights, for errors about its
+ * content. False after reporting (c is then to be freed all the same). */
+static bool check_connectome(Sema *s, const Expr *e, bool literal, Connectome *c,
+                             SrcPos *at, const char **file) {
+  Name callee;
+  Args args;
+  const Arg *opt[3];
+  const Expr *v = operand(s, e, literal);
+  memset(c, 0, sizeof *c);
+  if (!v)
+    return false;
+  if (!as_call(v, &callee, &args) || !name_is(callee, "connectome")) {
+    report_expected(s, e, v, "a connectome, as in connectome(\"tvb.zip\")");
+    return false;
+  }
+  if (!bind_options(s, callee, args, connectome_options, 3, 1, opt))
+    return false;
+  if (opt[0] && (opt[1] || opt[2])) {
+    diag_error(s->d, DIAG_BAD_CONNECTOME, (opt[1] ? opt[1] : opt[2])->name.pos,
+               "a connectome is either a TVB zip or 'weights:' matrices, not both");
+    return false;
+  }
+  if (!opt[0] && !opt[1]) {
+    if (opt[2])
+      diag_error(s->d, DIAG_BAD_CONNECTOME, opt[2]->name.pos,
+                 "tract lengths need 'weights:' beside them");
+    else
+      report_missing(s, callee, "a TVB zip or 'weights'", connectome_example);
+    return false;
+  }
+  *at = (opt[0] ? opt[0] : opt[1])->value->pos;
+  if (opt[0])
+    return read_zip(s, opt[0]->value, literal, c, file);
+  if (literal) {
+    diag_error(s->d, DIAG_CONNECTOME_NO_LABELS, opt[1]->value->pos, "a matrix has no "
+               "labels to name regions by; declare regions from a TVB zip (its "
+               "centres.txt names them), or by name");
+    return false;
+  }
+  return read_matrices(s, opt[1]->value, opt[2] ? opt[2]->value : NULL, c, file);
+}
+
+/* Row i of a connectome as a region of statement d (its centre in mm). */
+static void declare_label(Sema *s, const Decl *d, const Connectome *c, int i, SrcPos at) {
+  const char *label = c->labels[i];
+  if (!lex_is_name(label) || strcmp(label, "all") == 0) {
+    diag_error(s->d, DIAG_BAD_LABEL, at, "the connectome's label '%.64s' (region %d) is "
+               "not a region name: a name is a letter or '_' followed by letters, "
+               "digits and '_', and not a keyword or 'all'", label, i + 1);
+    return;
+  }
+  Name n = {label, (int)strlen(label), at};
+  char *name = define(s, &s->regions, "region", n, s->m->nregions);
+  if (!name)
+    return;
+  Region r = {.name = name, .pos = at, .aunn = -1, .has_position = true};
+  for (int k = 0; k < 3; k++)
+    r.position[k] = c->centres[3 * i + k] / 1000;
+  add_region(s, d, r);
+}
+
+static void declare_connectome_regions(Sema *s, const Decl *d) {
+  Connectome c;
+  SrcPos at;
+  const char *file;
+  if (check_connectome(s, d->value, true, &c, &at, &file))
+    for (int i = 0; i < c.n; i++)
+      declare_label(s, d, &c, i, at);
+  sema_connectome_free(&c);
+}
+
+static int label_row(const Connectome *c, const char *name) {
+  for (int i = 0; i < c->n; i++)
+    if (strcmp(c->labels[i], name) == 0)
+      return i;
+  return -1;
+}
+
+/* Each region's row: by label when the connectome has labels, else by
+ * declaration order. */
+static bool match_rows(Sema *s, Structure *st, SrcPos at) {
+  const Model *m = s->m;
+  const Region *missing = NULL;
+  int others = 0;
+  st->row = calloc(m->nregions + 1, sizeof *st->row);
+  if (!st->c.labels && st->c.n != m->nregions) {
+    diag_error(s->d, DIAG_CONNECTOME_SIZE, at, "expected a %d x %d matrix (a row and a "
+               "column per region, in declaration order), found %d x %d", m->nregions,
+               m->nregions, st->c.n, st->c.n);
+    return false;
+  }
+  for (int r = 0; r < m->nregions; r++) {
+    st->row[r] = st->c.labels ? label_row(&st->c, m->regions[r].name) : r;
+    if (st->row[r] < 0 && missing)
+      others++;
+    else if (st->row[r] < 0)
+      missing = &m->regions[r];
+  }
+  if (!missing)
+    return true;
+  diag_error(s->d, DIAG_UNMATCHED_REGION, at, "the connectome has no region labelled "
+             "'%s'%s", missing->name, others ? " (nor others of the model)" : "");
+  diag_note(s->d, missing->pos, "'%s' is declared here", missing->name);
+  return false;
+}
+
+/* Weights are scaled by 1 / the largest (they are >= 0). */
+static bool set_scale(Sema *s, Structure *st, SrcPos at) {
+  double largest = 0;
+  for (long i = 0; i < (long)st->c.n * st->c.n; i++)
+    largest = fmax(largest, st->c.weights[i]);
+  if (largest > 0) {
+    st->scale = 1 / largest;
+    return true;
+  }
+  diag_error(s->d, DIAG_CANNOT_READ_CONNECTOME, at, "cannot read the connectome: %s: "
+             "expected some weight above 0, found only zeros", st->file);
+  return false;
+}
+
+/* Failed ones too, for "first given here". */
+static void add_structure(Sema *s, const Decl *d, int *slot) {
+  Structure st = {.decl = d};
+  SrcPos at;
+  st.failed = !check_connectome(s, d->value, false, &st.c, &at, &st.file) ||
+              !match_rows(s, &st, at) || !set_scale(s, &st, at);
+  s->structure_failed |= st.failed;
+  s->structures = grow(s->structures, s->nstructures, sizeof *s->structures);
+  *slot = s->nstructures;
+  s->structures[s->nstructures++] = st;
+}
+
+static void check_structure(Sema *s, const Decl *d) {
+  bool all = name_is(d->ref, "all");
+  int subject = all ? -1 : lookup_subject(s, d->ref);
+  if (!all && subject < 0) {
+    s->structure_failed = true;
+    return;
+  }
+  int *slot = all ? &s->all_structure : &s->subject_structure[subject];
+  if (*slot < 0) {
+    add_structure(s, d, slot);
+    return;
+  }
+  diag_error(s->d, DIAG_DUPLICATE, d->ref.pos, "the structure of '%.*s' is already given",
+             d->ref.len, d->ref.start);
+  diag_note(s->d, s->structures[*slot].decl->pos, "first given here");
+}
+
+/* With structure statements every subject needs one: its own, or `all`'s. */
+static void cover_subjects(Sema *s) {
+  for (int i = 0; i < s->m->nsubjects; i++) {
+    int *slot = &s->subject_structure[i];
+    if (*slot < 0)
+      *slot = s->all_structure;
+    if (*slot >= 0 || s->structure_failed)
+      continue;
+    diag_error(s->d, DIAG_NO_STRUCTURE, s->m->subjects[i].pos, "subject '%s' has no "
+               "structure statement, but others do; add `structure of %s = ...` or "
+               "`structure of all = ...`", s->m->subjects[i].name, s->m->subjects[i].name);
+    s->structure_failed = true;
+  }
+}
+
+static void check_structures(Sema *s) {
+  const Program *p = s->prog;
+  s->all_structure = -1;
+  s->subject_structure = malloc((s->m->nsubjects + 1) * sizeof *s->subject_structure);
+  for (int i = 0; i < s->m->nsubjects; i++)
+    s->subject_structure[i] = -1;
+  for (int i = 0; i < p->ndecls; i++)
+    if (p->decls[i].kind == DECL_STRUCTURE)
+      check_structure(s, &p->decls[i]);
+  if (s->nstructures > 0)
+    cover_subjects(s);
+}
+
+/* Edges carry weights: there are structure statements, all read. */
+static bool has_structure(const Sema *s) {
+  return s->nstructures > 0 && !s->structure_failed;
+}
+
+/* ... and every one of them gives tract lengths. */
+static bool has_tract_lengths(const Sema *s) {
+  for (int i = 0; i < s->nstructures; i++)
+    if (!s->structures[i].c.lengths)
+      return false;
+  return has_structure(s);
+}
+
+/* w_s[u][r], normalised. */
+static double structure_weight(const Sema *s, int subject, int u, int r) {
+  const Structure *st = &s->structures[s->subject_structure[subject]];
+  return st->c.weights[(size_t)st->row[u] * st->c.n + st->row[r]] * st->scale;
+}
+
+static bool has_weight(const Sema *s, int u, int r) {
+  for (int i = 0; i < s->m->nsubjects; i++)
+    if (structure_weight(s, i, u, r) != 0)
+      return true;
+  return false;
+}
+
+/* Metres: the mean tract length of u -> r over the subjects whose weight for
+ * it is not 0; 0 if none. */
+static double tract_length(const Sema *s, int u, int r) {
+  double sum = 0;
+  int n = 0;
+  for (int i = 0; i < s->m->nsubjects; i++) {
+    const Structure *st = &s->structures[s->subject_structure[i]];
+    if (structure_weight(s, i, u, r) == 0)
+      continue;
+    sum += st->c.lengths[(size_t)st->row[u] * st->c.n + st->row[r]];
+    n++;
+  }
+  return n ? sum / n / 1000 : 0;
+}
+
+static double *edge_weights(const Sema *s, int u, int r) {
+  if (!has_structure(s))
+    return NULL;
+  double *w = malloc(s->m->nsubjects * sizeof *w);
+  for (int i = 0; i < s->m->nsubjects; i++)
+    w[i] = structure_weight(s, i, u, r);
+  return w;
+}
+
 /* ---- the graph: connect statements --------------------------------------------- */
 
 /* The regions one side of a connect names. */
@@ -1623,23 +2000,31 @@ static bool add_group(Sema *s, const Expr *e, Group *g) {
   return false;
 }
 
-/* A delay: a time, or tract(length: L, speed: V), which takes L / V. */
-static bool check_tract(Sema *s, Name callee, Args args, double *delay) {
+/* A delay: a time, or tract(length: L, speed: V), which takes L / V. Without
+ * `length:` each edge takes its tract length from the structure statements:
+ * *speed gets V and the delay is set per edge. */
+static bool check_tract(Sema *s, Name callee, Args args, double *delay, double *speed) {
   static const char *const options[] = {"length", "speed"};
   static const char *const example = "tract(length: 40mm, speed: 2m / 1s)";
   const Arg *opt[2];
-  double length = 0, speed = 0;
+  double length = 0;
   bool known = bind_options(s, callee, args, options, 2, 0, opt), ok = known;
-  for (int i = 0; i < 2; i++)
-    if (!opt[i] && known)
-      report_missing(s, callee, i ? "'speed'" : "'length'", example);
-  ok &= opt[0] && want_positive(s, opt[0]->value, DIM_DISTANCE, "length", &length);
-  ok &= opt[1] && want_positive(s, opt[1]->value, DIM_SPEED, "speed", &speed);
-  *delay = ok ? length / speed : 0;
+  bool from_structure = !opt[0] && has_tract_lengths(s);
+  if (!opt[0] && known && !from_structure && !s->structure_failed)
+    report_missing(s, callee, "'length' (or structure statements giving tract lengths)",
+                   example);
+  if (!opt[1] && known)
+    report_missing(s, callee, "'speed'", example);
+  ok &= from_structure ||
+        (opt[0] && want_positive(s, opt[0]->value, DIM_DISTANCE, "length", &length));
+  ok &= opt[1] && want_positive(s, opt[1]->value, DIM_SPEED, "speed", speed);
+  *delay = ok && !from_structure ? length / *speed : 0;
+  if (!from_structure)
+    *speed = 0;
   return ok;
 }
 
-static bool check_delay(Sema *s, const Expr *e, double *delay) {
+static bool check_delay(Sema *s, const Expr *e, double *delay, double *speed) {
   Quantity q;
   const Expr *v = value(s, e);
   if (!v)
@@ -1649,7 +2034,7 @@ static bool check_delay(Sema *s, const Expr *e, double *delay) {
     return false;
   }
   if (v->kind == EXPR_CALL) {
-    if (!check_tract(s, v->name, v->args, delay))
+    if (!check_tract(s, v->name, v->args, delay, speed))
       return false;
   } else if (!eval(s, e, &q))
     return false;
@@ -1691,6 +2076,7 @@ typedef struct Connect {
   const Decl *d;
   Group from, to;
   double delay;
+  double speed;                    /* tract(speed: V) alone: delay = length / V */
   bool has_prior;
   double l1, distance;
   bool conflict_reported;
@@ -1758,13 +2144,16 @@ static void add_edge(Sema *s, Connect *c, int from, int to) {
   s->edge_info[m->nedges] = (EdgeInfo){c->d, c->has_prior ? c->d->prior : NULL};
   m->edges = grow(m->edges, m->nedges, sizeof *m->edges);
   m->edges[m->nedges++] = (Edge){.from = from, .to = to, .delay = c->delay, .pos = c->d->pos,
-                                 .l1 = c->l1, .distance = c->distance};
+                                 .l1 = c->l1, .distance = c->distance,
+                                 .weight = edge_weights(s, from, to)};
 }
 
 /* A distance prior weighs an edge by its length: both ends need positions. */
 static bool positions_known(Sema *s, const Connect *c) {
   const Region *missing = NULL;
   int others = 0;
+  if (has_tract_lengths(s))        /* lengths come from the structure */
+    return true;
   for (int side = 0; side < 2 && c->distance > 0; side++) {
     const Group *g = side ? &c->to : &c->from;
     for (int i = 0; i < g->n; i++) {
@@ -1793,27 +2182,39 @@ static bool count_known(Sema *s, const Connect *c) {
   return false;
 }
 
+/* With structure statements an edge no subject's structure has is dropped. */
+static void connect_pair(Sema *s, Connect *c, int from, int to) {
+  if (has_structure(s) && !has_weight(s, from, to))
+    return;
+  if (c->speed > 0)
+    c->delay = tract_length(s, from, to) / c->speed;
+  add_edge(s, c, from, to);
+}
+
 static void check_connect(Sema *s, const Decl *d) {
   Connect c = {.d = d};
   bool ok = add_group(s, d->from, &c.from);
   ok &= add_group(s, d->to, &c.to);
   if (d->delay)
-    ok &= check_delay(s, d->delay, &c.delay);
+    ok &= check_delay(s, d->delay, &c.delay, &c.speed);
   if (d->prior)
     ok &= (c.has_prior = check_prior(s, d->prior, &c.l1, &c.distance));
   if (ok && count_known(s, &c) && positions_known(s, &c))
     for (int i = 0; i < c.from.n; i++)
       for (int k = 0; k < c.to.n; k++)
         if (c.from.v[i] != c.to.v[k] || !(c.from.all || c.to.all))
-          add_edge(s, &c, c.from.v[i], c.to.v[k]);
+          connect_pair(s, &c, c.from.v[i], c.to.v[k]);
   free(c.from.v);
   free(c.to.v);
 }
 
-static void set_lengths(Model *m) {
+static void set_lengths(const Sema *s) {
+  Model *m = s->m;
   for (int e = 0; e < m->nedges; e++) {
     const Region *a = &m->regions[m->edges[e].from], *b = &m->regions[m->edges[e].to];
-    if (a->has_position && b->has_position)
+    if (has_tract_lengths(s))
+      m->edges[e].length = tract_length(s, m->edges[e].from, m->edges[e].to);
+    else if (a->has_position && b->has_position)
       m->edges[e].length = hypot(hypot(a->position[0] - b->position[0],
                                        a->position[1] - b->position[1]),
                                  a->position[2] - b->position[2]);
@@ -1827,7 +2228,7 @@ static void check_connects(Sema *s) {
     if (p->decls[i].kind == DECL_CONNECT)
       check_connect(s, &p->decls[i]);
   s->edges_lost = diag_errors(s->d) != errors;
-  set_lengths(s->m);
+  set_lengths(s);
 }
 
 /* ---- the graph: widths and cycles ------------------------------------------------- */
@@ -2739,6 +3140,7 @@ static void check_all(Sema *s) {
   check_aunns(s);
   check_data_statements(s);
   sema_check_probes(s->d, s->m);
+  check_structures(s);
   check_connects(s);
   check_observed_edges(s);
   check_widths(s);
@@ -2788,11 +3190,21 @@ static void release(Sema *s) {
   free(s->observation_term);
   free(s->edge_info);
   free(s->edge_keys);
+  for (int i = 0; i < s->nstructures; i++) {
+    sema_connectome_free(&s->structures[i].c);
+    free(s->structures[i].row);
+  }
+  free(s->structures);
+  free(s->subject_structure);
   free(s->folder);
 }
 
 Model *sema_check(Diag *d, const Program *p) {
-  Sema s = {.d = d, .prog = p, .errors_before = diag_errors(d)};
+  return sema_check_with(d, p, NULL);
+}
+
+Model *sema_check_with(Diag *d, const Program *p, const StructureReader *reader) {
+  Sema s = {.d = d, .prog = p, .reader = reader, .errors_before = diag_errors(d)};
   s.m = calloc(1, sizeof *s.m);
   s.m->spec_path = strdup(p->file ? p->file->path : "");
   s.m->train = default_train();
@@ -2803,6 +3215,16 @@ Model *sema_check(Diag *d, const Program *p) {
     return s.m;
   sema_free(s.m);
   return NULL;
+}
+
+void sema_connectome_free(Connectome *c) {
+  for (int i = 0; c->labels && i < c->n; i++)
+    free(c->labels[i]);
+  free(c->labels);
+  free(c->centres);
+  free(c->weights);
+  free(c->lengths);
+  memset(c, 0, sizeof *c);
 }
 
 void sema_free(Model *m) {
@@ -2823,6 +3245,8 @@ void sema_free(Model *m) {
   free(m->regions);
   free(m->subjects);
   free(m->sources);
+  for (int i = 0; i < m->nedges; i++)
+    free(m->edges[i].weight);
   free(m->edges);
   free(m->losses);
   free((char *)m->spec_path);

@@ -25,7 +25,7 @@ static const char *const extension[FMT_COUNT] = {
   "csv", "npy", "edf", "mat", "nwb", "nii", "zip",
 };
 
-static char scratch[64];
+static char scratch[4096];
 static char paths[FMT_COUNT][96];
 static char bdf_path[96];
 

@@ -296,6 +296,44 @@ START_TEST(connects) {
 }
 END_TEST
 
+/* `region from CONNECTOME : AUNN` and `structure of SUBJECT = CONNECTOME`;
+ * `from` stays a name elsewhere. */
+START_TEST(connectome_statements) {
+  Parsed *p = parse_text("region from connectome(\"tvb.zip\") : areas.cortex\n"
+                         "structure of all = connectome(weights: csv(\"w.csv\"))\n"
+                         "connect from -> x\n");
+  const Decl *d = p->prog->decls;
+  ck_assert_int_eq(p->prog->ndecls, 3);
+  ck_assert_int_eq(d[0].kind, DECL_REGION);
+  ck_assert_int_eq(d[0].nnames, 0);
+  assert_expr(d[0].value, "connectome(\"tvb.zip\")");
+  ck_assert(name_is(d[0].ref, "areas.cortex"));
+  ck_assert_int_eq(d[1].kind, DECL_STRUCTURE);
+  ck_assert(name_is(d[1].ref, "all"));
+  assert_expr(d[1].value, "connectome(weights: csv(\"w.csv\"))");
+  ck_assert(name_is(d[2].from->name, "from"));
+  parsed_free(p);
+}
+END_TEST
+
+/* The formatter prints them in their canonical form. */
+START_TEST(connectome_statements_formatted) {
+  Captured cap;
+  captured_open(&cap);
+  SrcFile *file = diag_add_source(cap.diag, "t.lobe",
+                                  "region  from connectome( \"a.zip\" ):c\n"
+                                  "structure of s1=connectome(weights:mat(\"w.mat\",var:w))\n"
+                                  "let y = from-1\n");
+  char *text = fmt_source(cap.diag, file);
+  ck_assert_ptr_nonnull(text);
+  ck_assert_str_eq(text, "region from connectome(\"a.zip\") : c\n"
+                         "structure of s1 = connectome(weights: mat(\"w.mat\", var: w))\n"
+                         "let y = from - 1\n");
+  free(text);
+  captured_close(&cap);
+}
+END_TEST
+
 START_TEST(qualified_names_in_expressions) {
   Parsed *p = parse_text(graph);
   const Expr *l2 = p->prog->decls[13].value->rhs->rhs;
@@ -434,7 +472,8 @@ END_TEST
 START_TEST(statement_list) {
   Parsed *p = parse_errors("frobnicate\n", 1);
   ck_assert_ptr_nonnull(strstr(messages(p), "expected a statement (import, let, subjects, "
-                                            "aunn, region, connect, data, observe, loss or train)"));
+                                            "aunn, region, connect, data, observe, "
+                                            "structure, loss or train)"));
   parsed_free(p);
 }
 END_TEST
@@ -544,6 +583,8 @@ Suite *parser_suite(void) {
   tcase_add_test(tc, imports_and_lets);
   tcase_add_test(tc, regions_with_positions);
   tcase_add_test(tc, connects);
+  tcase_add_test(tc, connectome_statements);
+  tcase_add_test(tc, connectome_statements_formatted);
   tcase_add_test(tc, qualified_names_in_expressions);
   tcase_add_test(tc, dump_graph);
   suite_add_tcase(s, tc);
