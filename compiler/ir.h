@@ -190,7 +190,7 @@ typedef struct IrModule {
   IrSourceFns *source_fns; /* one per model source */
   IrObsFns *obs_fns;       /* one per model observation */
   IrAunnSpec *aunn_spec;   /* one per model AUNN; NULL without specialisation */
-  int *gate_params;        /* one per model edge: its gate's parameter */
+  int *gate_params;        /* per model edge: the gates parameter (its element e) */
   int prior;               /* function id, or -1 */
   int *prior_params;
   int nprior;

@@ -27,8 +27,8 @@
  *   A.embed.w [latent or H, embed]  A.embed.b [embed]            (when embed > 0: from
  *                             the activity, so what a region sends is what its data pin down)
  * of each source S: head.S.w [in, channels], head.S.b [channels] (head.R:P.w/b,
- * shared, for the sources of region R that name probe P); and of each
- * edge u -> r its gate, gate.u->r (gate.u->r@10ms when delayed) [1] (constant 1).
+ * shared, for the sources of region R that name probe P); and of all
+ * edges their gates: gates [nedges] (constant 1), edge e's in element e.
  *
  * Windows are lowered with the W steps stacked as rows: a value over steps
  * [k0, k1) is [(k1 - k0) * B, n], step k's batch in rows (k - k0) * B ...
@@ -169,31 +169,6 @@ static void declare_aunn_params(Lowering *L, int ai) {
     add_dense(mod, a->name, "embed", p->width, a->embed, &p->embed_w, &p->embed_b);
 }
 
-static bool name_taken(const IrModule *mod, const char *name) {
-  for (int i = 0; i < mod->nparams; i++)
-    if (strcmp(mod->params[i].name, name) == 0)
-      return true;
-  return false;
-}
-
-/* gate.FROM->TO, with @DELAYms when delayed; delays equal to 6 digits get
- * all 17 so that names stay unique. */
-static char *gate_name(const Lowering *L, const Edge *e) {
-  const char *from = L->model->regions[e->from].name, *to = L->model->regions[e->to].name;
-  if (e->delay <= 0)
-    return fmt_name("gate.%s->%s", from, to);
-  char *name = NULL;
-  for (int digits = 6; digits <= 17 && (!name || name_taken(L->mod, name)); digits += 11) {
-    char delay[40];
-    snprintf(delay, sizeof delay, "%.*gms", digits, e->delay * 1000);
-    free(name);
-    int n = snprintf(NULL, 0, "gate.%s->%s@%s", from, to, delay);
-    name = ir_xcalloc(n + 1, 1);
-    snprintf(name, n + 1, "gate.%s->%s@%s", from, to, delay);
-  }
-  return name;
-}
-
 /* The source with the same probe on the same region declared first, or -1. */
 static int probe_owner(const Model *m, int s) {
   const Source *src = &m->sources[s];
@@ -245,9 +220,11 @@ static void declare_params(Lowering *L) {
   for (int o = 0; o < m->nobservations; o++)
     declare_observation(L, o);
   L->mod->gate_params = ir_xcalloc(m->nedges, sizeof *L->mod->gate_params);
+  int gates = m->nedges > 0 ? add_vector_param(L->mod, fmt_name("%s%s", "gates", ""),
+                                               m->nedges, LOBE_INIT_CONSTANT, 1.0)
+                            : -1;
   for (int e = 0; e < m->nedges; e++)
-    L->mod->gate_params[e] = add_vector_param(L->mod, gate_name(L, &m->edges[e]), 1,
-                                              LOBE_INIT_CONSTANT, 1.0);
+    L->mod->gate_params[e] = gates;
 }
 
 /* ---- checking the graph ------------------------------------------------------ */
@@ -554,6 +531,7 @@ typedef struct Builder {
                                       with its theta' in the folded slots */
   RegionValues *rv;                /* per region */
   int (*rows)[2];                  /* per AUNN, concat: E_m W0m, E_s W0s */
+  int gate_column;                 /* the gates as a column [nedges, 1], or -1 */
   int *gate;                       /* per edge: its gate as a scalar */
   int *pre;                        /* per g->pre block: the detached embedding */
   Cached *cache;
@@ -570,7 +548,7 @@ static IrShape shape_of(const Builder *b, int v) { return b->f->ins[v].shape; }
 
 /* A function whose first inputs are the parameters. */
 static Builder begin_params(const Lowering *L, const char *name) {
-  Builder b = {.L = L, .t = -1, .module = -1, .subject = -1};
+  Builder b = {.L = L, .t = -1, .module = -1, .subject = -1, .gate_column = -1};
   b.f = ir_func_new(name);
   b.batch = L->model->train.batch;
   b.param = ir_xcalloc(L->mod->nparams, sizeof *b.param);
@@ -607,6 +585,7 @@ static void begin_caches(Builder *b) {
   b->rows = ir_xcalloc(m->naunns, sizeof *b->rows);
   for (int ai = 0; ai < m->naunns; ai++)
     fill(b->rows[ai], 2);
+  b->gate_column = -1;
   b->gate = ir_xcalloc(m->nedges, sizeof *b->gate);
   fill(b->gate, m->nedges);
   b->pre = ir_xcalloc(b->g->npre, sizeof *b->pre);
@@ -1060,11 +1039,20 @@ static double edge_weight(const Model *m, int e, int subject) {
   return m->edges[e].weight ? m->edges[e].weight[subject] : 1.0;
 }
 
-/* gate_e w_e z, w_e the edge's structural weight in the window's subject:
- * the gate is a one-element parameter */
+/* The gates parameter as a column: edge e's gate in row e. One parameter
+ * for all edges keeps a connectome's thousands of gates one input and one
+ * gather rather than thousands of scalar moves. */
+static int gate_column(Builder *b) {
+  if (b->gate_column < 0)
+    b->gate_column = ir_bcast(b->f, b->param[b->L->mod->gate_params[0]], 1,
+                              IR_MAT(b->L->model->nedges, 1));
+  return b->gate_column;
+}
+
+/* gate_e w_e z, w_e the edge's structural weight in the window's subject */
 static int gated(Builder *b, int e, int z) {
   if (b->gate[e] < 0) {
-    b->gate[e] = ir_sum(b->f, b->param[b->L->mod->gate_params[e]], -1);
+    b->gate[e] = ir_sum(b->f, ir_slice_rows(b->f, gate_column(b), e, 1), -1);
     double w = edge_weight(b->L->model, e, b->g->subject);
     if (w != 1.0)
       b->gate[e] = ir_binary(b->f, IR_MUL, b->gate[e], ir_const(b->f, w, IR_SCALAR));
@@ -1578,13 +1566,18 @@ static IrFunc *lower_prior(const Lowering *L) {
   const Model *m = L->model;
   Builder b = begin_params(L, "prior");
   int total = -1;
+  double *cost = ir_xcalloc(m->nedges, sizeof *cost);
+  bool any = false;
   for (int e = 0; e < m->nedges; e++) {
-    double cost = m->edges[e].l1 + m->edges[e].distance * m->edges[e].length;
-    if (cost > 0) {
-      int gate = ir_sum(b.f, b.param[L->mod->gate_params[e]], -1);
-      total = add_term(&b, total, weighted(&b, cost, ir_unary(b.f, IR_ABS, gate)));
-    }
+    cost[e] = m->edges[e].l1 + m->edges[e].distance * m->edges[e].length;
+    any |= cost[e] > 0;
   }
+  if (any) {
+    int gates = ir_unary(b.f, IR_ABS, b.param[L->mod->gate_params[0]]);
+    int costs = ir_tensor(b.f, cost, IR_VEC(m->nedges));
+    total = ir_sum(b.f, ir_binary(b.f, IR_MUL, costs, gates), -1);
+  }
+  free(cost);
   for (int l = 0; l < m->nlosses; l++) {
     const LossTerm *t = &m->losses[l];
     if (t->kind == LOSS_L2 && t->aunn >= 0 && t->aunn < m->naunns && t->weight != 0)
@@ -1701,23 +1694,19 @@ static void class_gates(Builder *b, const ObsWindow *w, int c, ObsValues *v) {
   const DelayClass *dc = &w->classes[c];
   const Model *m = b->L->model;
   int n = dc->nedges, embed = m->aunns[observed_aunn(b->L, w->o)].embed;
-  int *parts = ir_xcalloc(n, sizeof *parts), *from = ir_xcalloc(n, sizeof *from),
-      *to = ir_xcalloc(n, sizeof *to);
+  int *from = ir_xcalloc(n, sizeof *from), *to = ir_xcalloc(n, sizeof *to);
   double *weight = ir_xcalloc(n, sizeof *weight);
   for (int i = 0; i < n; i++) {
     const Edge *e = &m->edges[dc->edges[i]];
-    parts[i] = ir_bcast(b->f, b->param[b->L->mod->gate_params[dc->edges[i]]], 0,
-                        IR_MAT(1, 1));
     from[i] = w->local[e->from];
     to[i] = w->local[e->to];
     weight[i] = edge_weight(m, dc->edges[i], w->o->subject);
   }
-  int column = n == 1 ? parts[0] : ir_concat_rows(b->f, parts, n);
-  int g = ir_binary(b->f, IR_MUL, ir_sum(b->f, column, 1), ir_tensor(b->f, weight, IR_VEC(n)));
+  int rows = ir_gather(b->f, gate_column(b), ir_tensor_i32(b->f, dc->edges, IR_VEC(n)));
+  int g = ir_binary(b->f, IR_MUL, ir_sum(b->f, rows, 1), ir_tensor(b->f, weight, IR_VEC(n)));
   v->gates[c] = ir_bcast(b->f, g, 1, IR_MAT(n, embed));
   v->from[c] = ir_tensor_i32(b->f, from, IR_VEC(n));
   v->to[c] = ir_tensor_i32(b->f, to, IR_VEC(n));
-  free(parts);
   free(from);
   free(to);
   free(weight);

@@ -187,10 +187,12 @@ static void print_coverage(const lobe_model *m) {
 }
 
 /* The trained gate, or its initial value (random ones have none yet). */
-static void gate_text(const lobe_model *m, const RtState *st, int gate, char *buf, size_t len) {
+static void gate_text(const lobe_model *m, const RtState *st, int edge, char *buf,
+                      size_t len) {
+  int gate = m->edges[edge].gate;
   const lobe_param *p = &m->params[gate];
   if (st)
-    snprintf(buf, len, "%g", st->params.value[gate][0]);
+    snprintf(buf, len, "%g", st->params.value[gate][edge]);
   else if (p->init == LOBE_INIT_CONSTANT || p->init == LOBE_INIT_ZEROS)
     snprintf(buf, len, "%g (init)", p->init == LOBE_INIT_ZEROS ? 0.0 : p->scale);
   else
@@ -208,7 +210,7 @@ static void print_edges(const lobe_model *m, const RtState *st) {
            "l1", "distance_m", "length_m");
   for (int e = 0; e < m->nedges; e++) {
     const lobe_edge *d = &m->edges[e];
-    gate_text(m, st, d->gate, gate, sizeof gate);
+    gate_text(m, st, e, gate, sizeof gate);
     printf("  %-*s -> %-*s %10g %14s %10g %12g %10g\n", w, m->regions[d->from].name, w,
            m->regions[d->to].name, d->delay, gate, d->l1, d->distance, d->length);
   }

@@ -119,7 +119,8 @@ typedef struct lobe_region {
 typedef struct lobe_edge {
   int32_t from, to;         /* region indices */
   double delay;             /* seconds; 0: within the time step */
-  int32_t gate;             /* index of its gate parameter (one element) */
+  int32_t gate;             /* the gates parameter (one element per edge):
+                               edge k's gate is its element k */
   double l1, distance;      /* prior weights; distance per metre */
   double length;            /* metres; 0 if unknown */
 } lobe_edge;

@@ -218,8 +218,9 @@ static int check_edge(const lobe_model *m, const lobe_edge *e, int k) {
     return bad("edge", k, "region out of range");
   if (!is_weight(e->delay) || (e->from == e->to && e->delay == 0))
     return bad("edge", k, "delay out of range (a self-edge needs a delay)");
-  if (e->gate < 0 || e->gate >= m->nparams || rt_param_numel(&m->params[e->gate]) != 1)
-    return bad("edge", k, "gate is not a one-element parameter");
+  if (e->gate < 0 || e->gate >= m->nparams ||
+      rt_param_numel(&m->params[e->gate]) != (size_t)m->nedges)
+    return bad("edge", k, "gate is not a parameter of one element per edge");
   if (!is_weight(e->l1) || !is_weight(e->distance) || !is_weight(e->length))
     return bad("edge", k, "prior weights or length out of range");
   if (edge_has_prior(e) &&

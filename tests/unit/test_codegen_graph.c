@@ -118,7 +118,7 @@ static double **make_inputs(const Lowered *fx, const IrFunc *f, int s, unsigned 
     for (long i = 0; i < n; i++) {
       double u = test_uniform(&seed);
       in[k][i] = u;
-      if (strncmp(x->name, "gate.", 5) == 0)
+      if (strcmp(x->name, "gates") == 0)
         in[k][i] = u < 0 ? u - 0.5 : u + 0.5;
       else if (strcmp(x->name, "t") == 0)
         in[k][i] = 3 * (u + 1);
@@ -261,7 +261,7 @@ static bool region_input(Ref *r, int v, int j, double *u) {
     if (m->edges[e].to != v)
       continue;
     int d = m->edges[e].delay > 0 ? (int)fmax(1, round(m->edges[e].delay * r->rate)) : 0;
-    double gate = r->params[r->fx->mod->gate_params[e]][0];
+    double gate = r->params[r->fx->mod->gate_params[e]][e];
     const double *z = step_embedding(r, m->edges[e].from, j - d, scratch);
     for (int i = 0; i < m->aunns[m->regions[v].aunn].input; i++)
       u[i] += gate * z[i];
@@ -385,7 +385,7 @@ START_TEST(prior_follows_its_formula) {
   }
   ck_assert_msg(fabs(out[0][0] - want) < 1e-12 * want, "prior %.15g, want %.15g", out[0][0],
                 want);
-  /* its gradients: the one gate with a prior and the seven matrices */
+  /* its gradients: the gates (one with a prior) and the seven matrices */
   ck_assert_int_eq(fx.mod->nprior, 8);
   ck_assert_int_eq(fx.mod->prior_params[7], fx.mod->gate_params[0]);
   free_buffers(out, f->noutputs);
@@ -394,16 +394,15 @@ START_TEST(prior_follows_its_formula) {
 }
 END_TEST
 
-/* Gates are one-element parameters, 1 to start with, named after their
- * edge (and delay); every source specialises every region of its window
+/* The gates are one parameter, an element per edge, 1 to start with;
+ * every source specialises every region of its window
  * (LGN's reads only LGN), and film folds V1's input rows too. */
 START_TEST(gates_and_specialisation) {
   Lowered fx = build(graph_spec);
-  static const char *const names[] = {"gate.LGN->V1", "gate.V1->V2", "gate.V2->V1@20ms"};
   for (int e = 0; e < 3; e++) {
     const IrParam *p = &fx.mod->params[fx.mod->gate_params[e]];
-    ck_assert_str_eq(p->name, names[e]);
-    ck_assert(p->rows == 1 && p->cols == 1 && p->init == LOBE_INIT_CONSTANT && p->scale == 1);
+    ck_assert_str_eq(p->name, "gates");
+    ck_assert(p->rank == 1 && p->cols == 3 && p->init == LOBE_INIT_CONSTANT && p->scale == 1);
   }
   for (int s = 0; s < fx.model->nsources; s++) {
     const IrSourceFns *fns = &fx.mod->source_fns[s];

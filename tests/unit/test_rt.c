@@ -1010,7 +1010,7 @@ END_TEST
 START_TEST(broken_graph) {
   static const char *const problems[] = {
     "edge 0: region out of range", "edge 0: delay out of range",
-    "edge 0: gate is not a one-element parameter", "edge 0: prior weights or length",
+    "edge 0: gate is not a parameter of one element per edge", "edge 0: prior weights or length",
     "edge 0: its prior has no gradient for its gate", "prior 0: gradients or an f64 form",
     "prior 0: list names an unknown parameter",
   };
