@@ -335,14 +335,27 @@ static int emit_backend(const IrModule *mod, const Options *o) {
   return rc;
 }
 
-static int build(const Options *o, Diag *d, Model *m, Program *prog) {
-  if (o->emit == EMIT_AST) {
+/* --emit=ast: the parser's output, before sema (which reads connectomes). */
+static int dump_ast(const Options *o) {
+  Diag *d = diag_new(stderr, isatty(STDERR_FILENO));
+  SrcFile *file = diag_load_file(d, o->spec);
+  Program *prog = file ? parse_file(d, file) : NULL;
+  int rc = 1;
+  if (prog && diag_errors(d) == 0) {
     FILE *f = open_out(o->out);
-    if (!f)
-      return 1;
-    ast_dump(f, prog);
-    return close_out(f) ? 1 : 0;
+    if (f) {
+      ast_dump(f, prog);
+      rc = close_out(f) ? 1 : 0;
+    }
   }
+  diag_flush(d);
+  if (prog)
+    ast_free(prog);
+  diag_free(d);
+  return rc;
+}
+
+static int build(const Options *o, Diag *d, Model *m) {
   bind_data(d, m);
   sema_check_probes(d, m);
   diag_flush(d);
@@ -551,6 +564,8 @@ int main(int argc, char **argv) {
   }
   if (strcmp(o.command, "fmt") == 0)
     return format(&o);
+  if (strcmp(o.command, "build") == 0 && o.emit == EMIT_AST)
+    return dump_ast(&o);
   Diag *d = diag_new(stderr, isatty(STDERR_FILENO));
   Program *prog = NULL;
   Model *m = check_spec(d, o.spec, &prog);
@@ -559,7 +574,7 @@ int main(int argc, char **argv) {
   if (m && strcmp(o.command, "graph") == 0)
     rc = graph(&o, m);
   else if (m)
-    rc = strcmp(o.command, "check") == 0 ? 0 : build(&o, d, m, prog);
+    rc = strcmp(o.command, "check") == 0 ? 0 : build(&o, d, m);
   if (m)
     sema_free(m);
   if (prog)

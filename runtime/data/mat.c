@@ -251,6 +251,22 @@ static bool function_handle(FILE *f, long at, int swap) {
   return (u32(b, swap) & 0xff) == 16;
 }
 
+/* The array's name follows its dimensions; matio allocates it by the byte
+ * count of its tag, which must not exceed what is left of the array either
+ * (found by fuzzing: a count of 3 GB). */
+static int check_v5_name(MatReader *r, FILE *f, long at, uint32_t bytes, long name_at,
+                         int swap) {
+  unsigned char b[8];
+  long end = at + 8 + (long)bytes;
+  if (name_at + 8 > end || fseek(f, name_at, SEEK_SET) != 0 || fread(b, 1, 8, f) != 8)
+    return 0;   /* no room for a name: matio reports that itself */
+  uint32_t type = u32(b, swap), count = u32(b + 4, swap);
+  if (type >> 16 == 0 && count > end - (name_at + 8))
+    return mat_fail(r, "corrupt: the array at byte %ld declares a name of %u bytes, more "
+                    "than the %ld bytes left of it", at, count, end - (name_at + 8));
+  return 0;
+}
+
 /* matio allocates an array's dimensions by the byte count of their tag,
  * which follows the array's 8-byte tag and its 16 bytes of flags: a corrupt
  * count must not exceed the array. (Compressed arrays are not inflated here.) */
@@ -262,10 +278,12 @@ static int check_v5_dims(MatReader *r, FILE *f, long at, uint32_t bytes, int swa
   if (function_handle(f, at, swap))
     return mat_fail(r, "unsupported: the array at byte %ld is a function handle (matio "
                     "misreads their sizes)", at);
-  if (type >> 16 == 0 && count > bytes - 24)
+  if (type >> 16 != 0)   /* small format: the dimensions are in the tag */
+    return check_v5_name(r, f, at, bytes, at + 32, swap);
+  if (count > bytes - 24)
     return mat_fail(r, "corrupt: the array at byte %ld declares %u bytes of dimensions, "
                     "more than its own %u bytes", at, count, bytes);
-  return 0;
+  return check_v5_name(r, f, at, bytes, at + 32 + (long)((count + 7) & ~7u), swap);
 }
 
 /* matio inflates a compressed variable without checking that its element is
