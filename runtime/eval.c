@@ -329,7 +329,6 @@ static int eval_observation(Evaluator *ev, int k, const char *fc_out, ObsResult 
 }
 
 static void print_observations(const lobe_model *m, const ObsResult *res) {
-  static const char *const kinds[] = {"eeg", "bold", "fc"};
   int w = 11;
   for (int k = 0; k < m->nobservations; k++)
     if ((int)strlen(m->observations[k].name) > w)
@@ -341,7 +340,7 @@ static void print_observations(const lobe_model *m, const ObsResult *res) {
     format_value(r, sizeof r, "%.4f", res[k].r);
     format_value(fc_r, sizeof fc_r, "%.4f", res[k].fc_r);
     printf("%-*s %4s %10lld %8lld %12.6g %8s %8s\n", w, m->observations[k].name,
-           kinds[m->observations[k].kind], (long long)res[k].rows, (long long)res[k].windows,
+           rt_obs_kind_name(m->observations[k].kind), (long long)res[k].rows, (long long)res[k].windows,
            res[k].loss, r, fc_r);
   }
 }

@@ -385,11 +385,9 @@ static void draw_window(Checker *c, int k, RtObsWindow *w, double *t64, double *
   const DataTable *t = &c->tables[c->m->nsources + k];
   uint64_t stream = rt_rng_stream(c->st.seed, RT_RNG_CHECK_OBS, 0, (uint64_t)k);
   int64_t start = rt_obs_draw(ob, t, stream, 0);
-  size_t ny = ob->kind == LOBE_OBS_FC ? (size_t)ob->channels * (size_t)ob->channels
-                                      : (size_t)ob->window * (size_t)ob->channels;
   rt_obs_window_at(w, t, start);
   *t64 = rt_row_time(&ob->data, start);
-  for (size_t i = 0; i < ny; i++)
+  for (size_t i = 0; i < rt_obs_y_count(ob); i++)
     y64[i] = w->y[i];
 }
 
@@ -408,9 +406,8 @@ static void check_window(Checker *c, int k, const Inputs *in) {
 
 static int check_observation(Checker *c, int k) {
   const lobe_observation *ob = &c->m->observations[k];
-  size_t C = (size_t)ob->channels;
   RtObsWindow w = {0};
-  double t64 = 0, *y64 = alloc_doubles(C * (C > (size_t)ob->window ? C : (size_t)ob->window));
+  double t64 = 0, *y64 = alloc_doubles(rt_obs_y_count(ob));
   int rc = y64 ? rt_obs_window_alloc(&w, c->m, ob, &c->st.params, c->st.obs_stat[k]) : RT_FAIL;
   if (rc == RT_OK) {
     draw_window(c, k, &w, &t64, y64);

@@ -75,11 +75,6 @@ static void print_sources(const lobe_model *m) {
   }
 }
 
-static const char *measure_name(int kind) {
-  static const char *const names[] = {"eeg", "bold", "fc"};
-  return names[kind];
-}
-
 static void print_observations(const lobe_model *m) {
   int w = 4;
   if (m->nobservations == 0)
@@ -91,7 +86,7 @@ static void print_observations(const lobe_model *m) {
          "channels", "window", "batch", "rate_hz", "weight", "path");
   for (int k = 0; k < m->nobservations; k++) {
     const lobe_observation *ob = &m->observations[k];
-    printf("  %-*s %7s %7d %8d %6d %5d %10g %8g  %s%s\n", w, ob->name, measure_name(ob->kind),
+    printf("  %-*s %7s %7d %8d %6d %5d %10g %8g  %s%s\n", w, ob->name, rt_obs_kind_name(ob->kind),
            ob->nregions, ob->channels, ob->window, ob->batch, ob->data.rate, ob->loss_weight,
            ob->data.path ? ob->data.path : "(none: pass --data)",
            ob->loss_weight > 0 ? "" : " (eval only)");
@@ -146,7 +141,7 @@ static void modality_text(const lobe_model *m, int r, int subj, char *buf, size_
       add_item(buf, len, source_modality(&m->sources[s]));
   for (int k = 0; k < m->nobservations; k++)
     if (observes(&m->observations[k], r, subj))
-      add_item(buf, len, measure_name(m->observations[k].kind));
+      add_item(buf, len, rt_obs_kind_name(m->observations[k].kind));
   if (!buf[0])
     snprintf(buf, len, "-");
 }

@@ -18,6 +18,16 @@ size_t rt_obs_stat_count(const lobe_observation *ob) {
   return ob->kind == LOBE_OBS_BOLD ? 2 * c : c * c;
 }
 
+size_t rt_obs_y_count(const lobe_observation *ob) {
+  size_t c = (size_t)ob->channels;
+  return ob->kind == LOBE_OBS_FC ? c * c : (size_t)ob->window * c;
+}
+
+const char *rt_obs_kind_name(int kind) {
+  static const char *const names[] = {"eeg", "bold", "fc"};
+  return names[kind];
+}
+
 /* ---- loading ----------------------------------------------------------- */
 
 /* The recording is read as a source named like the observation, so that
@@ -87,24 +97,14 @@ void rt_obs_targets(const lobe_observation *ob, DataTable *t, const double *stat
 
 /* ---- correlations ------------------------------------------------------ */
 
-static void column_means(const float *x, int64_t rows, int cols, double *mean) {
-  for (int c = 0; c < cols; c++)
-    mean[c] = 0;
-  for (int64_t r = 0; r < rows; r++)
-    for (int c = 0; c < cols; c++)
-      mean[c] += x[r * cols + c];
-  for (int c = 0; c < cols; c++)
-    mean[c] /= (double)rows;
-}
-
-/* r[i][j] for i <= j: the centred cross products. */
+/* r[i][j] for i < j: the centred cross products. */
 static void cross_products(const float *x, int64_t rows, int cols, const double *mean,
                            double *d, double *r) {
   for (int64_t t = 0; t < rows; t++) {
     for (int c = 0; c < cols; c++)
       d[c] = x[t * cols + c] - mean[c];
     for (int i = 0; i < cols; i++)
-      for (int j = i; j < cols; j++)
+      for (int j = i + 1; j < cols; j++)
         r[i * cols + j] += d[i] * d[j];
   }
 }
@@ -115,7 +115,10 @@ int rt_pearson(const float *x, int64_t rows, int cols, double *r) {
     return RT_FAIL;
   double *d = mean + cols;
   memset(r, 0, (size_t)cols * (size_t)cols * sizeof *r);
-  column_means(x, rows, cols, mean);
+  DataTable view = {.rows = (int)rows, .cols = cols, .values = (float *)x};
+  rt_channel_moments(&view, mean, d);   /* d: the diagonal's sums of squares */
+  for (int c = 0; c < cols; c++)
+    r[c * cols + c] = d[c];
   cross_products(x, rows, cols, mean, d, r);
   for (int c = 0; c < cols; c++)
     d[c] = r[c * cols + c] > 0 ? 1 / sqrt(r[c * cols + c]) : 0;
@@ -180,11 +183,6 @@ double rt_upper_r(const double *a, const double *b, int n) {
 
 /* ---- windows ----------------------------------------------------------- */
 
-static size_t y_count(const lobe_observation *ob) {
-  size_t c = (size_t)ob->channels;
-  return ob->kind == LOBE_OBS_FC ? c * c : (size_t)ob->window * c;
-}
-
 /* params, t, module, subject: the head of both entry points' arguments. */
 static void **head_args(const lobe_model *m, RtObsWindow *w, RtParams *p, size_t more) {
   size_t np = (size_t)m->nparams;
@@ -221,7 +219,7 @@ int rt_obs_window_alloc(RtObsWindow *w, const lobe_model *m, const lobe_observat
   size_t n = (size_t)ob->nregions;
   w->module = calloc(n, sizeof *w->module);
   w->subject = calloc(n, sizeof *w->subject);
-  w->y = calloc(y_count(ob), sizeof *w->y);
+  w->y = calloc(rt_obs_y_count(ob), sizeof *w->y);
   w->out = calloc((size_t)ob->window * (size_t)ob->channels, sizeof *w->out);
   if (!w->module || !w->subject || !w->y || !w->out)
     return RT_FAIL;
@@ -229,7 +227,7 @@ int rt_obs_window_alloc(RtObsWindow *w, const lobe_model *m, const lobe_observat
     w->module[i] = ob->regions[i];
     w->subject[i] = ob->subject;
   }
-  for (size_t i = 0; ob->kind == LOBE_OBS_FC && i < y_count(ob); i++)
+  for (size_t i = 0; ob->kind == LOBE_OBS_FC && i < rt_obs_y_count(ob); i++)
     w->y[i] = (float)stat[i];
   return build_args(m, w, p);
 }
@@ -248,7 +246,7 @@ void rt_obs_window_at(RtObsWindow *w, const DataTable *t, int64_t start) {
   const lobe_observation *ob = w->obs;
   w->t[0] = (float)rt_row_time(&ob->data, start);
   if (ob->kind != LOBE_OBS_FC)
-    memcpy(w->y, t->values + start * t->cols, y_count(ob) * sizeof *w->y);
+    memcpy(w->y, t->values + start * t->cols, rt_obs_y_count(ob) * sizeof *w->y);
 }
 
 int64_t rt_obs_draw(const lobe_observation *ob, const DataTable *t, uint64_t stream,

@@ -203,6 +203,10 @@ void **rt_loss_grad_args(const lobe_model *m, const lobe_source *s, RtParams *p,
 /* The statistics of an observation's targets (lobe_model.h): eeg [1] the
  * scale; bold [2C] the columns' means then stds; fc [C*C] the Pearson matrix. */
 size_t rt_obs_stat_count(const lobe_observation *ob);
+/* The values of one window's y: eeg, bold [T*C]; fc [C*C]. */
+size_t rt_obs_y_count(const lobe_observation *ob);
+/* "eeg", "bold" or "fc" for a LOBE_OBS_* kind. */
+const char *rt_obs_kind_name(int kind);
 /* Observation ob's recording from path, checked: RT_OK or RT_EDATA. */
 int rt_obs_load(const lobe_observation *ob, const char *path, DataTable *t);
 /* From the whole recording; RT_FAIL only when out of memory. */

@@ -77,14 +77,6 @@ static double **make_inputs(const Lowered *fx, const IrFunc *f, unsigned seed) {
   return in;
 }
 
-/* The loss: output 0 of the gradient function. */
-static double run_loss(const IrFunc *grad, double **in) {
-  double **out = run_interp(grad, in);
-  double loss = out[0][0];
-  free_buffers(out, grad->noutputs);
-  return loss;
-}
-
 /* The lowered gradient against central differences of the lowered loss. */
 static void check_gradients(const Lowered *fx, int s) {
   const IrSourceFns *fns = &fx->mod->source_fns[s];
@@ -98,9 +90,9 @@ static void check_gradients(const Lowered *fx, int s) {
     for (long i = 0; i < n; i++) {
       double keep = in[p][i], h = 1e-5;
       in[p][i] = keep + h;
-      double up = run_loss(grad, in);
+      double up = test_interp_loss(grad, in);
       in[p][i] = keep - h;
-      double down = run_loss(grad, in);
+      double down = test_interp_loss(grad, in);
       in[p][i] = keep;
       double fd = (up - down) / (2 * h), an = out[1 + g][i];
       ck_assert_msg(fabs(fd - an) <= 1e-6 * fmax(1e-3, fabs(fd) + fabs(an)),

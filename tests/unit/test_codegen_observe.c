@@ -89,13 +89,6 @@ static double **make_inputs(const Lowered *fx, const Observation *o, const IrFun
   return in;
 }
 
-static double run_loss(const IrFunc *f, double **in) {
-  double **out = run_interp(f, in);
-  double loss = out[0][0];
-  free_buffers(out, f->noutputs);
-  return loss;
-}
-
 /* loss_grad's gradient against central differences of loss_held, whose
  * steps before the window stay at the held params (as loss_grad's pass
  * no gradient). */
@@ -111,7 +104,7 @@ static void check_gradients(const Lowered *fx, int i) {
   for (int k = 0; k < grad->ninputs; k++)
     gin[k] = in[k < np ? k : k + np];
   double **out = run_interp(grad, gin);
-  ck_assert_double_eq_tol(out[0][0], run_loss(held, in), 1e-12);
+  ck_assert_double_eq_tol(out[0][0], test_interp_loss(held, in), 1e-12);
   ck_assert_int_gt(fns->ngrad, 0);
   for (int g = 0; g < fns->ngrad; g++) {
     int p = fns->grad_params[g];
@@ -119,9 +112,9 @@ static void check_gradients(const Lowered *fx, int i) {
     for (long e = 0; e < n; e++) {
       double keep = in[p][e], h = 1e-5;
       in[p][e] = keep + h;
-      double up = run_loss(held, in);
+      double up = test_interp_loss(held, in);
       in[p][e] = keep - h;
-      double down = run_loss(held, in);
+      double down = test_interp_loss(held, in);
       in[p][e] = keep;
       double fd = (up - down) / (2 * h), an = out[1 + g][e];
       ck_assert_msg(fabs(fd - an) <= 1e-6 * fmax(1e-3, fabs(fd) + fabs(an)),

@@ -205,13 +205,6 @@ static long output_numel(const IrFunc *f, int o) {
   return ir_numel(f->ins[f->outputs[o]].shape);
 }
 
-static double run_loss(const IrFunc *f, double *const *args) {
-  double **out = run_interp(f, args);
-  double loss = out[0][0];
-  free_buffers(out, f->noutputs);
-  return loss;
-}
-
 static void assert_near(const char *what, long e, double got, double want, double tol) {
   double scale = fmax(fmax(fabs(got), fabs(want)), 1.0);
   ck_assert_msg(fabs(got - want) <= tol * scale, "%s [%ld]: got %.15g, want %.15g", what, e,
@@ -276,9 +269,9 @@ START_TEST(test_gradient) {
     for (long e = 0; e < ir_numel(c->shape[k]); e++) {
       double saved = args[k][e];
       args[k][e] = saved + FD_STEP;
-      double up = run_loss(f, args);
+      double up = test_interp_loss(f, args);
       args[k][e] = saved - FD_STEP;
-      double down = run_loss(f, args);
+      double down = test_interp_loss(f, args);
       args[k][e] = saved;
       assert_near(c->name, k * 1000 + e, out[1 + k][e], (up - down) / (2 * FD_STEP),
                   FD_TOLERANCE);
@@ -406,7 +399,7 @@ START_TEST(test_pearson_extremes_and_mask) {
   ir_output(m, obs_upper_mse(m, a, b));
   double va[] = {5, 1, 7, 9}, vb[] = {-5, 4, 0, 2};
   double *margs[] = {va, vb};
-  ck_assert_double_eq(run_loss(m, margs), 9);
+  ck_assert_double_eq(test_interp_loss(m, margs), 9);
   ir_func_free(m);
 }
 END_TEST

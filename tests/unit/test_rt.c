@@ -403,11 +403,7 @@ static void setup(void) {
   nseen = 0;
 }
 
-static void teardown(void) {
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-  ck_assert_int_eq(system(cmd), 0);
-}
+static void teardown(void) { test_remove_tree(tmpdir); }
 
 /* ---- running the CLI ---------------------------------------------------- */
 
@@ -419,12 +415,6 @@ static int run(const char *first, ...) {
                          first, ap);
   va_end(ap);
   return rc;
-}
-
-/* The state in DIR's checkpoint; the caller frees it with rt_state_free. */
-static void load_state(RtState *st, const char *dir) {
-  ck_assert_int_eq(rt_state_alloc(st, &model), RT_OK);
-  ck_assert_int_eq(rt_ckpt_load(st, dir), RT_OK);
 }
 
 /* ---- training, eval, predict -------------------------------------------- */
@@ -490,7 +480,7 @@ START_TEST(prior_once_per_step) {
   ck_assert_int_eq(rt_params_alloc(&fresh, &model), RT_OK);
   rt_params_init(&fresh, &model, model.seed);
   RtState st;
-  load_state(&st, ck);
+  test_load_state(&st, &model, ck);
   for (int i = 0; i < F * 3; i++) {
     double w = fresh.value[3][i], g = 2 * prior_l2 * w;
     ck_assert_double_eq_tol(st.params.value[3][i], w - model.lr * g / (fabs(g) + 1), 1e-6);
@@ -619,7 +609,7 @@ START_TEST(predict_window_placement) {
   ck_assert_int_eq(seen_subject, 2);
   /* the printed value is the forward's last step at t = 1 */
   RtState st;
-  load_state(&st, ck);
+  test_load_state(&st, &model, ck);
   double W[F * 2], b[2], t[B], out[MAXN];
   to_double(st.params.value[1], W, F * 2);
   to_double(st.params.value[2], b, 2);
@@ -709,7 +699,7 @@ START_TEST(poisson_not_standardised) {
   const char *ck = tmp_path("ck"), *mse = tmp_path("mse");
   ck_assert_int_eq(run("train", "--steps", "3", "--checkpoint", ck, NULL), 0);
   RtState st;
-  load_state(&st, ck);
+  test_load_state(&st, &model, ck);
   for (int c = 0; c < 3; c++) {
     ck_assert_double_eq(st.mean[1][c], 0);
     ck_assert_double_eq(st.std[1][c], 1);
@@ -967,7 +957,7 @@ START_TEST(info_graph) {
   ck_assert_has(out_text, "checkpoint: ");
   ck_assert_has(out_text, ", step 30\n");
   RtState st;
-  load_state(&st, ck);
+  test_load_state(&st, &model, ck);
   char gate[64];
   snprintf(gate, sizeof gate, "0.05 %14g ", st.params.value[5][0]);
   ck_assert_has(out_text, gate);

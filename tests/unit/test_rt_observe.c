@@ -243,11 +243,7 @@ static void setup(void) {
   bad_module = off_grid = break_gradient = 0;
 }
 
-static void teardown(void) {
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-  ck_assert_int_eq(system(cmd), 0);
-}
+static void teardown(void) { test_remove_tree(tmpdir); }
 
 /* ---- running the CLI ---------------------------------------------------- */
 
@@ -259,11 +255,6 @@ static int run(const char *first, ...) {
                          first, ap);
   va_end(ap);
   return rc;
-}
-
-static void load_state(RtState *st, const char *dir) {
-  ck_assert_int_eq(rt_state_alloc(st, &model), RT_OK);
-  ck_assert_int_eq(rt_ckpt_load(st, dir), RT_OK);
 }
 
 static DataTable table_of(int rows, int cols, const float *values) {
@@ -392,7 +383,7 @@ START_TEST(train_moves_parameters) {
   ck_assert_int_eq(calls[1], 300 * 2);
   ck_assert(!bad_module && !off_grid);
   RtState st;
-  load_state(&st, ck);
+  test_load_state(&st, &model, ck);
   ck_assert_double_gt(st.params.value[0][0], 1.1);
   ck_assert_double_lt(fabs(st.params.value[1][0]), 0.1);
   ck_assert_double_gt(st.params.value[2][0], 1);
@@ -410,7 +401,7 @@ START_TEST(checkpoint_keeps_statistics) {
   const char *ck = tmp_path("ck");
   ck_assert_int_eq(run("train", "--steps", "5", "--checkpoint", ck, NULL), 0);
   RtState st;
-  load_state(&st, ck);
+  test_load_state(&st, &model, ck);
   const char *paths[] = {path_bold, path_eeg, path_fc};
   for (int k = 0; k < 3; k++) {
     DataTable t = {0};
@@ -582,7 +573,7 @@ START_TEST(data_rebinding) {
   snprintf(arg, sizeof arg, "rest.s1=%s", other);
   ck_assert_int_eq(run("train", "--steps", "3", "--checkpoint", ck, "--data", arg, NULL), 0);
   RtState st;
-  load_state(&st, ck);
+  test_load_state(&st, &model, ck);
   ck_assert_double_ne(st.obs_stat[0][0], 0);
   rt_state_free(&st);
 }

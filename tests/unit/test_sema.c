@@ -898,9 +898,7 @@ static void put_file(const Folder *f, const char *rel, const char *text) {
 }
 
 static void folder_close(Folder *f) {
-  char command[128];
-  snprintf(command, sizeof command, "rm -rf '%s'", f->path);
-  ck_assert_int_eq(system(command), 0);
+  test_remove_tree(f->path);
 }
 
 /* Checks text as f/brain.lobe. */

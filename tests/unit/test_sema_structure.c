@@ -37,9 +37,7 @@ static void make_folder(void) {
 }
 
 static void remove_folder(void) {
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", folder);
-  ck_assert_int_eq(system(cmd), 0);
+  test_remove_tree(folder);
   strcpy(folder, "/tmp/lobe-structure-XXXXXX");
 }
 

@@ -37,6 +37,13 @@ static inline char *memtext_close(MemText *m) {
   return m->text;
 }
 
+/* Removes the folder path and everything in it. */
+static inline void test_remove_tree(const char *path) {
+  char cmd[4200];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+  ck_assert_int_eq(system(cmd), 0);
+}
+
 #ifdef LOBE_FRONT_H
 /* A Diag printing into memory, so a test can read its messages. */
 typedef struct Captured {
@@ -125,6 +132,14 @@ static inline void free_buffers(double **b, int n) {
   for (int i = 0; i < n; i++)
     free(b[i]);
   free(b);
+}
+
+/* Output 0 of f (a loss) run by the interpreter on in. */
+static inline double test_interp_loss(const IrFunc *f, double *const *in) {
+  double **out = run_interp(f, in);
+  double loss = out[0][0];
+  free_buffers(out, f->noutputs);
+  return loss;
 }
 #endif
 
@@ -238,6 +253,13 @@ static inline int test_rt_vmain(const lobe_model *m, char *out, size_t outcap, c
 
 #define ck_assert_has(text, part) ck_assert_msg(strstr(text, part) != NULL, \
     "output \"%s\" lacks \"%s\"", text, part)
+
+/* The state in dir's checkpoint of model m; the caller frees it with
+ * rt_state_free. */
+static inline void test_load_state(RtState *st, const lobe_model *m, const char *dir) {
+  ck_assert_int_eq(rt_state_alloc(st, m), RT_OK);
+  ck_assert_int_eq(rt_ckpt_load(st, dir), RT_OK);
+}
 
 /* The number after key in text. */
 static inline double test_field(const char *text, const char *key) {
